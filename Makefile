@@ -1,0 +1,49 @@
+# README's two commands: `make run` and `make test`. Neither needs an activated venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint format pytest robot-selftest docs bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the lifecycle matrix against the simulated fleet; writes results/report.html.
+run: install
+	$(BIN)/tribes-qa run
+
+## Everything CI checks: linters, pytest (unit + simulator + keyword integration), robot self-run.
+test: install lint pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/robocop check resources suites
+	$(BIN)/robocop format --check resources suites
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/robocop format resources suites
+
+pytest: install
+	@mkdir -p results
+	$(BIN)/pytest --junitxml=results/pytest-junit.xml
+
+docs: install
+	@mkdir -p docs/keywords
+	$(BIN)/libdoc --name TribesLibrary tribesqa.library.TribesLibrary docs/keywords/TribesLibrary.html
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf results/* .pytest_cache .ruff_cache
+	@touch results/.gitkeep

@@ -1,0 +1,167 @@
+"""A node host: one process, one event loop, one or more simulated nodes.
+
+Legion starts hosts and drives them over a Unix socket (``/nodes`` to start, stop, crash,
+restart, and the nemesis hooks). The host dies with Legion (``PR_SET_PDEATHSIG``) so no node
+outlives its fleet.
+
+    python -m tribes_sim.host --socket DIR/hosts/host-1.sock --config DIR/sim-config.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tribes_sim.config import SimConfig
+from tribes_sim.node import NodeSpec
+from tribes_sim.node_http import NodeServers
+
+log = logging.getLogger("tribes_sim.host")
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent (Legion) exits."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class NodeHost:
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.nodes: dict[str, NodeServers] = {}
+        self.specs: dict[str, NodeSpec] = {}
+        self.stopping = asyncio.Event()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/nodes", self.list_nodes)
+        app.router.add_post("/nodes", self.start_node)
+        app.router.add_post("/nodes/{name}/{action}", self.node_action)
+        app.router.add_post("/shutdown", self.shutdown)
+        return app
+
+    def _node(self, request: web.Request) -> NodeServers:
+        name = request.match_info["name"]
+        servers = self.nodes.get(name)
+        if servers is None or servers.node is None:
+            raise web.HTTPNotFound(text=f"no running node {name!r} on this host")
+        return servers
+
+    async def list_nodes(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            [servers.describe() for servers in self.nodes.values() if servers.node is not None]
+        )
+
+    async def start_node(self, request: web.Request) -> web.Response:
+        spec = NodeSpec.from_mapping(await request.json())
+        if spec.name in self.nodes and self.nodes[spec.name].node is not None:
+            return web.json_response(self.nodes[spec.name].describe())
+        servers = NodeServers(spec, self.config)
+        self.nodes[spec.name] = servers
+        self.specs[spec.name] = spec
+        try:
+            described = await servers.start()
+        except Exception as error:
+            await servers.stop()
+            del self.nodes[spec.name]
+            return web.json_response(
+                {"error": "start-failed", "message": f"{spec.name}: {error}"}, status=500
+            )
+        return web.json_response(described)
+
+    async def node_action(self, request: web.Request) -> web.Response:
+        action = request.match_info["action"]
+        name = request.match_info["name"]
+        body: dict[str, Any] = await request.json() if request.can_read_body else {}
+        if action in ("stop", "crash"):
+            servers = self.nodes.pop(name, None)
+            if servers is not None:
+                await servers.stop()
+            return web.json_response({"node": name, "state": "stopped"})
+        if action == "restart":
+            servers = self.nodes.get(name)
+            if servers is not None:
+                servers.node and servers.node.note("restart requested")
+                await servers.stop()
+            replacement = NodeServers(self.specs[name], self.config)
+            self.nodes[name] = replacement
+            return web.json_response(await replacement.start())
+        servers = self._node(request)
+        node = servers.node
+        assert node is not None
+        if action == "partition":
+            node.partition(list(body.get("peers", [])))
+        elif action == "heal":
+            await node.heal()
+        elif action == "outage":
+            await node.set_outage(bool(body.get("active")))
+        elif action == "clock-skew":
+            node.set_clock_skew(float(body.get("seconds", 0)))
+        else:
+            raise web.HTTPNotFound(text=f"unknown action {action!r}")
+        return web.json_response({"node": name, "action": action, "ok": True})
+
+    async def shutdown(self, request: web.Request) -> web.Response:
+        self.stopping.set()
+        return web.json_response({"ok": True})
+
+    async def close(self) -> None:
+        for servers in list(self.nodes.values()):
+            with contextlib.suppress(Exception):
+                await servers.stop()
+        self.nodes.clear()
+
+
+async def serve(socket_path: Path, config: SimConfig) -> None:
+    host = NodeHost(config)
+    runner = web.AppRunner(host.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    if socket_path.exists():
+        socket_path.unlink()
+    await web.UnixSite(runner, str(socket_path)).start()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, host.stopping.set)
+    parent = os.getppid()
+
+    async def watch_parent() -> None:
+        while os.getppid() == parent:
+            await asyncio.sleep(0.5)
+        host.stopping.set()
+
+    watcher = loop.create_task(watch_parent())
+    await host.stopping.wait()
+    watcher.cancel()
+    await host.close()
+    await runner.cleanup()
+    with contextlib.suppress(FileNotFoundError):
+        socket_path.unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tribes_sim.host")
+    parser.add_argument("--socket", type=Path, required=True)
+    parser.add_argument("--config", type=Path, required=True)
+    args = parser.parse_args(argv)
+    die_with_parent()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    asyncio.run(serve(args.socket, SimConfig.load(args.config)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,792 @@
+"""The simulated Legion orchestrator: provisions nodes, runs join graphs, pushes membership.
+
+One aiohttp server on loopback; its state lives in ``DIR/legion/state.json``. It spawns node
+hosts (``tribes_sim.host``), talks to nodes through their NIP-98-protected management API with
+its own key, and serves the nemesis. ``tribes-sim-legion`` is its command line (JSON out).
+
+    python -m tribes_sim.legion --dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+from aiohttp import web
+
+from tribes_sim.config import SimConfig
+from tribes_sim.hlc import HybridLogicalClock
+from tribes_sim.node import PROVIDER_REGIONS, utc_now
+from tribesqa.keys import AdminKey, write_key_file
+from tribesqa.nip98 import Nip98Auth
+
+log = logging.getLogger("tribes_sim.legion")
+PROVIDERS = ("hetzner", "scaleway", "ovh")
+
+
+class LegionError(Exception):
+    """A refused or failed Legion operation (HTTP status + contract error code)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class HostProcess:
+    host_id: str
+    socket: Path
+    process: subprocess.Popen[bytes]
+    nodes: list[str] = field(default_factory=list)
+    session: aiohttp.ClientSession | None = None
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+class Legion:
+    def __init__(self, directory: Path, config: SimConfig) -> None:
+        self.directory = directory
+        self.config = config
+        self.state_path = directory / "legion" / "state.json"
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        (directory / "hosts").mkdir(exist_ok=True)
+        (directory / "nodes").mkdir(exist_ok=True)
+        self.config_path = directory / "sim-config.json"
+        self.config_path.write_text(config.to_json())
+        keys = json.loads((directory / "fleet-keys.json").read_text())
+        self.admin_pubkey: str = keys["admin_pubkey"]
+        self.ssh_client_public: str = keys["ssh_client_public"]
+        legion_key_path = directory / "secrets" / "legion.key"
+        if not legion_key_path.exists():
+            write_key_file(legion_key_path, AdminKey.generate())
+        self.key = AdminKey.from_file(legion_key_path)
+        self.hlc = HybridLogicalClock("legion")
+        self.state: dict[str, Any] = {
+            "nodes": {},
+            "membership": {},
+            "legion_seq": 0,
+            "graph_runs": [],
+            "counters": {},
+            "tribe_id": str(uuid.uuid4()),
+        }
+        if self.state_path.exists():
+            self.state.update(json.loads(self.state_path.read_text()))
+        self.hosts: dict[str, HostProcess] = {}
+        self.lock = asyncio.Lock()
+        self.http = httpx.AsyncClient(
+            auth=Nip98Auth(self.key),
+            timeout=httpx.Timeout(10.0),
+            limits=httpx.Limits(max_connections=200),
+        )
+        self.url = ""
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self) -> None:
+        temporary = self.state_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.state, indent=1, sort_keys=True))
+        os.replace(temporary, self.state_path)
+
+    @property
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        return self.state["nodes"]
+
+    def record(self, name: str) -> dict[str, Any]:
+        node = self.nodes.get(name)
+        if node is None:
+            raise LegionError(404, "unknown-node", f"Legion has no node {name!r}")
+        return node
+
+    def public_record(self, node: dict[str, Any]) -> dict[str, Any]:
+        transport = node.get("transport_address")
+        sync_endpoint = transport
+        if transport and self.config.has_fault("wrong-transport-address"):
+            host, port = transport.rsplit(":", 1)
+            sync_endpoint = f"{host}:{int(port) + 1}"
+        return {
+            "name": node["name"],
+            "provider": node["provider"],
+            "region": node["region"],
+            "status": node["status"],
+            "admin_url": node.get("admin_url"),
+            "transport_address": transport,
+            "sync_endpoint": sync_endpoint,
+            "ssh": node.get("ssh"),
+            "pubkey": node.get("pubkey"),
+            "host_key_fingerprint": node.get("host_key_fingerprint"),
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        by_id = {node.get("node_id"): name for name, node in self.nodes.items()}
+        membership = []
+        for node_id, row in sorted(
+            self.state["membership"].items(), key=lambda item: item[1]["joined_at"]
+        ):
+            membership.append(
+                {
+                    "node": by_id.get(node_id, node_id),
+                    "node_id": node_id,
+                    "status": row["status"],
+                    "transport_address": row["transport_address"],
+                    "scope": row["scope"],
+                    "joined_at": row["joined_at"],
+                    "activated_at": row["activated_at"],
+                    "decommissioned_at": row["decommissioned_at"],
+                }
+            )
+        return {
+            "nodes": [self.public_record(node) for node in self.nodes.values()],
+            "clusterMembership": membership,
+            "graphRuns": list(self.state["graph_runs"]),
+        }
+
+    # -- hosts -------------------------------------------------------------------------------
+    async def _spawn_host(self) -> HostProcess:
+        host_id = f"host-{uuid.uuid4().hex[:8]}"
+        socket_path = self.directory / "hosts" / f"{host_id}.sock"
+        log_file = open(self.directory / "hosts" / f"{host_id}.log", "ab")  # noqa: SIM115 - owned by the child
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tribes_sim.host",
+                "--socket",
+                str(socket_path),
+                "--config",
+                str(self.config_path),
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log_file.close()
+        for _ in range(1000):
+            if socket_path.exists():
+                break
+            if process.poll() is not None:
+                raise LegionError(
+                    500, "host-failed", f"node host {host_id} exited with {process.returncode}"
+                )
+            await asyncio.sleep(0.01)
+        else:
+            process.kill()
+            raise LegionError(500, "host-failed", f"node host {host_id} did not start in 10 s")
+        host = HostProcess(host_id, socket_path, process)
+        host.session = aiohttp.ClientSession(
+            connector=aiohttp.UnixConnector(path=str(socket_path)),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+        self.hosts[host_id] = host
+        return host
+
+    async def _host_for_new_node(self) -> HostProcess:
+        for host in self.hosts.values():
+            if host.alive() and len(host.nodes) < self.config.nodes_per_host:
+                return host
+        return await self._spawn_host()
+
+    async def _host_call(
+        self, host: HostProcess, path: str, body: dict[str, Any] | None = None
+    ) -> Any:
+        assert host.session is not None
+        async with host.session.post(f"http://host{path}", json=body or {}) as response:
+            payload = await response.json(content_type=None)
+            if response.status >= 400:
+                message = payload.get("message") if isinstance(payload, dict) else str(payload)
+                raise LegionError(502, "host-error", f"{host.host_id} {path}: {message}")
+            return payload
+
+    def _host_of(self, name: str) -> HostProcess | None:
+        host_id = self.nodes[name].get("host")
+        host = self.hosts.get(host_id) if host_id else None
+        return host if host and host.alive() else None
+
+    async def _start_node(self, node: dict[str, Any]) -> None:
+        host = await self._host_for_new_node()
+        spec = {
+            "name": node["name"],
+            "provider": node["provider"],
+            "directory": str(self.directory / "nodes" / node["name"]),
+            "allowlist": [self.admin_pubkey, self.key.pubkey_hex],
+            "ssh_authorized_keys": [self.ssh_client_public],
+            "legion_url": self.url,
+            "role": node.get("role", "join"),
+        }
+        described = await self._host_call(host, "/nodes", spec)
+        host.nodes.append(node["name"])
+        node.update(
+            host=host.host_id,
+            node_id=described["node_id"],
+            pubkey=described["pubkey"],
+            admin_url=described["admin_url"],
+            transport_address=described["transport_address"],
+            ssh=described["ssh"],
+            host_key_fingerprint=described["host_key_fingerprint"],
+            root=described["root"],
+            down=False,
+        )
+        await self._wait_healthy(node)
+
+    async def _wait_healthy(self, node: dict[str, Any], timeout_s: float = 15.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        last = "no answer"
+        while loop.time() < deadline:
+            try:
+                response = await self.http.get(f"{node['admin_url']}/healthz", auth=None)
+                if response.status_code == 200:
+                    return
+                last = f"HTTP {response.status_code}"
+            except httpx.HTTPError as error:
+                last = f"{type(error).__name__}"
+            await asyncio.sleep(0.02)
+        raise LegionError(
+            504, "node-not-ready", f"{node['name']} not healthy after {timeout_s} s ({last})"
+        )
+
+    async def _stop_node(self, name: str, *, crash: bool = False) -> None:
+        node = self.nodes[name]
+        host = self._host_of(name)
+        if host is None:
+            node["down"] = True
+            return
+        if crash and host.nodes == [name]:
+            host.process.send_signal(signal.SIGKILL)  # a real kill -9: nothing is flushed
+            await asyncio.get_running_loop().run_in_executor(None, host.process.wait)
+            await self._forget_host(host)
+        else:
+            await self._host_call(host, f"/nodes/{name}/{'crash' if crash else 'stop'}")
+            host.nodes.remove(name)
+            if not host.nodes:
+                await self._shutdown_host(host)
+        node["down"] = True
+
+    async def _forget_host(self, host: HostProcess) -> None:
+        if host.session:
+            await host.session.close()
+        self.hosts.pop(host.host_id, None)
+
+    async def _shutdown_host(self, host: HostProcess) -> None:
+        with contextlib.suppress(Exception):
+            await self._host_call(host, "/shutdown")
+        try:
+            await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(None, host.process.wait), 10
+            )
+        except TimeoutError:
+            host.process.kill()
+            host.process.wait()
+        await self._forget_host(host)
+
+    # -- management calls to nodes --------------------------------------------------------------
+    async def call(
+        self, node: dict[str, Any], method: str, params: dict[str, Any] | None = None
+    ) -> Any:
+        url = f"{node['admin_url']}/api/admin/management"
+        for _attempt in range(50):
+            try:
+                response = await self.http.post(
+                    url, json={"method": method, "params": params or {}}
+                )
+            except httpx.HTTPError as error:
+                raise LegionError(
+                    502, "node-unreachable", f"{node['name']} {method}: {error}"
+                ) from None
+            if response.status_code == 503:
+                await asyncio.sleep(0.05)
+                continue
+            body = response.json()
+            if not body.get("ok"):
+                raise LegionError(
+                    502,
+                    body.get("error", "node-error"),
+                    f"{node['name']} {method}: {body.get('message')}",
+                )
+            return body["result"]
+        raise LegionError(504, "not-ready", f"{node['name']} {method}: still not ready")
+
+    def running_nodes(self) -> list[dict[str, Any]]:
+        return [
+            n
+            for n in self.nodes.values()
+            if n["status"] in ("ready", "decommissioned", "provisioning")
+            and not n.get("down")
+            and n.get("admin_url")
+        ]
+
+    async def push_membership(self) -> None:
+        """Write Legion's membership snapshot to every running node (as one control event)."""
+        self.state["legion_seq"] += 1
+        params = {
+            "rows": [dict(row) for row in self.state["membership"].values()],
+            "trusted": [
+                row["pubkey"]
+                for row in self.state["membership"].values()
+                if row["status"] != "decommissioned"
+            ],
+            "seq": self.state["legion_seq"],
+            "hlc": self.hlc.tick(),
+        }
+        self.save()
+        results = await asyncio.gather(
+            *(self.call(node, "control.apply_membership", params) for node in self.running_nodes()),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, Exception):
+                log.warning("membership push: %s", result)
+
+    def _row(self, node: dict[str, Any], **changes: Any) -> dict[str, Any]:
+        now = utc_now()
+        existing = self.state["membership"].get(node["node_id"])
+        row = (
+            dict(existing)
+            if existing
+            else {
+                "node_id": node["node_id"],
+                "pubkey": node["pubkey"],
+                "transport_address": node["transport_address"],
+                "scope": "full",
+                "status": "syncing",
+                "joined_at": now,
+                "activated_at": None,
+                "decommissioned_at": None,
+            }
+        )
+        row.update(changes)
+        row["updated_at"] = now
+        row["hlc"] = self.hlc.tick()
+        self.state["membership"][node["node_id"]] = row
+        return row
+
+    async def wait_active_everywhere(self, node: dict[str, Any]) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.legion_wait_active_s
+        members = self.state["membership"]
+        observers = [
+            n
+            for n in self.running_nodes()
+            if n.get("node_id") in members and members[n["node_id"]]["status"] != "decommissioned"
+        ]
+        lagging: list[str] = []
+        while loop.time() < deadline:
+            views = await asyncio.gather(
+                *(self.call(o, "cluster_nodes.list") for o in observers), return_exceptions=True
+            )
+            lagging = []
+            activated_at = None
+            for observer, view in zip(observers, views, strict=True):
+                row = (
+                    None
+                    if isinstance(view, Exception)
+                    else next((r for r in view["nodes"] if r["node_id"] == node["node_id"]), None)
+                )
+                if row is None or row["status"] != "active":
+                    lagging.append(f"{observer['name']} sees {row['status'] if row else 'no row'}")
+                elif observer["name"] == node["name"]:
+                    activated_at = row["activated_at"]
+            if not lagging:
+                self.state["membership"][node["node_id"]].update(
+                    status="active", activated_at=activated_at
+                )
+                self.save()
+                return
+            await asyncio.sleep(0.05)
+        raise LegionError(
+            504,
+            "join-timeout",
+            f"{node['name']} not active on every node after {self.config.legion_wait_active_s} s: {'; '.join(lagging)}",
+        )
+
+    # -- operations -----------------------------------------------------------------------------
+    def _new_record(self, provider: str, role: str) -> dict[str, Any]:
+        if provider not in PROVIDERS:
+            raise LegionError(
+                400,
+                "invalid-params",
+                f"provider must be one of {', '.join(PROVIDERS)}, not {provider!r}",
+            )
+        counters = self.state["counters"]
+        counters[provider] = counters.get(provider, 0) + 1
+        name = f"{provider}-{counters[provider]}"
+        node = {
+            "name": name,
+            "provider": provider,
+            "region": PROVIDER_REGIONS[provider],
+            "status": "planned",
+            "role": role,
+        }
+        self.nodes[name] = node
+        return node
+
+    async def provision_init(self, provider: str) -> dict[str, Any]:
+        if any(n["status"] in ("ready", "provisioning") for n in self.nodes.values()):
+            raise LegionError(409, "unsafe-operation", "an init node already exists in this fleet")
+        node = self._new_record(provider, "init")
+        node["status"] = "provisioning"
+        self.save()
+        await self._start_node(node)
+        self._row(node, status="active", activated_at=utc_now())
+        node["status"] = "ready"
+        await self.push_membership()
+        await self.call(
+            node,
+            "control.init_tribe",
+            {
+                "tribe_id": self.state["tribe_id"],
+                "name": f"tribe-{self.directory.name}",
+                "members": [self.admin_pubkey],
+            },
+        )
+        self.save()
+        return self.public_record(node)
+
+    def plan_join(self, provider: str, count: int) -> list[dict[str, Any]]:
+        if not any(n["status"] == "ready" for n in self.nodes.values()):
+            raise LegionError(
+                409, "unsafe-operation", "plan a join only after the init node is ready"
+            )
+        if count < 1 or count > 100:
+            raise LegionError(400, "invalid-params", f"count must be 1..100, not {count}")
+        planned = [self._new_record(provider, "join") for _ in range(count)]
+        self.save()
+        return [self.public_record(node) for node in planned]
+
+    async def materialize(self, interrupt_after: int | None = None) -> dict[str, Any]:
+        planned = [n for n in self.nodes.values() if n["status"] == "planned"]
+        if not planned:
+            raise LegionError(409, "nothing-planned", "no planned nodes to materialize")
+        run = {
+            "id": f"graph-{uuid.uuid4().hex[:8]}",
+            "planned": [n["name"] for n in planned],
+            "state": "running",
+            "materialized": [],
+            "error": None,
+        }
+        self.state["graph_runs"].append(run)
+        self.save()
+        try:
+            for node in planned:
+                node["status"] = "provisioning"
+            results = await asyncio.gather(
+                *(self._start_node(n) for n in planned), return_exceptions=True
+            )
+            for node, result in zip(planned, results, strict=True):
+                if isinstance(result, Exception):
+                    node["status"] = "failed"
+                    raise result
+            for index, node in enumerate(planned):
+                if interrupt_after is not None and index >= interrupt_after:
+                    for rest in planned[index:]:
+                        await self._stop_node(rest["name"])
+                        rest.update(status="planned", down=True)
+                    run["state"] = "interrupted"
+                    run["error"] = f"graph run interrupted after {index} of {len(planned)} node(s)"
+                    break
+                self._row(node, status="syncing")
+                await self.push_membership()
+                await self.wait_active_everywhere(node)
+                node["status"] = "ready"
+                run["materialized"].append(node["name"])
+                self.save()
+            else:
+                run["state"] = "succeeded"
+        except LegionError as error:
+            run["state"] = "failed"
+            run["error"] = error.message
+            self.save()
+            raise
+        self.save()
+        return run
+
+    def _refuse_if_graph_running(self, operation: str) -> None:
+        if any(run["state"] == "running" for run in self.state["graph_runs"]):
+            raise LegionError(
+                409, "unsafe-operation", f"{operation} refused: a graph run is in progress"
+            )
+
+    async def decommission(self, name: str) -> dict[str, Any]:
+        node = self.record(name)
+        self._refuse_if_graph_running(f"decommission {name}")
+        if node["status"] != "ready":
+            raise LegionError(
+                409, "unsafe-operation", f"decommission {name} refused: node is {node['status']}"
+            )
+        others = [n for n in self.nodes.values() if n["status"] == "ready" and n["name"] != name]
+        if not others:
+            raise LegionError(
+                409, "unsafe-operation", f"decommission {name} refused: it is the last active node"
+            )
+        now = utc_now()
+        self._row(node, status="decommissioned", decommissioned_at=now)
+        node["status"] = "decommissioned"
+        await self.push_membership()
+        return self.public_record(node)
+
+    async def reactivate(self, name: str) -> dict[str, Any]:
+        node = self.record(name)
+        self._refuse_if_graph_running(f"reactivate {name}")
+        if node["status"] != "decommissioned":
+            raise LegionError(
+                409, "unsafe-operation", f"reactivate {name} refused: node is {node['status']}"
+            )
+        if node.get("down"):
+            await self._restart(node)
+        node["status"] = "provisioning"
+        self._row(node, status="syncing", decommissioned_at=None)
+        await self.push_membership()
+        await self.wait_active_everywhere(node)
+        node["status"] = "ready"
+        self.save()
+        return self.public_record(node)
+
+    async def replace(self, name: str, provider: str) -> dict[str, Any]:
+        node = self.record(name)
+        if node["status"] == "ready":
+            await self.decommission(name)
+        elif node["status"] != "decommissioned":
+            raise LegionError(
+                409, "unsafe-operation", f"replace {name} refused: node is {node['status']}"
+            )
+        replacement = self._new_record(provider, "join")
+        self.save()
+        run = await self.materialize()
+        if run["state"] != "succeeded":
+            raise LegionError(502, "replace-failed", run["error"] or "graph run failed")
+        return self.public_record(self.nodes[replacement["name"]])
+
+    async def destroy(self, name: str) -> dict[str, Any]:
+        node = self.record(name)
+        if node["status"] == "ready" and node.get("node_id") in self.state["membership"]:
+            others = [
+                n for n in self.nodes.values() if n["status"] == "ready" and n["name"] != name
+            ]
+            if others:
+                await self.decommission(name)
+        if node.get("admin_url"):
+            await self._stop_node(name)
+        self.nodes.pop(name)
+        shutil.rmtree(self.directory / "nodes" / name, ignore_errors=True)
+        self.save()
+        return {"destroyed": name}
+
+    async def destroy_all(self) -> dict[str, Any]:
+        names = list(self.nodes)
+        for host in list(self.hosts.values()):
+            await self._shutdown_host(host)
+        for name in names:
+            shutil.rmtree(self.directory / "nodes" / name, ignore_errors=True)
+        self.state.update(nodes={}, membership={}, graph_runs=[], legion_seq=0)
+        self.save()
+        return {"destroyed": names}
+
+    async def _restart(self, node: dict[str, Any]) -> None:
+        host = self._host_of(node["name"])
+        if host is not None and node["name"] in host.nodes and not node.get("down"):
+            await self._host_call(host, f"/nodes/{node['name']}/restart")
+        else:
+            if host is not None and node["name"] in host.nodes:
+                host.nodes.remove(node["name"])
+            await self._start_node(node)
+        node["down"] = False
+        await self._wait_healthy(node)
+
+    # -- nemesis ---------------------------------------------------------------------------------
+    async def nemesis(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        if action == "heal":
+            for node in self.running_nodes():
+                host = self._host_of(node["name"])
+                if host:
+                    await self._host_call(host, f"/nodes/{node['name']}/heal")
+            return {"healed": [n["name"] for n in self.running_nodes()]}
+        name = body.get("node")
+        if not isinstance(name, str):
+            raise LegionError(400, "invalid-params", f"nemesis {action}: field 'node' is required")
+        node = self.record(name)
+        if action == "crash":
+            await self._stop_node(name, crash=True)
+            return {"node": name, "crashed": True}
+        if action == "restart":
+            await self._restart(node)
+            return {"node": name, "restarted": True}
+        host = self._host_of(name)
+        if host is None or node.get("down"):
+            raise LegionError(409, "node-down", f"nemesis {action}: {name} is not running")
+        if action == "partition":
+            peers = body.get("peers") or [
+                n["name"] for n in self.running_nodes() if n["name"] != name
+            ]
+            peer_nodes = [self.record(p) for p in peers]
+            await self._host_call(
+                host, f"/nodes/{name}/partition", {"peers": [p["node_id"] for p in peer_nodes]}
+            )
+            for peer in peer_nodes:
+                peer_host = self._host_of(peer["name"])
+                if peer_host:
+                    await self._host_call(
+                        peer_host, f"/nodes/{peer['name']}/partition", {"peers": [node["node_id"]]}
+                    )
+            return {"node": name, "partitioned_from": peers}
+        if action == "outage":
+            await self._host_call(
+                host, f"/nodes/{name}/outage", {"active": bool(body.get("active", True))}
+            )
+            return {"node": name, "outage": bool(body.get("active", True))}
+        if action == "clock-skew":
+            await self._host_call(
+                host, f"/nodes/{name}/clock-skew", {"seconds": float(body.get("seconds", 0))}
+            )
+            return {"node": name, "skew_s": float(body.get("seconds", 0))}
+        raise LegionError(404, "unknown-action", f"unknown nemesis action {action!r}")
+
+    async def close(self) -> None:
+        for host in list(self.hosts.values()):
+            await self._shutdown_host(host)
+        await self.http.aclose()
+
+
+def build_app(legion: Legion, stop: asyncio.Event) -> web.Application:
+    routes = web.RouteTableDef()
+
+    def guarded(handler: Any) -> Any:
+        async def wrapper(request: web.Request) -> web.Response:
+            body: dict[str, Any] = {}
+            if request.can_read_body:
+                try:
+                    body = await request.json()
+                except ValueError:
+                    return web.json_response(
+                        {"error": "invalid-payload", "message": "body is not JSON"}, status=400
+                    )
+                if not isinstance(body, dict):
+                    return web.json_response(
+                        {"error": "invalid-payload", "message": "body must be an object"},
+                        status=400,
+                    )
+            try:
+                async with legion.lock:
+                    result = await handler(request, body)
+            except LegionError as error:
+                return web.json_response(
+                    {"error": error.code, "message": error.message}, status=error.status
+                )
+            return web.json_response(result)
+
+        return wrapper
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "nodes": len(legion.nodes)})
+
+    async def list_nodes(request: web.Request, body: dict[str, Any]) -> Any:
+        return [legion.public_record(n) for n in legion.nodes.values()]
+
+    async def snapshot(request: web.Request, body: dict[str, Any]) -> Any:
+        return legion.snapshot()
+
+    async def init(request: web.Request, body: dict[str, Any]) -> Any:
+        return await legion.provision_init(str(body.get("provider", "hetzner")))
+
+    async def plan(request: web.Request, body: dict[str, Any]) -> Any:
+        count = body.get("count", 1)
+        if not isinstance(count, int):
+            raise LegionError(400, "invalid-params", "plan: field 'count' must be an integer")
+        return legion.plan_join(str(body.get("provider", "")), count)
+
+    async def materialize(request: web.Request, body: dict[str, Any]) -> Any:
+        return await legion.materialize(body.get("interrupt_after"))
+
+    async def node_op(request: web.Request, body: dict[str, Any]) -> Any:
+        name, op = request.match_info["name"], request.match_info["op"]
+        if op == "decommission":
+            return await legion.decommission(name)
+        if op == "reactivate":
+            return await legion.reactivate(name)
+        if op == "replace":
+            return await legion.replace(
+                name, str(body.get("provider", legion.record(name)["provider"]))
+            )
+        raise LegionError(404, "unknown-operation", f"unknown node operation {op!r}")
+
+    async def destroy(request: web.Request, body: dict[str, Any]) -> Any:
+        return await legion.destroy(request.match_info["name"])
+
+    async def destroy_all(request: web.Request, body: dict[str, Any]) -> Any:
+        return await legion.destroy_all()
+
+    async def nemesis(request: web.Request, body: dict[str, Any]) -> Any:
+        return await legion.nemesis(request.match_info["action"], body)
+
+    async def shutdown(request: web.Request) -> web.Response:
+        stop.set()
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    app.router.add_get("/nodes", guarded(list_nodes))
+    app.router.add_get("/snapshot", guarded(snapshot))
+    app.router.add_post("/nodes/init", guarded(init))
+    app.router.add_post("/nodes/plan", guarded(plan))
+    app.router.add_post("/graph-runs", guarded(materialize))
+    app.router.add_post("/nodes/{name}/{op}", guarded(node_op))
+    app.router.add_delete("/nodes/{name}", guarded(destroy))
+    app.router.add_delete("/nodes", guarded(destroy_all))
+    app.router.add_post("/nemesis/{action}", guarded(nemesis))
+    app.router.add_post("/shutdown", shutdown)
+    del routes
+    return app
+
+
+async def serve(directory: Path, config: SimConfig, port: int) -> None:
+    legion = Legion(directory, config)
+    stop = asyncio.Event()
+    runner = web.AppRunner(build_app(legion, stop), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    legion.url = f"http://127.0.0.1:{bound}"
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    (directory / "legion.json").write_text(json.dumps({"url": legion.url, "pid": os.getpid()}))
+    log.info("legion listening on %s", legion.url)
+    await stop.wait()
+    await legion.close()
+    await runner.cleanup()
+    with contextlib.suppress(FileNotFoundError):
+        (directory / "legion.json").unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tribes_sim.legion")
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    config = SimConfig.load(args.dir / "sim-config.json")
+    asyncio.run(serve(args.dir, config, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

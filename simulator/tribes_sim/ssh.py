@@ -1,0 +1,533 @@
+"""The simulated node's SSH server (asyncssh), sharing the node host's asyncio loop.
+
+A node answers SSH like a small real host so the "real" target strategy and Robot Framework's
+SSHLibrary can drive it unchanged:
+
+* public-key authentication only, for one user and only the given ``authorized_keys`` lines;
+* ``exec`` requests run ``/bin/sh -c <command>`` as a real subprocess (stdout and stderr kept
+  apart, exit status or signal reported);
+* ``shell`` requests with a pty (what SSHLibrary's ``Login``/``Login With Public Key`` open)
+  run an interactive shell on a real pseudo-terminal, so echo and the prompt behave like a real
+  host. The prompt is ``<user>@<node>$ `` (``tribes@hetzner-1$ ``); configure SSHLibrary with
+  ``prompt=$ `` or, stricter, ``prompt=REGEXP:[\\w.-]+@[\\w.-]+\\$ ``. ``exit`` ends the session.
+  A shell without a pty reads commands from stdin without a prompt, like ``ssh -T``;
+* every session's children run in their own session/process group and are SIGKILLed when the
+  command or shell ends, the client disconnects or the server closes: no orphans survive a node.
+
+Children get a minimal clean environment: ``PATH`` (the server's), ``HOME`` = ``cwd``,
+``LANG=C.UTF-8``, ``USER``, ``LOGNAME``, ``SHELL``, ``PS1``, an empty ``HISTFILE`` (nothing is
+written into the node directory) and ``TERM`` when a pty was requested, then the node's ``env``
+(``TRIBES_ROOT``, ``TRIBES_NODE``, ...), which wins on conflicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import functools
+import logging
+import os
+import pty
+import signal
+import struct
+import termios
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+__all__ = [
+    "SimSshServer",
+    "generate_ssh_keypair",
+    "public_key_fingerprint",
+    "shell_prompt",
+    "start_ssh_server",
+]
+
+log = logging.getLogger(__name__)
+
+#: How long ``close()`` waits for session handlers and connections to wind down.
+_CLOSE_TIMEOUT_S = 5.0
+
+
+def generate_ssh_keypair(private_path: Path, comment: str = "") -> str:
+    """Create an ed25519 key pair in OpenSSH format and return the public key line.
+
+    The private key goes to ``private_path`` (mode 0600, replaced atomically if it exists), the
+    public key line to ``private_path`` + ``.pub``. Used for node host keys and for the fleet's
+    client key.
+    """
+    private_path = Path(private_path)
+    private_path.parent.mkdir(parents=True, exist_ok=True)
+    key = asyncssh.generate_private_key("ssh-ed25519", comment=comment or None)
+    _write_atomically(private_path, key.export_private_key("openssh"), mode=0o600)
+    public_line = key.export_public_key("openssh").decode("ascii").strip()
+    public_path = private_path.with_name(private_path.name + ".pub")
+    _write_atomically(public_path, (public_line + "\n").encode("ascii"), mode=0o644)
+    return public_line
+
+
+def public_key_fingerprint(public_key_line: str) -> str:
+    """Return the OpenSSH SHA-256 fingerprint (``SHA256:<base64>``) of a public key line."""
+    return asyncssh.import_public_key(public_key_line.strip()).get_fingerprint("sha256")
+
+
+def shell_prompt(user: str, node: str) -> str:
+    """Return the interactive prompt (``PS1``) a node's shell prints: ``<user>@<node>$ ``."""
+    return f"{user}@{node}$ "
+
+
+class SimSshServer:
+    """One node's SSH listener plus the sessions it runs; create it with `start_ssh_server`."""
+
+    def __init__(
+        self,
+        *,
+        user: str,
+        authorized_keys: asyncssh.SSHAuthorizedKeys | None,
+        env: Mapping[str, str],
+        cwd: Path,
+        login_banner: str | None,
+    ) -> None:
+        self.user = user
+        self.cwd = cwd
+        self.login_banner = login_banner
+        #: The exact prompt interactive shells print (see the module docstring).
+        self.prompt = shell_prompt(user, env.get("TRIBES_NODE", "sim"))
+        self._authorized_keys = authorized_keys
+        self._env = dict(env)
+        self._acceptor: asyncssh.SSHAcceptor | None = None
+        self._connections: set[asyncssh.SSHServerConnection] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
+        # Leader pid of each running session (== its session id and process group id).
+        self._session_leaders: set[int] = set()
+        self._closing = False
+        self._closed = asyncio.Event()
+
+    @property
+    def port(self) -> int:
+        """The TCP port actually bound."""
+        assert self._acceptor is not None
+        return self._acceptor.get_port()
+
+    @property
+    def active_sessions(self) -> int:
+        """How many exec/shell sessions currently have a running child."""
+        return len(self._session_leaders)
+
+    @property
+    def active_connections(self) -> int:
+        """How many SSH connections are open."""
+        return len(self._connections)
+
+    async def _listen(self, host: str, port: int, host_key: asyncssh.SSHKey) -> None:
+        self._acceptor = await asyncssh.listen(
+            host,
+            port,
+            server_factory=lambda: _NodeSshServer(self),
+            server_host_keys=[host_key],
+            process_factory=self._run_session,
+            # Bytes end to end: the server only forwards what the child reads and writes.
+            encoding=None,
+            # The pty's line discipline echoes and edits input like a real host; asyncssh's line
+            # editor (only active with an encoding, but say so) must not do it a second time.
+            line_editor=False,
+            password_auth=False,
+            kbdint_auth=False,
+            agent_forwarding=False,
+            x11_forwarding=False,
+            # Never read an sshd_config of the machine running the simulator.
+            config=None,
+        )
+
+    async def close(self) -> None:
+        """Stop listening, kill every session's processes and close all connections."""
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        try:
+            if self._acceptor is not None:
+                self._acceptor.close()
+            for leader in list(self._session_leaders):
+                _kill_session(leader, whole_session=True)
+            connections = list(self._connections)
+            for connection in connections:
+                connection.close()
+            pending = [*self._handlers, *(c.wait_closed() for c in connections)]
+            if pending:
+                _done, not_done = await asyncio.wait(
+                    [asyncio.ensure_future(p) for p in pending], timeout=_CLOSE_TIMEOUT_S
+                )
+                for leftover in not_done:
+                    leftover.cancel()
+            if self._acceptor is not None:
+                await self._acceptor.wait_closed()
+        finally:
+            self._closed.set()
+
+    async def wait_closed(self) -> None:
+        """Return once `close` has finished."""
+        await self._closed.wait()
+
+    async def __aenter__(self) -> SimSshServer:
+        return self
+
+    async def __aexit__(self, *_exc_info: object) -> None:
+        await self.close()
+
+    # --- authentication support (called by _NodeSshServer) ---------------------------------
+
+    def _connection_made(self, connection: asyncssh.SSHServerConnection) -> None:
+        self._connections.add(connection)
+        if self._closing:
+            connection.close()
+
+    def _connection_lost(self, connection: asyncssh.SSHServerConnection) -> None:
+        self._connections.discard(connection)
+
+    def _keys_for(self, username: str) -> asyncssh.SSHAuthorizedKeys | None:
+        return self._authorized_keys if username == self.user else None
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    async def _run_session(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        """Serve one exec or shell channel: spawn the child, wire it up, report its exit."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            await self._serve(process)
+        except Exception:
+            log.exception("ssh session failed")
+            _exit_quietly(process, 255)
+        finally:
+            # Also runs asyncssh's clean-up of the redirections (closing pipes and transports).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(process.wait_closed(), _CLOSE_TIMEOUT_S)
+            if task is not None:
+                self._handlers.discard(task)
+
+    async def _serve(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        if self._closing:
+            _exit_quietly(process, 255)
+            return
+        if process.subsystem is not None:
+            process.stderr.write(f"subsystem {process.subsystem} not supported\n".encode())
+            _exit_quietly(process, 1)
+            return
+        term_type = process.term_type
+        on_pty = term_type is not None
+        if process.command is not None:
+            argv = ["/bin/sh", "-c", process.command]
+        elif on_pty:
+            argv = list(_interactive_shell_argv())
+        else:
+            argv = [_interactive_shell_argv()[0]]  # like `ssh -T`: commands from stdin, no prompt
+        env = self._child_environment(term_type)
+
+        if process.command is None and self.login_banner:
+            # The message of the day a real host prints above the first prompt.
+            banner = self.login_banner.rstrip("\n") + "\n"
+            process.stdout.write(banner.replace("\n", "\r\n" if on_pty else "\n").encode())
+
+        try:
+            if on_pty:
+                child = await self._spawn_on_pty(process, argv, env)
+            else:
+                child = await self._spawn_on_pipes(process, argv, env)
+        except OSError as exc:
+            process.stderr.write(f"{argv[0]}: {exc}\n".encode())
+            _exit_quietly(process, 127)
+            return
+
+        self._session_leaders.add(child.pid)
+        try:
+            returncode = await self._supervise(process, child, job_control=on_pty)
+        finally:
+            self._session_leaders.discard(child.pid)
+            if child.stdin is not None:
+                child.stdin.close()
+
+        # Let output still in flight (e.g. in the pty buffer) reach the client before the exit
+        # status closes the channel. Bounded by the channel: a client that leaves stops it.
+        if await _output_drained(process):
+            with contextlib.suppress(OSError, asyncssh.Error):
+                process.stdout.write_eof()
+        if returncode < 0:
+            with contextlib.suppress(OSError, asyncssh.Error, ValueError):
+                process.exit_with_signal(signal.Signals(-returncode).name.removeprefix("SIG"))
+        else:
+            _exit_quietly(process, returncode)
+
+    async def _supervise(
+        self,
+        process: asyncssh.SSHServerProcess[bytes],
+        child: asyncio.subprocess.Process,
+        *,
+        job_control: bool,
+    ) -> int:
+        """Wait for the child to exit or the channel to close; kill what is left of the session."""
+        exited = asyncio.ensure_future(child.wait())
+        channel_closed = asyncio.ensure_future(process.channel.wait_closed())
+        try:
+            await asyncio.wait({exited, channel_closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            channel_closed.cancel()
+            # The session dies with its channel (client gone, server closing), and whatever the
+            # command left running in the background dies with the command: no orphans. An
+            # interactive shell puts background jobs in process groups of their own, hence the
+            # whole-session sweep on a pty.
+            _kill_session(child.pid, whole_session=job_control)
+        return await exited
+
+    async def _spawn_on_pipes(
+        self,
+        process: asyncssh.SSHServerProcess[bytes],
+        argv: list[str],
+        env: Mapping[str, str],
+    ) -> asyncio.subprocess.Process:
+        child = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=self.cwd,
+            env=dict(env),
+            start_new_session=True,  # own process group: killpg reaches every descendant
+        )
+        try:
+            # send_eof=False: the first of stdout/stderr to end must not close the channel for
+            # the other; EOF is sent once both are drained (see _serve).
+            await process.redirect(
+                stdin=child.stdin, stdout=child.stdout, stderr=child.stderr, send_eof=False
+            )
+        except BaseException:
+            _kill_session(child.pid, whole_session=False)
+            await child.wait()
+            raise
+        return child
+
+    async def _spawn_on_pty(
+        self,
+        process: asyncssh.SSHServerProcess[bytes],
+        argv: list[str],
+        env: Mapping[str, str],
+    ) -> asyncio.subprocess.Process:
+        primary, secondary = pty.openpty()
+        try:
+            width, height, pixel_width, pixel_height = process.term_size
+            if width and height:
+                fcntl.ioctl(
+                    secondary,
+                    termios.TIOCSWINSZ,
+                    struct.pack("HHHH", height, width, pixel_width, pixel_height),
+                )
+            child = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=secondary,
+                stdout=secondary,
+                stderr=secondary,
+                cwd=self.cwd,
+                env=dict(env),
+                start_new_session=True,
+                # Make the pty the session's controlling terminal (job control, ^C, SIGHUP).
+                # The hook only issues one ioctl, so it is safe despite other threads.
+                preexec_fn=_take_controlling_terminal,
+            )
+        except BaseException:
+            os.close(primary)
+            raise
+        finally:
+            # Only the child may hold the secondary side: reading the primary then fails with
+            # EIO once the shell and its jobs are gone, which ends the channel's output.
+            os.close(secondary)
+        try:
+            writer_fd = os.dup(primary)
+            # asyncssh takes ownership of both descriptors (one write and one read transport).
+            await process.redirect(stdin=writer_fd, stdout=primary, send_eof=False)
+        except BaseException:
+            _kill_session(child.pid, whole_session=True)
+            await child.wait()
+            raise
+        # Window changes and signals from the client go to the shell.
+        process.set_redirect_pid(child.pid)
+        return child
+
+    def _child_environment(self, term_type: str | None) -> dict[str, str]:
+        env = {
+            "PATH": os.environ.get("PATH", os.defpath),
+            "HOME": str(self.cwd),
+            "LANG": "C.UTF-8",
+            "USER": self.user,
+            "LOGNAME": self.user,
+            "SHELL": _interactive_shell_argv()[0],
+            "PS1": self.prompt,
+            "HISTFILE": "",  # an empty HISTFILE keeps bash from writing history into cwd
+        }
+        if term_type:
+            env["TERM"] = term_type
+        env.update(self._env)
+        return env
+
+
+class _NodeSshServer(asyncssh.SSHServer):
+    """Per-connection callbacks: public keys for the one user, nothing else."""
+
+    def __init__(self, owner: SimSshServer) -> None:
+        self._owner = owner
+        self._connection: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._connection = conn
+        self._owner._connection_made(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._connection is not None:
+            self._owner._connection_lost(self._connection)
+
+    def begin_auth(self, username: str) -> bool:
+        assert self._connection is not None
+        if self._owner.login_banner:
+            self._connection.send_auth_banner(self._owner.login_banner.rstrip("\n") + "\n")
+        keys = self._owner._keys_for(username)
+        if keys is not None:
+            # Keys are set per connection so that other user names match no key at all.
+            self._connection.set_authorized_keys(keys)
+        return True
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return False  # only keys matched through set_authorized_keys get in
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+
+async def start_ssh_server(
+    host: str,
+    port: int,
+    *,
+    host_key_path: Path,
+    authorized_keys: list[str],
+    user: str,
+    env: Mapping[str, str],
+    cwd: Path,
+    login_banner: str | None = None,
+) -> SimSshServer:
+    """Start a node's SSH server on ``host:port`` (0 picks a free port) in the running loop.
+
+    ``authorized_keys`` are OpenSSH public key lines allowed to log in as ``user``; ``env`` is
+    added to every child's environment and ``cwd`` is its working directory and ``HOME``.
+    ``login_banner`` is sent as the SSH authentication banner and printed above the first
+    prompt of interactive shells. Read ``.port`` for the bound port; ``await close()`` to stop.
+    """
+    key_lines = [line.strip() for line in authorized_keys if line.strip()]
+    authorized = asyncssh.import_authorized_keys("\n".join(key_lines) + "\n") if key_lines else None
+    server = SimSshServer(
+        user=user,
+        authorized_keys=authorized,
+        env=env,
+        cwd=Path(cwd),
+        login_banner=login_banner,
+    )
+    await server._listen(host, port, asyncssh.read_private_key(Path(host_key_path)))
+    return server
+
+
+@functools.cache
+def _interactive_shell_argv() -> tuple[str, ...]:
+    """The interactive shell: bash without rc files and without readline, else plain sh.
+
+    Without readline bash prints exactly the prompt and what the pty echoes (no bracketed-paste
+    or redraw escape sequences in what SSHLibrary reads).
+    """
+    if os.access("/bin/bash", os.X_OK):
+        return ("/bin/bash", "--noprofile", "--norc", "--noediting", "-i")
+    return ("/bin/sh", "-i")
+
+
+def _take_controlling_terminal() -> None:
+    """Child side, after setsid(): adopt stdin (the pty) as the controlling terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _kill_session(leader: int, *, whole_session: bool) -> None:
+    """SIGKILL a session's process group and, if asked, every other process of the session."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader, signal.SIGKILL)
+    if whole_session:
+        for pid in _session_members(leader):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _session_members(session_id: int) -> list[int]:
+    """Pids whose session id is ``session_id`` (Linux /proc; empty where /proc is missing)."""
+    members: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return members
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat_file:
+                stat = stat_file.read()
+        except OSError:
+            continue
+        # Fields after the parenthesised command name: state ppid pgrp session ...
+        fields = stat.rpartition(b")")[2].split()
+        if len(fields) > 3 and int(fields[3]) == session_id:
+            members.append(int(entry))
+    return members
+
+
+async def _output_drained(process: asyncssh.SSHServerProcess[bytes]) -> bool:
+    """Wait until the child's stdout/stderr were forwarded up to their end of file.
+
+    Returns False if the channel closed first (asyncssh then drops the redirections without
+    waking drain waiters, so the close is awaited alongside).
+    """
+
+    async def drain_both() -> None:
+        await process.stdout.drain()
+        await process.stderr.drain()
+
+    drained = asyncio.ensure_future(drain_both())
+    channel_closed = asyncio.ensure_future(process.channel.wait_closed())
+    try:
+        await asyncio.wait({drained, channel_closed}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in (drained, channel_closed):
+            waiter.cancel()
+    return drained.done() and not drained.cancelled() and drained.exception() is None
+
+
+def _exit_quietly(process: asyncssh.SSHServerProcess[bytes], status: int) -> None:
+    """Report an exit status unless the channel is already gone."""
+    with contextlib.suppress(OSError, asyncssh.Error):
+        process.exit(status)
+
+
+def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
+    """Write ``data`` to ``path`` via a temporary file created with ``mode`` (never wider)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
