@@ -221,6 +221,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_GENERATION = "unknown-generation"
     UNKNOWN_JOB = "unknown-job"
     UNKNOWN_PLAN = "unknown-plan"
+    TRIBE_UNKNOWN = "tribe-unknown"
 
     @property
     def http_status(self) -> int:
@@ -246,6 +247,7 @@ _REFUSAL_CODES = (
     ErrorCode.UNKNOWN_GENERATION,
     ErrorCode.UNKNOWN_JOB,
     ErrorCode.UNKNOWN_PLAN,
+    ErrorCode.TRIBE_UNKNOWN,
 )
 
 #: HTTP status of every management error code (the table in docs/contract.md).
@@ -718,6 +720,10 @@ class ApplyMembershipParams(ContractModel):
 
     rows: list[ClusterNodeRow]
     trusted: list[Pubkey]
+    # Legion's snapshot counter and HLC stamp: the rows travel on through the sync mesh as one
+    # control event of origin "legion", and only the newest snapshot matters.
+    seq: NonNegativeInt
+    hlc: str
 
 
 class ApplyMembershipResult(ContractModel):

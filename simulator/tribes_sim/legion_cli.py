@@ -8,6 +8,7 @@ simulator, so the real-fleet target strategy can be exercised against it. Exit c
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -100,11 +101,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no Legion: pass --legion-url, --dir, or set TRIBES_SIM_LEGION")
     client = LegionClient(url)
     try:
-        run(args, client)
-    except LegionClientError:
+        result = run(args, client)
+    except LegionClientError as error:
+        error_body = {
+            "ok": False,
+            "error": error.code,
+            "message": error.message,
+            "operation": error.operation,
+        }
+        sys.stdout.write(json.dumps(error_body) + "\n")
         return 1
     finally:
         client.close()
+    sys.stdout.write(json.dumps(result, indent=1, sort_keys=True) + "\n")
     return 0
 
 

@@ -213,6 +213,12 @@ class SimNode:
             self.jobs[job["job_id"]] = self.spawn(self._run_job(job["job_id"]))
         self.maybe_activate()
 
+    async def begin_close(self) -> None:
+        """Stop serving: wake pending long polls so the listeners can shut down at once."""
+        self._closed = True
+        self.ready = False
+        await self._changed()
+
     async def close(self) -> None:
         """Stop every task and close the database (graceful stop or crash: no extra flush)."""
         self._closed = True
@@ -550,7 +556,14 @@ class SimNode:
         return []
 
     def plugin_served(self) -> bool:
-        return self.ready and not self.restarting and "supertest" in self.running_plugins()
+        # A rollback drops the tables (migrate) before the restart switches the running
+        # generation: in between the plugin is gone, not half there (404, never a 500).
+        return (
+            self.ready
+            and not self.restarting
+            and "supertest" in self.running_plugins()
+            and bool(self.store.plugin_tables_present())
+        )
 
     def plugins_list(self) -> dict[str, Any]:
         running = self.running_plugins()

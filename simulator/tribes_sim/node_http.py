@@ -7,6 +7,7 @@ import json
 import os
 import random
 import secrets
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -148,6 +149,9 @@ class NodeServers:
 
     async def stop(self) -> None:
         """Close listeners and the node. Used for graceful stops and for in-process crashes."""
+        if self.node is not None:
+            # Pending long polls (up to sync_long_poll_s) would hold up the runners' cleanup.
+            await self.node.begin_close()
         if self.ssh is not None:
             await self.ssh.close()
             self.ssh = None
@@ -296,11 +300,18 @@ class NodeServers:
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def guarded(request: web.Request) -> web.Response:
             node = self.node
+            gone = _json(
+                404, {"error": "not-found", "message": "plugin supertest is not installed"}
+            )
             if node is None or not node.plugin_served():
-                return _json(
-                    404, {"error": "not-found", "message": "plugin supertest is not installed"}
-                )
-            return await handler(node, request)
+                return gone
+            try:
+                return await handler(node, request)
+            except sqlite3.OperationalError:
+                # The tables went away while the request ran (a rollback's down migration).
+                if node.store.plugin_tables_present():
+                    raise
+                return gone
 
         return guarded
 

@@ -1,0 +1,103 @@
+"""Goal 2: a 50-node cluster is up and converged within 30 s using at most 1.5 GiB total RSS.
+
+Time runs from the "provision init" request until every node lists 50 rows, all active, and
+every node reports the same ``cluster_status.membership_digest``. RSS is the sum of VmRSS over
+Legion and every node host of the fleet (found by their command lines), read once converged; PSS
+(shared pages split between the processes that map them) is printed alongside for reference.
+Nodes are packed ``--nodes-per-host`` to a host process; several values can be compared.
+
+    .venv/bin/python bench/sim_fifty_nodes.py [--repeat 1] [--nodes 50] [--nodes-per-host 10,25]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    build_cluster,
+    cpu_seconds,
+    fleet,
+    fleet_pids,
+    parse_args,
+    rss_bytes,
+)
+
+GOAL_S = 30.0
+GOAL_RSS = 1.5 * 2**30
+MIB = 2**20
+
+
+def options(parser: Any) -> None:
+    parser.add_argument("--nodes", type=int, default=50, help="cluster size (default 50)")
+    parser.add_argument(
+        "--nodes-per-host",
+        default="",
+        help="comma-separated values to compare (default: the simulator's large-fleet default)",
+    )
+    parser.add_argument(
+        "--idle-s", type=float, default=3.0, help="seconds of idle CPU sampled once converged"
+    )
+
+
+def pss_bytes(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def poll_pause(missing: int) -> float:
+    """Poll rarely while many rows are missing: 50 pollers must not starve the fleet."""
+    return 0.1 if missing <= 2 else min(1.0, 0.02 * missing)
+
+
+def one_run(nodes: int, per_host: int | None, idle_s: float) -> dict[str, float]:
+    overrides = {} if per_host is None else {"nodes_per_host": per_host}
+    with fleet(f"fifty-k{per_host}", **overrides) as sim:
+        timing = build_cluster(sim, nodes, poll_s=poll_pause)
+        pids = fleet_pids(sim.directory)
+        rss = sum(rss_bytes(pid) for pid in pids)
+        pss = sum(pss_bytes(pid) for pid in pids)
+        legion_rss = sum(rss_bytes(pid) for pid, role in pids.items() if role == "legion")
+        busy_before = {pid: cpu_seconds(pid) for pid in pids}
+        time.sleep(idle_s)
+        idle_cpu = sum(cpu_seconds(pid) - busy_before[pid] for pid in pids) / idle_s
+        total_cpu = sum(cpu_seconds(pid) for pid in pids)
+    hosts = sum(1 for role in pids.values() if role == "host")
+    print(
+        f"  nodes_per_host={per_host or 'default'}: processes {len(pids)} ({hosts} hosts) | "
+        f"init {timing.init_returned:.2f} s, materialize returned "
+        f"{timing.materialize_returned:.2f} s, all active {timing.all_active:.2f} s, "
+        f"converged {timing.converged:.2f} s | RSS {rss / MIB:.0f} MiB "
+        f"(legion {legion_rss / MIB:.0f}), PSS {pss / MIB:.0f} MiB | fleet CPU "
+        f"{total_cpu:.1f} s, idle {idle_cpu * 100:.0f}% of a core",
+        flush=True,
+    )
+    return {"converged": timing.converged, "rss": rss}
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0], repeat=1, extra=options)
+    choices = [int(k) for k in args.nodes_per_host.split(",") if k.strip()] or [None]
+    results: dict[int | None, list[dict[str, float]]] = {k: [] for k in choices}
+    for run in range(1, args.repeat + 1):
+        print(f"run {run}:", flush=True)
+        for per_host in choices:
+            results[per_host].append(one_run(args.nodes, per_host, args.idle_s))
+    for per_host, runs in results.items():
+        converged = statistics.median(r["converged"] for r in runs)
+        rss = statistics.median(r["rss"] for r in runs)
+        print(
+            f"{args.nodes}-node cluster converged (nodes_per_host={per_host or 'default'}): "
+            f"median {converged:.2f} s (goal <= {GOAL_S:g} s), RSS {rss / MIB:.0f} MiB "
+            f"(goal <= {GOAL_RSS / MIB:.0f} MiB) over {len(runs)} runs"
+        )
+
+
+if __name__ == "__main__":
+    main()

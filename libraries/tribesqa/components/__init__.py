@@ -1,0 +1,1 @@
+"""Keyword components of TribesLibrary; each is a small class sharing one LibraryContext."""

@@ -1,0 +1,151 @@
+"""Legion: provision, plan, materialize, decommission, replace, reactivate, destroy, snapshot."""
+
+from __future__ import annotations
+
+import json
+
+from robot.api import logger
+from robot.api.deco import keyword
+
+from tribesqa.components.base import Component, as_int
+from tribesqa.diagnostics import TribesFailure
+from tribesqa.models import GraphRun, LegionSnapshot, NodeRecord
+from tribesqa.targets.base import LegionError
+
+
+class LegionKeywords(Component):
+    def _provisioned(self, record: NodeRecord) -> NodeRecord:
+        self.ctx.remember(record)
+        if record.name not in self.ctx.provisioned:
+            self.ctx.provisioned.append(record.name)
+        return record
+
+    @keyword
+    def provision_init_node(self, provider: str = "hetzner") -> NodeRecord:
+        """Provision the cluster's first node on ``provider``; returns its Legion record.
+
+        Example: ``${init}=    Provision Init Node    hetzner`` then use ``${init.name}``.
+        """
+        return self._provisioned(self.ctx.require_target().legion.provision_init(provider))
+
+    @keyword
+    def plan_join_nodes(self, provider: str, count: int = 1) -> list[NodeRecord]:
+        """Plan ``count`` join nodes on ``provider`` (status ``planned``); materialize them later."""
+        planned = self.ctx.require_target().legion.plan_join(provider, as_int(count, "count"))
+        for record in planned:
+            self._provisioned(record)
+        return planned
+
+    @keyword
+    def materialize_planned_nodes(self) -> GraphRun:
+        """Materialize every planned node in ONE Legion graph run.
+
+        Legion waits until each new peer is ``active`` on every node before it proceeds; a
+        failed run fails this keyword with Legion's reason.
+        """
+        run = self.ctx.require_target().legion.materialize()
+        self.ctx.refresh_records()
+        if run.state.value != "succeeded":
+            raise TribesFailure(
+                f"Legion graph run {run.id} {run.state.value}: {run.error or 'no reason given'}"
+            )
+        return run
+
+    @keyword
+    def interrupt_graph_run_after(self, nodes: int) -> GraphRun:
+        """Materialize planned nodes but stop the graph run after ``nodes`` of them (a partial change).
+
+        Returns the interrupted run (``state`` ``interrupted``, ``materialized`` lists what
+        joined). The remaining nodes stay planned.
+        """
+        run = self.ctx.require_target().legion.materialize(as_int(nodes, "nodes"))
+        self.ctx.refresh_records()
+        return run
+
+    @keyword
+    def decommission_node(self, node: str) -> NodeRecord:
+        """Decommission ``node``: its membership row is archived as ``decommissioned`` everywhere."""
+        return self.ctx.require_target().legion.decommission(node)
+
+    @keyword
+    def decommission_should_be_refused(self, node: str, reason: str = "unsafe-operation") -> str:
+        """Legion must refuse to decommission ``node`` with error ``reason``; returns its message."""
+        try:
+            record = self.ctx.require_target().legion.decommission(node)
+        except LegionError as error:
+            if error.code != reason:
+                raise TribesFailure(
+                    f"decommission {node} was refused with {error.code}, expected {reason}: {error.reason}"
+                ) from None
+            logger.info(f"Legion refused as expected: {error.reason}")
+            return error.reason
+        raise TribesFailure(
+            f"Legion decommissioned {node} (now {record.status.value}) but should have refused it ({reason})"
+        )
+
+    @keyword
+    def replace_node(self, node: str, provider: str) -> NodeRecord:
+        """Replace ``node`` with a new node on ``provider`` (decommission + join); returns the new record."""
+        return self._provisioned(self.ctx.require_target().legion.replace(node, provider))
+
+    @keyword
+    def reactivate_node(self, node: str) -> NodeRecord:
+        """Bring a decommissioned ``node`` back; returns when Legion saw it active everywhere."""
+        return self.ctx.require_target().legion.reactivate(node)
+
+    @keyword
+    def destroy_node(self, node: str) -> None:
+        """Destroy ``node`` (its server is gone afterwards)."""
+        self.ctx.require_target().legion.destroy(node)
+        if node in self.ctx.provisioned:
+            self.ctx.provisioned.remove(node)
+        self.ctx.records.pop(node, None)
+
+    @keyword
+    def destroy_all_nodes(self) -> None:
+        """Destroy every node Legion knows about (use only on a fleet this run owns)."""
+        self.ctx.require_target().legion.destroy_all()
+        self.ctx.provisioned.clear()
+        self.ctx.records.clear()
+
+    @keyword
+    def legion_node_list_should_be_empty(self) -> None:
+        """Legion lists no node at all (after cleanup)."""
+        nodes = self.ctx.require_target().legion.list_nodes()
+        if nodes:
+            raise TribesFailure(
+                "Legion still lists node(s): "
+                + ", ".join(f"{n.name} ({n.status.value})" for n in nodes)
+            )
+
+    @keyword
+    def get_legion_node(self, node: str) -> NodeRecord:
+        """Legion's record of ``node`` (provider, region, status, endpoints)."""
+        return self.ctx.refresh_records().get(node) or self.ctx.record(node)
+
+    @keyword
+    def get_legion_node_names(self) -> list[str]:
+        """Names of the nodes Legion reports ``ready`` (active members)."""
+        return self.ctx.active_names()
+
+    @keyword
+    def get_legion_state_snapshot(self) -> LegionSnapshot:
+        """Legion's sanitized state: nodes, ``clusterMembership`` (syncing, active, decommissioned rows), graph runs.
+
+        The model rejects any field that looks like secret material, so a leaking Legion fails here.
+        """
+        snapshot = self.ctx.require_target().legion.snapshot()
+        logger.info(
+            json.dumps(snapshot.model_dump(mode="json", by_alias=True), indent=1), html=False
+        )
+        return snapshot
+
+    @keyword
+    def get_sync_endpoint_of(self, node: str) -> str:
+        """The sync endpoint Legion exposes for ``node``."""
+        record = self.get_legion_node(node)
+        if not record.sync_endpoint:
+            raise TribesFailure(
+                f"Legion exposes no sync endpoint for {node} (status {record.status.value})"
+            )
+        return record.sync_endpoint

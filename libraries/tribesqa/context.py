@@ -1,0 +1,201 @@
+"""The context every keyword component shares: target, clients, SSH sessions, heals, artifacts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tribesqa.client import ManagementClient
+from tribesqa.config import TargetConfig, TimeoutProfile, load_timeouts, parse_roster, parse_target
+from tribesqa.keys import AdminKey
+from tribesqa.models import NodeRecord
+from tribesqa.ssh import SshEndpointInfo, SshSessions
+from tribesqa.targets import Target, create_target
+from tribesqa.targets.base import PluginTransport
+
+
+@dataclass
+class RegisteredHeal:
+    """A fault's undo, registered when the fault is injected, run at teardown at the latest."""
+
+    description: str
+    heal: Callable[[], None]
+    test: str | None = None
+
+
+@dataclass
+class RunLabels:
+    suite: str = "suite"
+    test: str | None = None
+    output_dir: Path = field(default_factory=lambda: Path("results"))
+
+
+class LibraryContext:
+    """One per library instance (global scope); one open target at a time."""
+
+    def __init__(self) -> None:
+        self.target: Target | None = None
+        self.config: TargetConfig | None = None
+        self.timeouts: TimeoutProfile | None = None
+        self.labels = RunLabels()
+        self.clients: dict[str, ManagementClient] = {}
+        self.records: dict[str, NodeRecord] = {}
+        self.provisioned: list[str] = []
+        self.heals: list[RegisteredHeal] = []
+        self.roster: list[Any] = []
+        self._ssh: SshSessions | None = None
+        self._plugins: PluginTransport | None = None
+        self._key: AdminKey | None = None
+        self._lock = threading.Lock()
+
+    # -- target lifecycle ----------------------------------------------------------------------
+    def open_target(self, raw_target: Any, raw_roster: Any, label: str) -> Target:
+        if self.target is not None:
+            self.close_target()
+        config = parse_target(raw_target)
+        timeouts = load_timeouts(config.timeouts_profile)
+        target = create_target(config, timeouts, self.labels.output_dir)
+        self.config, self.timeouts = config, timeouts
+        self.roster = parse_roster(raw_roster) if raw_roster else []
+        target.open(label)
+        self.target = target
+        bind = getattr(target, "bind", None)
+        if bind is not None:
+            bind(self.ssh, self.ssh_endpoint, self.member_names, self.transport_host_port)
+        return target
+
+    def close_target(self) -> list[str]:
+        """Heal, close sessions and the target; return the problems met (never raises)."""
+        problems = self.run_heals()
+        for client in self.clients.values():
+            client.close()
+        self.clients.clear()
+        if self._ssh is not None:
+            self._ssh.close()
+            self._ssh = None
+        self._plugins = None
+        if self.target is not None:
+            try:
+                self.target.close()
+            except Exception as error:  # teardown reports, it never hides the test's own failure
+                problems.append(f"closing target: {error}")
+        self.target = None
+        self._key = None
+        self.records.clear()
+        self.provisioned.clear()
+        return problems
+
+    def require_target(self) -> Target:
+        if self.target is None:
+            raise AssertionError("no target is open: the suite setup must call 'Open Target'")
+        return self.target
+
+    def require_timeouts(self) -> TimeoutProfile:
+        self.require_target()
+        assert self.timeouts is not None
+        return self.timeouts
+
+    # -- nodes -----------------------------------------------------------------------------------
+    def refresh_records(self) -> dict[str, NodeRecord]:
+        records = self.require_target().legion.list_nodes()
+        with self._lock:
+            self.records = {record.name: record for record in records}
+        return self.records
+
+    def record(self, name: str) -> NodeRecord:
+        record = self.records.get(name)
+        if record is None or record.admin_url is None:
+            record = self.refresh_records().get(name)
+        if record is None:
+            known = ", ".join(sorted(self.records)) or "none"
+            raise AssertionError(f"node {name} is not known to Legion (known nodes: {known})")
+        return record
+
+    def remember(self, record: NodeRecord) -> None:
+        with self._lock:
+            self.records[record.name] = record
+
+    def member_names(self) -> list[str]:
+        """Nodes that run (ready or decommissioned-but-running), as Legion lists them."""
+        return [
+            n
+            for n, r in self.refresh_records().items()
+            if r.admin_url and r.status.value in ("ready", "decommissioned")
+        ]
+
+    def active_names(self) -> list[str]:
+        return [n for n, r in self.refresh_records().items() if r.status.value == "ready"]
+
+    def transport_host_port(self, name: str) -> str:
+        record = self.record(name)
+        return (record.transport_address or "").split("://", 1)[-1]
+
+    def admin_key(self) -> AdminKey:
+        if self._key is None:
+            self._key = self.require_target().admin_key()
+        return self._key
+
+    def client(self, name: str) -> ManagementClient:
+        record = self.record(name)
+        client = self.clients.get(name)
+        if client is not None and client.admin_url == (record.admin_url or "").rstrip("/"):
+            return client
+        if record.admin_url is None:
+            raise AssertionError(
+                f"node {name} has no admin URL yet (Legion status {record.status.value})"
+            )
+        timeouts = self.require_timeouts()
+        client = ManagementClient(
+            name,
+            record.admin_url,
+            self.admin_key(),
+            timeout_s=timeouts.management_call,
+            ready_timeout_s=timeouts.node_ready,
+            retry_interval_s=timeouts.poll_interval,
+        )
+        self.clients[name] = client
+        return client
+
+    # -- SSH and plugin API -------------------------------------------------------------------------
+    def ssh(self) -> SshSessions:
+        if self._ssh is None:
+            timeouts = self.require_timeouts()
+            assert self.config is not None
+            self._ssh = SshSessions(
+                self.require_target().ssh_key_file(), timeouts.ssh_command, self.config.ssh.prompt
+            )
+        return self._ssh
+
+    def ssh_endpoint(self, name: str) -> SshEndpointInfo:
+        record = self.record(name)
+        assert self.config is not None
+        if record.ssh is None:
+            raise AssertionError(f"node {name}: Legion reports no SSH endpoint")
+        return SshEndpointInfo(
+            host=record.ssh.host,
+            port=self.config.ssh.port or record.ssh.port,
+            user=self.config.ssh.user or record.ssh.user,
+        )
+
+    def plugins(self) -> PluginTransport:
+        if self._plugins is None:
+            self._plugins = self.require_target().plugin_transport(self.ssh(), self.ssh_endpoint)
+        return self._plugins
+
+    # -- heals ---------------------------------------------------------------------------------------
+    def register_heal(self, description: str, heal: Callable[[], None]) -> None:
+        self.heals.append(RegisteredHeal(description, heal, self.labels.test))
+
+    def run_heals(self) -> list[str]:
+        """Run registered heals newest first; report failures instead of raising."""
+        problems = []
+        while self.heals:
+            entry = self.heals.pop()
+            try:
+                entry.heal()
+            except Exception as error:
+                problems.append(f"heal '{entry.description}' failed: {error}")
+        return problems

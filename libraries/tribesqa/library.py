@@ -1,0 +1,126 @@
+"""TribesLibrary: the one keyword library of tribes-acceptance.
+
+Built on robotframework-pythonlibcore's ``DynamicCore`` from small components that share a
+``LibraryContext`` (the shape of SeleniumLibrary and Browser). The library is also its own
+listener: it learns suite/test names for artifact paths, captures a cluster snapshot when a
+test step fails, and runs every registered heal at the end of a test and suite.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from robot.api import logger
+from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
+from robotlibcore import DynamicCore
+
+from tribesqa import __version__
+from tribesqa.components.legion import LegionKeywords
+from tribesqa.components.nodes import NodeKeywords
+from tribesqa.components.target import TargetKeywords
+from tribesqa.context import LibraryContext
+from tribesqa.diagnostics import clean_failure
+
+
+class TribesLibrary(DynamicCore):
+    """Keywords that provision, drive, break and check a Tribes cluster.
+
+    The same keywords run against the simulated fleet (default) and a real fleet; the
+    ``TARGET`` variable (``variables/sim.yaml``, ``variables/fleet.example.yaml``) picks the
+    strategy, never the suite.
+
+    Results are typed contract models, usable in Robot as ``${status.self_status}``. Waits poll
+    every node concurrently, fail fast on terminal states, and on failure log ONE message plus
+    ONE table of rows x nodes with the differing cells marked.
+
+    Example:
+    | Open Target
+    | ${init}=    Provision Init Node    hetzner
+    | Wait Until Node Is Active Everywhere    ${init.name}
+    | [Teardown]    Close Target
+    """
+
+    ROBOT_LIBRARY_SCOPE = "GLOBAL"
+    ROBOT_LIBRARY_VERSION = __version__
+    ROBOT_LISTENER_API_VERSION = 3
+
+    def __init__(self) -> None:
+        self.ctx = LibraryContext()
+        self.ROBOT_LIBRARY_LISTENER = self
+        components: list[Any] = [
+            TargetKeywords(self.ctx),
+            LegionKeywords(self.ctx),
+            NodeKeywords(self.ctx),
+        ]
+        for extra in _optional_components():
+            components.append(extra(self.ctx))
+        self.components = components
+        super().__init__(components)
+
+    def run_keyword(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        try:
+            return super().run_keyword(name, args, kwargs)
+        except Exception as error:  # one place turns every library error into a clean failure
+            raise clean_failure(error) from None
+
+    # -- listener ------------------------------------------------------------------------------
+    def _start_suite(self, data: Any, result: Any) -> None:
+        self.ctx.labels.suite = result.longname
+        try:
+            output_dir = BuiltIn().get_variable_value("${OUTPUT DIR}")
+        except RobotNotRunningError:
+            output_dir = None
+        if output_dir:
+            self.ctx.labels.output_dir = Path(output_dir)
+
+    def _start_test(self, data: Any, result: Any) -> None:
+        self.ctx.labels.test = result.name
+        for component in self.components:
+            hook = getattr(component, "on_test_start", None)
+            if hook:
+                hook()
+
+    def _end_test(self, data: Any, result: Any) -> None:
+        for problem in self.ctx.run_heals():
+            logger.warn(f"{result.name}: {problem}")
+        self.ctx.labels.test = None
+
+    def _end_suite(self, data: Any, result: Any) -> None:
+        if data.parent is None or self.ctx.target is not None:
+            for problem in self.ctx.run_heals():
+                logger.warn(f"{result.longname}: {problem}")
+
+    def _end_keyword(self, data: Any, result: Any) -> None:
+        for component in self.components:
+            hook = getattr(component, "on_keyword_end", None)
+            if hook:
+                hook(data, result)
+
+    # Robot looks listener methods up by these names.
+    start_suite = _start_suite
+    start_test = _start_test
+    end_test = _end_test
+    end_suite = _end_suite
+    end_keyword = _end_keyword
+
+
+def _optional_components() -> list[type]:
+    """Components that live in their own modules (added as they are written)."""
+    found: list[type] = []
+    for module_name, class_name in (
+        ("tribesqa.components.plugins", "PluginKeywords"),
+        ("tribesqa.components.convergence", "ConvergenceKeywords"),
+        ("tribesqa.components.artifacts", "ArtifactKeywords"),
+        ("tribesqa.components.faults", "FaultKeywords"),
+    ):
+        try:
+            module = __import__(module_name, fromlist=[class_name])
+        except ModuleNotFoundError as error:
+            if error.name != module_name:
+                raise
+            continue
+        found.append(getattr(module, class_name))
+    return found

@@ -1,0 +1,118 @@
+"""SSH sessions to nodes through Robot Framework's SSHLibrary, one explicit client per node.
+
+SSHLibrary's keywords act on an implicit "current" connection; with many nodes that is how a
+command silently runs on the wrong host. We hold SSHLibrary's client objects ourselves, keyed by
+node name, and every call names its node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from SSHLibrary.abstractclient import SSHClientException
+from SSHLibrary.pythonclient import PythonSSHClient
+
+
+class SshCommandError(AssertionError):
+    """An SSH command could not run or failed; names the node and the command's purpose."""
+
+
+@dataclass(frozen=True)
+class SshEndpointInfo:
+    host: str
+    port: int
+    user: str
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    node: str
+    purpose: str
+    stdout: str
+    stderr: str
+    rc: int
+
+
+class SshSessions:
+    """Lazily opened, per-node SSHLibrary clients (thread-safe per node)."""
+
+    def __init__(self, key_file: Path | None, timeout_s: float, prompt: str = "$ ") -> None:
+        self.key_file = key_file
+        self.timeout_s = timeout_s
+        self.prompt = prompt
+        self._clients: dict[str, PythonSSHClient] = {}
+        self._endpoints: dict[str, SshEndpointInfo] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, node: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(node, threading.Lock())
+
+    def _client(self, node: str, endpoint: SshEndpointInfo) -> PythonSSHClient:
+        client = self._clients.get(node)
+        if client is not None and self._endpoints.get(node) == endpoint:
+            return client
+        if client is not None:
+            self._close_one(node)
+        if self.key_file is None:
+            raise SshCommandError(f"node {node}: no SSH key configured for this target")
+        client = PythonSSHClient(
+            endpoint.host,
+            alias=node,
+            port=endpoint.port,
+            timeout=self.timeout_s,
+            prompt=self.prompt,
+        )
+        try:
+            client.login_with_public_key(
+                endpoint.user, str(self.key_file), None, keep_alive_interval="0s"
+            )
+        except (SSHClientException, OSError, EOFError) as error:
+            raise SshCommandError(
+                f"node {node}: SSH login as {endpoint.user}@{endpoint.host}:{endpoint.port} failed: {error}"
+            ) from None
+        self._clients[node] = client
+        self._endpoints[node] = endpoint
+        return client
+
+    def run(
+        self,
+        node: str,
+        endpoint: SshEndpointInfo,
+        command: str,
+        *,
+        purpose: str,
+        timeout_s: float | None = None,
+    ) -> CommandResult:
+        """Run ``command`` on ``node``; reconnects once if the session went away (node restart)."""
+        with self._lock(node):
+            for attempt in range(2):
+                client = self._client(node, endpoint)
+                try:
+                    stdout, stderr, rc = client.execute_command(
+                        command, timeout=timeout_s or self.timeout_s
+                    )
+                    return CommandResult(node, purpose, stdout, stderr, int(rc))
+                except (SSHClientException, OSError, EOFError) as error:
+                    self._close_one(node)
+                    if attempt == 1:
+                        raise SshCommandError(
+                            f"node {node}: {purpose}: SSH command failed: {error}"
+                        ) from None
+        raise AssertionError("unreachable")
+
+    def _close_one(self, node: str) -> None:
+        client = self._clients.pop(node, None)
+        self._endpoints.pop(node, None)
+        if client is not None:
+            # Closing a dead session must not hide the real failure.
+            with contextlib.suppress(Exception):
+                client.close()
+
+    def close(self) -> None:
+        for node in list(self._clients):
+            self._close_one(node)

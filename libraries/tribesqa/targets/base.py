@@ -1,0 +1,152 @@
+"""The target strategy interface: everything the keywords need from a fleet, in one place.
+
+Two strategies implement it: ``SimTarget`` (the simulator's Legion HTTP API, plugin API over
+loopback HTTP) and ``RealTarget`` (a Legion CLI printing JSON, plugin API and faults over SSH).
+Suites never know which one runs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tribesqa.config import TargetConfig, TimeoutProfile
+from tribesqa.keys import AdminKey
+from tribesqa.models import GraphRun, LegionSnapshot, NodeRecord, parse_payload
+from tribesqa.ssh import SshEndpointInfo, SshSessions
+
+
+class LegionError(AssertionError):
+    """Legion refused or failed an operation; the message names the operation and the reason."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(f"Legion {operation} failed: {code}: {message}")
+        self.operation = operation
+        self.code = code
+        self.reason = message
+
+
+class LegionDriver(ABC):
+    """Legion's operations; results are parsed into the contract models."""
+
+    source = "Legion"
+
+    @abstractmethod
+    def _run(self, operation: str, **arguments: Any) -> Any:
+        """Perform one operation and return its decoded JSON result, or raise LegionError."""
+
+    def provision_init(self, provider: str) -> NodeRecord:
+        return self._record("provision_init", self._run("provision_init", provider=provider))
+
+    def plan_join(self, provider: str, count: int) -> list[NodeRecord]:
+        raw = self._run("plan_join", provider=provider, count=count)
+        return [self._record("plan_join", item) for item in raw]
+
+    def materialize(self, interrupt_after: int | None = None) -> GraphRun:
+        if interrupt_after is None:
+            raw = self._run("materialize")
+        else:
+            raw = self._run("materialize_interrupted", interrupt_after=interrupt_after)
+        return parse_payload(GraphRun, raw, source=f"{self.source} / materialize")
+
+    def decommission(self, node: str) -> NodeRecord:
+        return self._record("decommission", self._run("decommission", node=node))
+
+    def replace(self, node: str, provider: str) -> NodeRecord:
+        return self._record("replace", self._run("replace", node=node, provider=provider))
+
+    def reactivate(self, node: str) -> NodeRecord:
+        return self._record("reactivate", self._run("reactivate", node=node))
+
+    def destroy(self, node: str) -> None:
+        self._run("destroy", node=node)
+
+    def destroy_all(self) -> None:
+        self._run("destroy_all")
+
+    def list_nodes(self) -> list[NodeRecord]:
+        return [self._record("list", item) for item in self._run("list")]
+
+    def snapshot(self) -> LegionSnapshot:
+        return parse_payload(
+            LegionSnapshot, self._run("snapshot"), source=f"{self.source} / snapshot"
+        )
+
+    def _record(self, operation: str, raw: Any) -> NodeRecord:
+        return parse_payload(NodeRecord, raw, source=f"{self.source} / {operation}")
+
+
+class Nemesis(ABC):
+    """Fault injection; every injection returns a description of its heal for the registry."""
+
+    @abstractmethod
+    def partition(self, node: str, peers: list[str]) -> None: ...
+
+    @abstractmethod
+    def heal_all(self) -> None: ...
+
+    @abstractmethod
+    def crash(self, node: str) -> None: ...
+
+    @abstractmethod
+    def restart(self, node: str) -> None: ...
+
+    @abstractmethod
+    def outage(self, node: str, active: bool) -> None: ...
+
+
+class PluginTransportError(AssertionError):
+    """The plugin API could not be reached at all (not a 404: that is an answer)."""
+
+
+class PluginTransport(ABC):
+    """The node-local supertest plugin API."""
+
+    @abstractmethod
+    def request(self, node: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """Return (HTTP status, decoded JSON body or text)."""
+
+
+class Target(ABC):
+    """A fleet to test: its Legion, its nodes' management API, plugin API and nemesis."""
+
+    kind: str
+
+    def __init__(self, config: TargetConfig, timeouts: TimeoutProfile, results_dir: Path) -> None:
+        self.config = config
+        self.timeouts = timeouts
+        self.results_dir = results_dir
+
+    @property
+    @abstractmethod
+    def legion(self) -> LegionDriver: ...
+
+    @property
+    @abstractmethod
+    def nemesis(self) -> Nemesis: ...
+
+    @abstractmethod
+    def plugin_transport(
+        self, sessions: SshSessions, endpoint_of: Callable[[str], SshEndpointInfo]
+    ) -> PluginTransport:
+        """The way this target reaches the node-local plugin API."""
+
+    @abstractmethod
+    def open(self, label: str) -> None:
+        """Prepare the target for one suite (the simulator starts a private fleet here)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release everything open() started; must be safe to call twice and after failures."""
+
+    @abstractmethod
+    def admin_key(self) -> AdminKey: ...
+
+    @abstractmethod
+    def ssh_key_file(self) -> Path | None: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What the artifacts may record about the target (no secrets)."""
+        return {"name": self.config.name, "kind": self.kind}

@@ -1,0 +1,173 @@
+"""The simulator strategy: each suite gets a private simulated fleet (Legion over HTTP)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tribes_sim.fleet import LegionClient, LegionClientError, start_fleet, stop_fleet
+from tribesqa.config import DEFAULT_NODE_COMMANDS, SimSettings, TargetConfig, TimeoutProfile
+from tribesqa.config import PluginTransport as PluginTransportKind
+from tribesqa.keys import AdminKey
+from tribesqa.ssh import SshEndpointInfo, SshSessions
+from tribesqa.targets.base import LegionDriver, LegionError, Nemesis, PluginTransport, Target
+from tribesqa.targets.transports import HttpPluginTransport, SshPluginTransport
+
+
+class SimLegion(LegionDriver):
+    source = "Legion (simulator)"
+
+    def __init__(self, client: LegionClient) -> None:
+        self.client = client
+
+    def _run(self, operation: str, **arguments: Any) -> Any:
+        calls = {
+            "provision_init": lambda: self.client.provision_init(arguments["provider"]),
+            "plan_join": lambda: self.client.plan_join(arguments["provider"], arguments["count"]),
+            "materialize": self.client.materialize,
+            "materialize_interrupted": lambda: self.client.materialize(
+                arguments["interrupt_after"]
+            ),
+            "decommission": lambda: self.client.decommission(arguments["node"]),
+            "replace": lambda: self.client.replace(arguments["node"], arguments["provider"]),
+            "reactivate": lambda: self.client.reactivate(arguments["node"]),
+            "destroy": lambda: self.client.destroy(arguments["node"]),
+            "destroy_all": self.client.destroy_all,
+            "list": self.client.list_nodes,
+            "snapshot": self.client.snapshot,
+        }
+        try:
+            return calls[operation]()
+        except LegionClientError as error:
+            raise LegionError(error.operation, error.code, error.message) from None
+
+
+class SimNemesis(Nemesis):
+    def __init__(self, client: LegionClient) -> None:
+        self.client = client
+
+    def _do(self, action: str, **body: Any) -> None:
+        try:
+            self.client.nemesis(action, **body)
+        except LegionClientError as error:
+            raise LegionError(error.operation, error.code, error.message) from None
+
+    def partition(self, node: str, peers: list[str]) -> None:
+        self._do("partition", node=node, peers=peers or None)
+
+    def heal_all(self) -> None:
+        self._do("heal")
+
+    def crash(self, node: str) -> None:
+        self._do("crash", node=node)
+
+    def restart(self, node: str) -> None:
+        self._do("restart", node=node)
+
+    def outage(self, node: str, active: bool) -> None:
+        self._do("outage", node=node, active=active)
+
+
+def default_fleets_dir() -> Path:
+    # Fleet directories hold the fleet's secrets (admin and SSH keys), so they live outside
+    # results/: artifacts are captured through the APIs instead.
+    return Path(tempfile.gettempdir()) / "tribes-qa-fleets"
+
+
+def safe_label(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_")[:60] or "fleet"
+
+
+class SimTarget(Target):
+    kind = "sim"
+
+    def __init__(self, config: TargetConfig, timeouts: TimeoutProfile, results_dir: Path) -> None:
+        super().__init__(config, timeouts, results_dir)
+        self.settings = config.sim or SimSettings()
+        self.fleet_dir: Path | None = None
+        self._client: LegionClient | None = None
+        self._legion: SimLegion | None = None
+        self._nemesis: SimNemesis | None = None
+        self._plugins: PluginTransport | None = None
+        self._ssh_sessions: Any = None
+
+    def open(self, label: str) -> None:
+        base = Path(self.settings.fleets_dir) if self.settings.fleets_dir else default_fleets_dir()
+        self.fleet_dir = (base / f"{safe_label(label)}-{secrets.token_hex(3)}").resolve()
+        descriptor = start_fleet(
+            self.fleet_dir,
+            nodes=0,
+            faults=self.settings.faults,
+            nodes_per_host=self.settings.nodes_per_host,
+        )
+        self._client = LegionClient(
+            descriptor["legion_url"], timeout_s=self.timeouts.legion_operation
+        )
+        self._legion = SimLegion(self._client)
+        self._nemesis = SimNemesis(self._client)
+
+    def plugin_transport(
+        self, sessions: SshSessions, endpoint_of: Callable[[str], SshEndpointInfo]
+    ) -> PluginTransport:
+        if self.config.plugin_transport is PluginTransportKind.SSH:
+            template = DEFAULT_NODE_COMMANDS["plugin_request"]
+            return SshPluginTransport(sessions, endpoint_of, template, self.timeouts.ssh_command)
+        return HttpPluginTransport(self._plugin_url, self.timeouts.management_call)
+
+    def _plugin_url(self, node: str) -> str:
+        assert self.fleet_dir is not None
+        ports_file = self.fleet_dir / "nodes" / node / "ports.json"
+        try:
+            ports = json.loads(ports_file.read_text())
+        except (OSError, ValueError):
+            raise AssertionError(
+                f"node {node}: the simulator has no plugin port for it (not provisioned?)"
+            ) from None
+        return f"http://127.0.0.1:{ports['plugin']}"
+
+    @property
+    def legion(self) -> LegionDriver:
+        if self._legion is None:
+            raise AssertionError("the target is not open: call 'Open Target' in the suite setup")
+        return self._legion
+
+    @property
+    def nemesis(self) -> Nemesis:
+        if self._nemesis is None:
+            raise AssertionError("the target is not open: call 'Open Target' in the suite setup")
+        return self._nemesis
+
+    def admin_key(self) -> AdminKey:
+        assert self.fleet_dir is not None
+        return AdminKey.from_file(self.fleet_dir / "secrets" / "admin.key")
+
+    def ssh_key_file(self) -> Path | None:
+        return self.fleet_dir / "secrets" / "ssh_client" if self.fleet_dir else None
+
+    def close(self) -> None:
+        if self._client is not None:
+            # stop_fleet below kills whatever destroy_all could not.
+            with contextlib.suppress(LegionClientError):
+                self._client.destroy_all()
+            self._client.close()
+            self._client = None
+        if self.fleet_dir is not None:
+            stop_fleet(self.fleet_dir)
+            if not self.settings.keep_fleet_dirs:
+                shutil.rmtree(self.fleet_dir, ignore_errors=True)
+        self._legion = None
+        self._nemesis = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "fleet_dir": str(self.fleet_dir),
+            "faults": self.settings.faults,
+        }
