@@ -112,7 +112,7 @@ def test_job_state_terminal() -> None:
 
 
 def test_error_codes_and_http_statuses() -> None:
-    assert len(ErrorCode) == 4 + 9 + 6
+    assert len(ErrorCode) == 4 + 9 + 7
     assert set(ERROR_HTTP_STATUS) == set(ErrorCode)
     assert ErrorCode("stale-auth-event").http_status == 401
     assert ErrorCode.SUBSTITUTES_MISSING.http_status == 409

@@ -141,8 +141,17 @@ def test_rollout_then_rollback(fleet: SimFleet) -> None:
     assert case["counter"] == 0
 
     # -- rollback to generation 1: down migrations, back to the baseline, plugin gone
-    rollback_id = fleet.call(NODE, "generation.rollback", {"generation": 1})["job_id"]
-    rollback = fleet.wait_job(NODE, rollback_id)
+    def plugin_answers() -> tuple[int, int]:
+        read = fleet.plugin_get(NODE, "/state", run_id="rollout").status_code
+        write = fleet.plugin_post(NODE, "/cases", {"run_id": "rollout", "name": "n"}).status_code
+        return read, write
+
+    with Watcher(plugin_answers) as plugin:
+        rollback_id = fleet.call(NODE, "generation.rollback", {"generation": 1})["job_id"]
+        rollback = fleet.wait_job(NODE, rollback_id)
+    # While the rollback runs the plugin is there or gone, never half there (no 500).
+    assert {code for pair in plugin.seen for code in pair} <= {200, 201, 404}, plugin.seen
+    assert plugin.seen[-1] == (404, 404), plugin.seen
     assert rollback["state"] == "succeeded" and rollback["kind"] == "rollback", rollback
     assert any("down migrations" in line for line in rollback["log"]), rollback["log"]
     final = fleet.call(NODE, "generation.status")
