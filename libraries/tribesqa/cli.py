@@ -100,3 +100,73 @@ def sim_down(
 
     was_running = stop_fleet(directory.resolve())
     typer.echo("stopped" if was_running else "no fleet was running")
+
+
+config_app = typer.Typer(help="Check target, roster and timeouts files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
+
+
+@config_app.command("validate")
+def config_validate(
+    file: Annotated[Path, typer.Argument(help="A variables file (TARGET / ROSTER / TIMEOUTS).")],
+) -> None:
+    """Validate a target/roster/timeouts file with the models, before touching any node.
+
+    Exit codes: 0 valid, 1 invalid content (each problem with its field path), 2 usage error,
+    3 file missing or unreadable.
+    """
+    from tribesqa.config import ConfigFileError, validate_target_file
+    from tribesqa.models import ContractError
+
+    try:
+        parsed = validate_target_file(file)
+    except ConfigFileError as error:
+        typer.echo(f"tribes-qa config validate: {error}", err=True)
+        raise typer.Exit(EXIT_UNREADABLE) from None
+    except ContractError as error:
+        typer.echo(f"{file}: invalid ({len(error.problems)} problem(s))", err=True)
+        for problem in error.problems:
+            typer.echo(f"  {problem.path}: {problem.reason} (value: {problem.value})", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    parts = []
+    if parsed.TARGET is not None:
+        parts.append(f"target {parsed.TARGET.name} ({parsed.TARGET.kind.value})")
+    if parsed.ROSTER is not None:
+        parts.append(f"roster of {len(parsed.ROSTER)} node(s)")
+    if parsed.TIMEOUTS is not None:
+        parts.append(f"timeouts profiles {', '.join(sorted(parsed.TIMEOUTS))}")
+    typer.echo(f"{file}: valid: {'; '.join(parts)}")
+
+
+@app.command(
+    "run",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def run(
+    ctx: typer.Context,
+    parallel: Annotated[
+        int, typer.Option("--parallel", "-p", min=0, help="pabot processes (0: plain robot).")
+    ] = 0,
+    target: Annotated[Path, typer.Option("--target", "-t", help="Target variables file.")] = Path(
+        "variables/sim.yaml"
+    ),
+    outputdir: Annotated[Path, typer.Option("--outputdir", "-d", help="Where reports go.")] = Path(
+        "results"
+    ),
+) -> None:
+    """Run the suites with robot (or pabot with --parallel N); extra args after -- go to robot.
+
+    Works without an activated venv. Ctrl-C / SIGTERM stop the run and every simulator process
+    it started; the exit code is robot's.
+    """
+    from tribesqa.runner import RunRequest, run_suites
+
+    if not target.exists():
+        typer.echo(f"tribes-qa run: target file {target} does not exist", err=True)
+        raise typer.Exit(EXIT_UNREADABLE)
+    request = RunRequest(
+        target=target, outputdir=outputdir, parallel=parallel, robot_args=list(ctx.args)
+    )
+    raise typer.Exit(run_suites(request))

@@ -16,8 +16,10 @@ from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 from robotlibcore import DynamicCore
 
 from tribesqa import __version__
+from tribesqa.components.gate import GateKeywords
 from tribesqa.components.legion import LegionKeywords
 from tribesqa.components.nodes import NodeKeywords
+from tribesqa.components.scenario import ScenarioKeywords
 from tribesqa.components.target import TargetKeywords
 from tribesqa.context import LibraryContext
 from tribesqa.diagnostics import clean_failure
@@ -52,6 +54,8 @@ class TribesLibrary(DynamicCore):
             TargetKeywords(self.ctx),
             LegionKeywords(self.ctx),
             NodeKeywords(self.ctx),
+            ScenarioKeywords(self.ctx),
+            GateKeywords(self.ctx),
         ]
         for extra in _optional_components():
             components.append(extra(self.ctx))

@@ -26,12 +26,12 @@ class LegionKeywords(Component):
 
         Example: ``${init}=    Provision Init Node    hetzner`` then use ``${init.name}``.
         """
-        return self._provisioned(self.ctx.require_target().legion.provision_init(provider))
+        return self._provisioned(self.ctx.require_target().legion.provision_init(provider.lower()))
 
     @keyword
     def plan_join_nodes(self, provider: str, count: int = 1) -> list[NodeRecord]:
         """Plan ``count`` join nodes on ``provider`` (status ``planned``); materialize them later."""
-        planned = self.ctx.require_target().legion.plan_join(provider, as_int(count, "count"))
+        planned = self.ctx.require_target().legion.plan_join(provider.lower(), as_int(count, "count"))
         for record in planned:
             self._provisioned(record)
         return planned
@@ -86,7 +86,7 @@ class LegionKeywords(Component):
     @keyword
     def replace_node(self, node: str, provider: str) -> NodeRecord:
         """Replace ``node`` with a new node on ``provider`` (decommission + join); returns the new record."""
-        return self._provisioned(self.ctx.require_target().legion.replace(node, provider))
+        return self._provisioned(self.ctx.require_target().legion.replace(node, provider.lower()))
 
     @keyword
     def reactivate_node(self, node: str) -> NodeRecord:

@@ -1,0 +1,128 @@
+"""The per-node fleet gate: preconditions, lifecycle checks and destructive checks per roster node.
+
+As in the multinode fleet plan, the gate runs *on each node of an existing roster*; each check is
+a library keyword run through BuiltIn so log.html shows every step under the node it ran on.
+"""
+
+from __future__ import annotations
+
+from robot.api import logger
+from robot.api.deco import keyword
+from robot.libraries.BuiltIn import BuiltIn
+
+from tribesqa.components.base import Component, as_int
+from tribesqa.diagnostics import TribesFailure
+from tribesqa.models import SyncMode
+
+
+class GateKeywords(Component):
+    @keyword
+    def get_gate_nodes(self, node: str = "") -> list[str]:
+        """The roster nodes this gate run covers: ``node`` alone (a pabot process per node) or the whole roster."""
+        roster = self.ctx.roster
+        if not roster:
+            raise TribesFailure(
+                "the target has no ROSTER: the fleet gate needs one (see variables/sim.yaml)"
+            )
+        names = [entry.node for entry in roster]
+        if node:
+            if node not in names:
+                raise TribesFailure(f"GATE_NODE {node} is not in the roster ({', '.join(names)})")
+            return [node]
+        return names
+
+    @keyword
+    def gate_preconditions_should_hold(self, *nodes: str) -> None:
+        """Per node: ready (``/healthz`` 200), selected == running, sync live with no failing server,
+        and the plugins installed are the ones its roster entry expects.
+
+        Checks every node and fails once, listing each node's problems.
+        """
+        expected_plugins = {entry.node: sorted(entry.plugins) for entry in self.ctx.roster}
+        problems: dict[str, list[str]] = {}
+
+        def check(node: str) -> None:
+            found: list[str] = []
+            client = self.ctx.client(node)
+            status, body = client.healthz()
+            if status != 200:
+                found.append(f"not ready (/healthz {status} {body})")
+            generation = client.call_typed("generation.status")
+            if generation.selected != generation.running:  # type: ignore[attr-defined]
+                found.append(f"selected {generation.selected} != running {generation.running}")  # type: ignore[attr-defined]
+            sync = client.call_typed("sync.status")
+            if sync.mode is not SyncMode.LIVE:  # type: ignore[attr-defined]
+                found.append(f"sync mode {sync.mode.value}")  # type: ignore[attr-defined]
+            failing = [
+                f"{s.node_id}: {s.failing_reason}"
+                for s in sync.servers
+                if s.failing_reason or not s.connected
+            ]  # type: ignore[attr-defined]
+            if failing:
+                found.append("failing sync servers: " + ", ".join(failing))
+            plugins = sorted(p.name for p in client.call_typed("plugins.list").plugins)  # type: ignore[attr-defined]
+            if plugins != expected_plugins.get(node, []):
+                found.append(f"plugins {plugins}, roster expects {expected_plugins.get(node, [])}")
+            if found:
+                problems[node] = found
+
+        self.on_each(nodes, check, what="gate preconditions")
+        if problems:
+            raise TribesFailure(
+                "gate preconditions fail: "
+                + "; ".join(f"{n}: {', '.join(p)}" for n, p in problems.items())
+            )
+        logger.info(f"gate preconditions hold on {', '.join(nodes)}")
+
+    @keyword
+    def run_gate_lifecycle_checks(self, iterations: int = 1, *nodes: str) -> None:
+        """For each iteration and node: membership agrees, tribe agrees, the node's sync endpoint matches
+        and answers, its generation links match the API, unsigned and replayed admin requests are
+        refused, and a plugin write on it (when the plugin runs there) reaches every other node.
+        """
+        builtin = BuiltIn()
+        count = as_int(iterations, "iterations")
+        for iteration in range(1, count + 1):
+            for node in nodes:
+                logger.info(f"gate iteration {iteration}/{count} on {node}")
+                builtin.run_keyword("Wait Until Cluster Converged")
+                builtin.run_keyword("Wait Until Tribe Converged")
+                builtin.run_keyword("Sync Endpoints Should Match Transport Addresses", node)
+                builtin.run_keyword("Generation Links Should Match API", node)
+                builtin.run_keyword("Unsigned Management Request Should Be Refused", node)
+                builtin.run_keyword("Replayed Management Request Should Be Refused", node)
+                plugins = [p.name for p in self.ctx.client(node).call_typed("plugins.list").plugins]  # type: ignore[attr-defined]
+                if "supertest" in plugins:
+                    run_id = builtin.run_keyword("New Run Id")
+                    case = builtin.run_keyword(
+                        "Create Case", node, run_id, f"gate {iteration} on {node}"
+                    )
+                    for other in self.ctx.active_names():
+                        if other != node:
+                            builtin.run_keyword(
+                                "Wait Until Case Is Visible On Node", other, run_id, case.id
+                            )
+
+    @keyword
+    def run_destructive_gate_checks(self, iterations: int = 1, *nodes: str) -> None:
+        """For each iteration and node: a graceful restart comes back converged with the same transport
+        address; a partition from the mesh heals and converges after a full resync.
+        """
+        builtin = BuiltIn()
+        count = as_int(iterations, "iterations")
+        for iteration in range(1, count + 1):
+            for node in nodes:
+                logger.info(f"destructive gate iteration {iteration}/{count} on {node}")
+                before = self.ctx.client(node).call_typed("node.info").transport_address  # type: ignore[attr-defined]
+                builtin.run_keyword("Restart Node", node)
+                after = self.ctx.client(node).call_typed("node.info").transport_address  # type: ignore[attr-defined]
+                if after != before:
+                    raise TribesFailure(
+                        f"node {node}: transport address changed across restart: {before} -> {after}"
+                    )
+                builtin.run_keyword("Wait Until Cluster Converged")
+                builtin.run_keyword("Partition Node From Peers", node)
+                builtin.run_keyword("Heal All Partitions")
+                builtin.run_keyword("Force Full Resync On Nodes")
+                builtin.run_keyword("Wait Until Cluster Converged")
+                builtin.run_keyword("Cluster Status Should Be Healthy On Nodes")

@@ -1,0 +1,147 @@
+"""Scenario-level checks the suites phrase in one line: expected tables, previews, graph runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from robot.api.deco import keyword
+from robot.libraries.BuiltIn import BuiltIn
+
+from tribesqa.components.base import Component, as_int
+from tribesqa.diagnostics import TribesFailure
+from tribesqa.models import GraphRun, MemberStatus, NodeRecord
+
+
+class ScenarioKeywords(Component):
+    @keyword
+    def expected_membership_from_legion(self, *statuses: str) -> dict[str, dict[str, Any]]:
+        """Build an expected membership table from ``node:status`` pairs and Legion's records.
+
+        Each entry expects the status given, the transport address Legion reports for the node and
+        the ``full`` replication scope. With no pairs, every node Legion lists as ready or
+        decommissioned is expected with that status.
+
+        Example: ``${expected}=    Expected Membership From Legion    hetzner-1:active    ovh-1:syncing``
+        """
+        records = self.ctx.refresh_records()
+        pairs: list[tuple[str, str]] = []
+        for item in statuses:
+            node, separator, status = str(item).partition(":")
+            if not separator or status not in {s.value for s in MemberStatus}:
+                raise TribesFailure(
+                    f"expected membership entry {item!r} must be node:status with status syncing, active or decommissioned"
+                )
+            pairs.append((node, status))
+        if not pairs:
+            legion_to_member = {"ready": "active", "decommissioned": "decommissioned"}
+            pairs = [
+                (name, legion_to_member[r.status.value])
+                for name, r in records.items()
+                if r.status.value in legion_to_member
+            ]
+        expected: dict[str, dict[str, Any]] = {}
+        for node, status in pairs:
+            record = records.get(node)
+            if record is None:
+                raise TribesFailure(f"expected membership names {node}, which Legion does not know")
+            expected[node] = {
+                "status": status,
+                "transport_address": record.transport_address,
+                "scope": "full",
+            }
+        return expected
+
+    @keyword
+    def plan_one_join_node_per_provider(self, *providers: str) -> list[str]:
+        """Plan one join node on each provider (in order); returns the planned names."""
+        names = []
+        for provider in providers:
+            planned: list[NodeRecord] = BuiltIn().run_keyword("Plan Join Nodes", provider, 1)
+            names.append(planned[0].name)
+        return names
+
+    @keyword
+    def rollout_preview_should_install_plugin(self, node: str, plugin: str, commit: str) -> None:
+        """The preview on ``node`` adds ``plugin``, removes nothing, needs a restart, and has all substitutes."""
+        preview = BuiltIn().run_keyword("Preview Rollout", node, plugin, commit)
+        problems = []
+        if plugin not in preview.delta.plugins_added:
+            problems.append(
+                f"plugins_added is {preview.delta.plugins_added}, not including {plugin}"
+            )
+        if preview.delta.plugins_removed:
+            problems.append(f"it would remove {preview.delta.plugins_removed}")
+        if not preview.substitutes.available or preview.substitutes.missing:
+            problems.append(f"substitutes missing: {preview.substitutes.missing}")
+        if not preview.requires_restart:
+            problems.append("it does not list the services that need a restart")
+        if problems:
+            raise TribesFailure(
+                f"node {node}: rollout preview of {plugin}@{commit}: " + "; ".join(problems)
+            )
+
+    @keyword
+    def plugin_state_should_hold(
+        self,
+        node: str,
+        run_id: str,
+        cases: int | None = None,
+        events: int | None = None,
+        counter: int | None = None,
+    ) -> None:
+        """``node`` holds exactly ``cases`` cases and ``events`` events for ``run_id``; ``counter`` is the sum of case counters."""
+        state = BuiltIn().run_keyword("Get Plugin State", node, run_id)
+        problems = []
+        if cases is not None and len(state.cases) != as_int(cases, "cases"):
+            problems.append(f"{len(state.cases)} case(s), expected {cases}")
+        if events is not None and len(state.events) != as_int(events, "events"):
+            problems.append(f"{len(state.events)} event(s), expected {events}")
+        total = sum(case.counter for case in state.cases)
+        if counter is not None and total != as_int(counter, "counter"):
+            problems.append(f"counters sum to {total}, expected {counter}")
+        if problems:
+            raise TribesFailure(
+                f"node {node}: plugin state of run {run_id}: " + "; ".join(problems)
+            )
+
+    @keyword
+    def graph_run_should_be_interrupted_with_consistent_membership(self, run: GraphRun) -> None:
+        """An interrupted graph run: what it materialized is active everywhere; the rest is planned and on no node.
+
+        ``run`` is what ``Interrupt Graph Run After`` returned.
+        """
+        if run.state.value != "interrupted":
+            raise TribesFailure(f"graph run {run.id} is {run.state.value}, expected interrupted")
+        leftover = [name for name in run.planned if name not in run.materialized]
+        if not leftover:
+            raise TribesFailure(
+                f"graph run {run.id} materialized everything it planned; nothing was interrupted"
+            )
+        records = self.ctx.refresh_records()
+        not_planned = [
+            f"{n} ({records[n].status.value})"
+            for n in leftover
+            if n in records and records[n].status.value != "planned"
+        ]
+        if not_planned:
+            raise TribesFailure(
+                f"graph run {run.id}: nodes it did not materialize are not back to planned: {', '.join(not_planned)}"
+            )
+        for name in run.materialized:
+            BuiltIn().run_keyword("Wait Until Node Is Active Everywhere", name)
+        for observer in self.ctx.active_names():
+            rows = self.ctx.client(observer).call_typed("cluster_nodes.list").by_id()  # type: ignore[attr-defined]
+            half = [n for n in leftover if n in rows]
+            if half:
+                raise TribesFailure(
+                    f"node {observer} holds a membership row for {', '.join(half)}, which the interrupted run never materialized"
+                )
+
+    @keyword
+    def decommission_every_node_except(self, keep: str) -> list[str]:
+        """Decommission every ready node but ``keep``, one at a time; returns their names."""
+        others = [name for name in self.ctx.active_names() if name != keep]
+        for name in others:
+            BuiltIn().run_keyword("Decommission Node", name)
+            BuiltIn().run_keyword("Node Should Be Archived As Decommissioned", name)
+        return others

@@ -1,0 +1,64 @@
+*** Settings ***
+Documentation     Cross-provider cluster lifecycle: init on hetzner, join scaleway then ovh, decommission,
+...               replace, reactivate. After every transition all active nodes agree on membership, each row
+...               has the expected transport address, scope and status, and sync endpoints are reachable.
+
+Resource          ../resources/tribes.resource
+
+Suite Setup       Start The Target For This Suite
+Suite Teardown    Clean Up The Target
+Test Teardown     Heal Faults Injected By This Test
+
+Test Tags    scenario:cluster_lifecycle
+...          cluster
+...          provider:hetzner
+...          provider:scaleway
+...          provider:ovh
+...          destructive
+
+
+*** Test Cases ***
+The Init Node Holds Its Own Membership
+    ${init}=    A Cluster Initialised On Hetzner
+    VAR    ${INIT}    ${init}    scope=SUITE
+    Every Active Node Agrees On Membership    ${INIT}:active
+    Sync Endpoints Match Transport Addresses And Are Reachable
+
+A Scaleway Node Joins And Goes Active Everywhere
+    ${joined}=    Join A Scaleway Node And Wait Until It Is Active Everywhere
+    VAR    ${SCALEWAY}    ${joined}    scope=SUITE
+    Every Active Node Agrees On Membership    ${INIT}:active    ${SCALEWAY}:active
+    Sync Endpoints Match Transport Addresses And Are Reachable
+
+An OVH Node Joins And Goes Active Everywhere
+    ${joined}=    Join An Ovh Node And Wait Until It Is Active Everywhere
+    VAR    ${OVH}    ${joined}    scope=SUITE
+    Every Active Node Agrees On Membership    ${INIT}:active    ${SCALEWAY}:active    ${OVH}:active
+    Sync Endpoints Match Transport Addresses And Are Reachable
+
+A Decommissioned Node Stays Archived And Leaves The Sync Mesh
+    ${before}=    Get Current Time UTC
+    Decommission Node    ${SCALEWAY}
+    Node Should Be Archived As Decommissioned    ${SCALEWAY}    since=${before}
+    Every Active Node Agrees On Membership    ${INIT}:active    ${SCALEWAY}:decommissioned    ${OVH}:active
+    Sync Endpoints Match Transport Addresses And Are Reachable
+
+A Replacement Join Converges With A Fresh Activation
+    ${before}=    Get Current Time UTC
+    ${replacement}=    Replace Node    ${OVH}    scaleway
+    VAR    ${REPLACEMENT}    ${replacement.name}    scope=SUITE
+    Wait Until Node Is Active Everywhere    ${REPLACEMENT}
+    Activation Should Be Fresh    ${REPLACEMENT}    ${before}
+    Node Should Be Archived As Decommissioned    ${OVH}    since=${before}
+    Every Active Node Agrees On Membership
+    ...    ${INIT}:active    ${SCALEWAY}:decommissioned    ${OVH}:decommissioned    ${REPLACEMENT}:active
+    Sync Endpoints Match Transport Addresses And Are Reachable
+
+A Decommissioned Node Can Be Reactivated
+    ${before}=    Get Current Time UTC
+    Reactivate Node    ${SCALEWAY}
+    Wait Until Node Is Active Everywhere    ${SCALEWAY}
+    Activation Should Be Fresh    ${SCALEWAY}    ${before}
+    Every Active Node Agrees On Membership
+    ...    ${INIT}:active    ${SCALEWAY}:active    ${OVH}:decommissioned    ${REPLACEMENT}:active
+    Sync Endpoints Match Transport Addresses And Are Reachable

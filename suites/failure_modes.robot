@@ -1,0 +1,46 @@
+*** Settings ***
+Documentation     Failure-oriented scenarios from the cluster-control plan. Each states the expected
+...               behaviour: the system repairs itself after a publish outage, and refuses the unsafe
+...               operation after a partial membership change.
+
+Resource          ../resources/tribes.resource
+
+Suite Setup       Start The Target For This Suite
+Suite Teardown    Clean Up The Target
+Test Teardown     Heal Faults Injected By This Test
+
+Test Tags         scenario:failure_modes    cluster    provider:hetzner    provider:scaleway    destructive
+
+
+*** Test Cases ***
+A Publish Outage During A Membership Change Repairs After The Outage
+    [Documentation]    Expected: while a node serves but does not publish, its writes stay local; the
+    ...    membership change still converges; once the outage ends its writes reach every node.
+    ${init}=    A Cluster Initialised On Hetzner
+    VAR    ${INIT}    ${init}    scope=SUITE
+    ${second}=    Join A Scaleway Node And Wait Until It Is Active Everywhere
+    VAR    ${SECOND}    ${second}    scope=SUITE
+    Roll Out Plugin To Nodes    supertest    e042f3265db7a40d4d558132800238c6d466e8dd
+    ${run}=    New Run Id
+    Start Publish Outage    ${SECOND}
+    ${held}=    Create Case    ${SECOND}    ${run}    written during the outage
+    ${third}=    Join A Hetzner Node And Wait Until It Is Active Everywhere
+    VAR    ${THIRD}    ${third}    scope=SUITE
+    Node Should Stay Stale For    ${INIT}    ${run}    ${held.id}
+    Stop Publish Outage    ${SECOND}
+    Wait Until Case Is Visible On Node    ${INIT}    ${run}    ${held.id}
+    Wait Until Plugin State Converged    ${run}    expected_cases=1
+    Every Active Node Agrees On Membership    ${INIT}:active    ${SECOND}:active    ${THIRD}:active
+
+An Interrupted Graph Run Leaves A Consistent Cluster And Unsafe Operations Are Refused
+    [Documentation]    Expected: a graph run stopped midway leaves the nodes it materialized active and
+    ...    the rest planned (no half-member anywhere), and Legion refuses to decommission the
+    ...    cluster's last active node.
+    Plan One Join Node Per Provider    ovh    scaleway
+    ${run}=    Interrupt Graph Run After    1
+    Graph Run Should Be Interrupted With Consistent Membership    ${run}
+    Every Active Node Agrees On Membership
+    Materialize Planned Nodes
+    Wait Until Cluster Converged
+    Decommission Every Node Except    ${INIT}
+    Decommission Should Be Refused    ${INIT}

@@ -1,0 +1,32 @@
+*** Settings ***
+Documentation     The on-node gate for an existing roster (variables: ROSTER, ITERATIONS, ALLOW_DESTRUCTIVE),
+...               as in the multinode fleet plan: per-node preconditions, then the lifecycle checks,
+...               repeated ITERATIONS times. Destructive checks run only with ALLOW_DESTRUCTIVE.
+...               pabot runs one process per roster node with --argumentfile (see README).
+
+Resource          ../resources/tribes.resource
+Resource          ../resources/gate.resource
+
+Suite Setup       Start The Gate
+Suite Teardown    Clean Up The Target
+Test Teardown     Heal Faults Injected By This Test
+
+Test Tags         scenario:fleet_gate    cluster
+
+
+*** Variables ***
+${ITERATIONS}           1
+${ALLOW_DESTRUCTIVE}    ${FALSE}
+
+
+*** Test Cases ***
+Roster Nodes Meet The Gate Preconditions
+    Gate Preconditions Hold On Every Gate Node
+
+Lifecycle Checks Pass On Every Gate Node
+    Run The Gate Lifecycle Checks    ${ITERATIONS}
+
+Destructive Checks Pass On Every Gate Node
+    [Tags]    destructive
+    Skip If    not ${ALLOW_DESTRUCTIVE}    ALLOW_DESTRUCTIVE is off: destructive checks not run
+    Run The Destructive Gate Checks    ${ITERATIONS}

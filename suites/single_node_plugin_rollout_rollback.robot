@@ -1,0 +1,52 @@
+*** Settings ***
+Documentation     One node: roll the supertest plugin out as a new system generation, use its API,
+...               roll back to the baseline generation, and clean up (from the rollout progress notes).
+
+Resource          ../resources/tribes.resource
+
+Suite Setup       Start The Target For This Suite
+Suite Teardown    Clean Up The Target
+Test Teardown     Heal Faults Injected By This Test
+
+Test Tags         scenario:single_node_plugin_rollout_rollback    single-node    provider:hetzner    destructive
+
+
+*** Variables ***
+${PLUGIN}    supertest
+${COMMIT}    e042f3265db7a40d4d558132800238c6d466e8dd
+
+
+*** Test Cases ***
+A Fresh Node Runs Its Baseline Generation
+    ${init}=    Provision Init Node    hetzner
+    VAR    ${NODE}    ${init.name}    scope=SUITE
+    ${baseline}=    The Node Runs Its Baseline Generation    ${NODE}
+    VAR    ${BASELINE}    ${baseline}    scope=SUITE
+    Plugin API Should Be Absent    ${NODE}
+
+Preview Shows The Plugin With Its Substitutes Available
+    Rollout Preview Should Install Plugin    ${NODE}    ${PLUGIN}    ${COMMIT}
+
+Rollout Moves Selected And Running To The Plugin Generation
+    Roll Out Plugin To Nodes    ${PLUGIN}    ${COMMIT}    ${NODE}
+    ${status}=    Generation Should Be Converged    ${NODE}
+    Should Not Be Equal    ${status.running}    ${BASELINE}    msg=rollout left ${NODE} on the baseline generation
+    Generation Links Should Match API    ${NODE}
+
+The Plugin API Serves Health, Schema, Writes And Reads
+    The Plugin Is Installed And Serving On    ${NODE}
+    ${run}=    New Run Id
+    ${case}=    Create Case    ${NODE}    ${run}    smoke case
+    Increment Case    ${NODE}    ${case.id}    2
+    Create Event    ${NODE}    ${run}    ${case.id}    created
+    Plugin State Should Hold    ${NODE}    ${run}    cases=1    events=1    counter=2
+
+Rollback Returns To The Baseline And Removes The Plugin Tables
+    Roll Back Nodes To Generation    ${BASELINE}    ${NODE}
+    Generation Should Be Converged    ${NODE}    ${BASELINE}
+    Generation Links Should Match API    ${NODE}
+    The Plugin Is Gone From    ${NODE}
+
+Destroying The Node Leaves Legion Empty
+    Destroy Node    ${NODE}
+    Legion Node List Should Be Empty

@@ -1,0 +1,32 @@
+*** Settings ***
+Documentation     Trust expansion replay: after Legion adds a node (or reactivates one), the node replays the
+...               cluster's log until it holds the same singleton tribe and membership state as the rest.
+
+Resource          ../resources/tribes.resource
+
+Suite Setup       Start The Target For This Suite
+Suite Teardown    Clean Up The Target
+Test Teardown     Heal Faults Injected By This Test
+
+Test Tags         scenario:trust_expansion_replay    cluster    provider:hetzner    provider:ovh    destructive
+
+
+*** Test Cases ***
+A Newly Joined Node Catches Up To The Tribe And Membership
+    ${init}=    A Cluster Initialised On Hetzner
+    VAR    ${INIT}    ${init}    scope=SUITE
+    ${joined}=    Join An Ovh Node And Wait Until It Is Active Everywhere
+    VAR    ${JOINED}    ${joined}    scope=SUITE
+    Wait Until Tribe Converged
+    Every Active Node Agrees On Membership    ${INIT}:active    ${JOINED}:active
+
+A Reactivated Node Catches Up After Missing Changes
+    Decommission Node    ${JOINED}
+    Node Should Be Archived As Decommissioned    ${JOINED}
+    ${other}=    Join A Hetzner Node And Wait Until It Is Active Everywhere
+    ${before}=    Get Current Time UTC
+    Reactivate Node    ${JOINED}
+    Wait Until Node Is Active Everywhere    ${JOINED}
+    Activation Should Be Fresh    ${JOINED}    ${before}
+    Wait Until Tribe Converged
+    Every Active Node Agrees On Membership    ${INIT}:active    ${JOINED}:active    ${other}:active
