@@ -132,6 +132,12 @@ def fleet(label: str, **overrides: Any) -> Iterator[Fleet]:
         client = LegionClient(info["url"])
         key = AdminKey.from_file(directory / "secrets" / "admin.key")
         yield Fleet(directory, info["url"], legion_start_s, client, key)
+    except BaseException:
+        # The fleet directory is removed below: show why Legion failed while it still exists.
+        with contextlib.suppress(OSError):
+            tail = (directory / "legion.log").read_text()[-4000:]
+            print(f"--- {directory}/legion.log (tail)\n{tail}", file=sys.stderr)
+        raise
     finally:
         if client is not None:
             client.close()

@@ -39,6 +39,9 @@ def options(parser: Any) -> None:
         help="comma-separated values to compare (default: the simulator's large-fleet default)",
     )
     parser.add_argument(
+        "--long-poll-s", type=float, default=None, help="override SimConfig.sync_long_poll_s"
+    )
+    parser.add_argument(
         "--idle-s", type=float, default=3.0, help="seconds of idle CPU sampled once converged"
     )
 
@@ -56,8 +59,12 @@ def poll_pause(missing: int) -> float:
     return 0.1 if missing <= 2 else min(1.0, 0.02 * missing)
 
 
-def one_run(nodes: int, per_host: int | None, idle_s: float) -> dict[str, float]:
-    overrides = {} if per_host is None else {"nodes_per_host": per_host}
+def one_run(
+    nodes: int, per_host: int | None, idle_s: float, long_poll_s: float | None
+) -> dict[str, float]:
+    overrides: dict[str, Any] = {} if per_host is None else {"nodes_per_host": per_host}
+    if long_poll_s is not None:
+        overrides["sync_long_poll_s"] = long_poll_s
     with fleet(f"fifty-k{per_host}", **overrides) as sim:
         timing = build_cluster(sim, nodes, poll_s=poll_pause)
         pids = fleet_pids(sim.directory)
@@ -88,7 +95,7 @@ def main() -> None:
     for run in range(1, args.repeat + 1):
         print(f"run {run}:", flush=True)
         for per_host in choices:
-            results[per_host].append(one_run(args.nodes, per_host, args.idle_s))
+            results[per_host].append(one_run(args.nodes, per_host, args.idle_s, args.long_poll_s))
     for per_host, runs in results.items():
         converged = statistics.median(r["converged"] for r in runs)
         rss = statistics.median(r["rss"] for r in runs)

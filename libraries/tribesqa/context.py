@@ -50,6 +50,9 @@ class LibraryContext:
         self._plugins: PluginTransport | None = None
         self._key: AdminKey | None = None
         self._lock = threading.Lock()
+        # Installed by ArtifactKeywords: capture the failure snapshot now and return its links
+        # (label -> path relative to OUTPUT DIR); failing waits call it to link it from their report.
+        self.capture_failure: Callable[[], dict[str, str]] | None = None
 
     # -- target lifecycle ----------------------------------------------------------------------
     def open_target(self, raw_target: Any, raw_roster: Any, label: str) -> Target:
@@ -189,13 +192,26 @@ class LibraryContext:
     def register_heal(self, description: str, heal: Callable[[], None]) -> None:
         self.heals.append(RegisteredHeal(description, heal, self.labels.test))
 
-    def run_heals(self) -> list[str]:
-        """Run registered heals newest first; report failures instead of raising."""
+    def run_heals(self, *, test_only: bool = False) -> list[str]:
+        """Run registered heals newest first; report failures instead of raising.
+
+        ``test_only`` (the listener's end of a test) runs only the heals registered while a
+        test ran; heals registered in a suite setup wait for the suite's end.
+        """
         problems = []
-        while self.heals:
-            entry = self.heals.pop()
+        while True:
+            index = next(
+                (
+                    i
+                    for i in range(len(self.heals) - 1, -1, -1)
+                    if not test_only or self.heals[i].test is not None
+                ),
+                None,
+            )
+            if index is None:
+                return problems
+            entry = self.heals.pop(index)
             try:
                 entry.heal()
             except Exception as error:
                 problems.append(f"heal '{entry.description}' failed: {error}")
-        return problems

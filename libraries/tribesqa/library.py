@@ -88,7 +88,7 @@ class TribesLibrary(DynamicCore):
                 hook()
 
     def _end_test(self, data: Any, result: Any) -> None:
-        for problem in self.ctx.run_heals():
+        for problem in self.ctx.run_heals(test_only=True):
             logger.warn(f"{result.name}: {problem}")
         self.ctx.labels.test = None
 

@@ -12,8 +12,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from paramiko import SSHException
 from SSHLibrary.abstractclient import SSHClientException
 from SSHLibrary.pythonclient import PythonSSHClient
+
+# A session that died with its node (crash, restart) raises paramiko's SSHException
+# ("SSH session not active"): reconnect once, like for a closed socket.
+_SESSION_ERRORS = (SSHClientException, SSHException, OSError, EOFError)
 
 
 class SshCommandError(AssertionError):
@@ -71,7 +76,7 @@ class SshSessions:
             client.login_with_public_key(
                 endpoint.user, str(self.key_file), None, keep_alive_interval="0s"
             )
-        except (SSHClientException, OSError, EOFError) as error:
+        except _SESSION_ERRORS as error:
             raise SshCommandError(
                 f"node {node}: SSH login as {endpoint.user}@{endpoint.host}:{endpoint.port} failed: {error}"
             ) from None
@@ -97,7 +102,7 @@ class SshSessions:
                         command, timeout=timeout_s or self.timeout_s
                     )
                     return CommandResult(node, purpose, stdout, stderr, int(rc))
-                except (SSHClientException, OSError, EOFError) as error:
+                except _SESSION_ERRORS as error:
                     self._close_one(node)
                     if attempt == 1:
                         raise SshCommandError(

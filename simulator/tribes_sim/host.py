@@ -5,6 +5,15 @@ restart, and the nemesis hooks). The host dies with Legion (``PR_SET_PDEATHSIG``
 outlives its fleet.
 
     python -m tribes_sim.host --socket DIR/hosts/host-1.sock --config DIR/sim-config.json
+
+Importing a host's stack (aiohttp, asyncssh, coincurve) takes ~0.7 s of CPU, so Legion does it
+once: it starts a *zygote* (``--zygote``) that imports everything, then forks one child per host
+on request (a few milliseconds each). The zygote dies with Legion and its hosts die with it; a
+crash is still a real ``SIGKILL`` of the host's own pid.
+
+    python -m tribes_sim.host --zygote --config DIR/sim-config.json
+    stdin:  {"socket": "DIR/hosts/host-1.sock", "log": "DIR/hosts/host-1.log"}   (one per line)
+    stdout: {"ready": true} once, then {"pid": 1234} per request
 """
 
 from __future__ import annotations
@@ -13,10 +22,13 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import gc
+import json
 import logging
 import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -150,16 +162,88 @@ async def serve(socket_path: Path, config: SimConfig) -> None:
         socket_path.unlink()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tribes_sim.host")
-    parser.add_argument("--socket", type=Path, required=True)
-    parser.add_argument("--config", type=Path, required=True)
-    args = parser.parse_args(argv)
+def run_host(socket_path: Path, config_path: Path) -> None:
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
-    asyncio.run(serve(args.socket, SimConfig.load(args.config)))
+    if os.environ.get("TRIBES_SIM_PROFILE"):
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+        try:
+            asyncio.run(serve(socket_path, SimConfig.load(config_path)))
+        finally:
+            prof.disable()
+            prof.dump_stats(os.environ["TRIBES_SIM_PROFILE"] + f"/host-{os.getpid()}.prof")
+        return
+    asyncio.run(serve(socket_path, SimConfig.load(config_path)))
+
+
+def _fork_host(socket_path: Path, log_path: Path, config_path: Path) -> int:
+    """Fork one host from the zygote; the child never returns."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        # The zygote lets the kernel reap its children; a host must see its own (SSH sessions).
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null_fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null_fd, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.close(null_fd)
+        os.close(log_fd)
+        run_host(socket_path, config_path)
+        code = 0
+    except BaseException:
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def zygote(config_path: Path) -> int:
+    """Serve fork requests on stdin until it closes (Legion exited or stopped us)."""
+    die_with_parent()
+    # Children are reaped by the kernel: Legion tracks them by pid, a zombie would look alive.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    # Keep the imported modules out of the collector so forked hosts share those pages longer.
+    gc.collect()
+    gc.freeze()
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            pid = _fork_host(Path(request["socket"]), Path(request["log"]), config_path)
+            answer: dict[str, Any] = {"pid": pid}
+        except Exception as error:
+            answer = {"error": f"{type(error).__name__}: {error}"}
+        print(json.dumps(answer), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tribes_sim.host")
+    parser.add_argument("--socket", type=Path)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--zygote", action="store_true", help="fork hosts on request (Legion)")
+    args = parser.parse_args(argv)
+    if args.zygote:
+        return zygote(args.config)
+    if args.socket is None:
+        parser.error("--socket is required (unless --zygote)")
+    run_host(args.socket, args.config)
     return 0
 
 

@@ -1,7 +1,8 @@
 """The simulated Legion orchestrator: provisions nodes, runs join graphs, pushes membership.
 
 One aiohttp server on loopback; its state lives in ``DIR/legion/state.json``. It spawns node
-hosts (``tribes_sim.host``), talks to nodes through their NIP-98-protected management API with
+hosts (``tribes_sim.host``, forked from a pre-imported zygote so a new host costs milliseconds,
+not the ~0.7 s of imports), talks to nodes through their NIP-98-protected management API with
 its own key, and serves the nemesis. ``tribes-sim-legion`` is its command line (JSON out).
 
     python -m tribes_sim.legion --dir DIR
@@ -25,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import httpx
 from aiohttp import web
 
 from tribes_sim.config import SimConfig
 from tribes_sim.hlc import HybridLogicalClock
 from tribes_sim.node import PROVIDER_REGIONS, utc_now
 from tribesqa.keys import AdminKey, write_key_file
-from tribesqa.nip98 import Nip98Auth
+from tribesqa.nip98 import authorization_for
 
 log = logging.getLogger("tribes_sim.legion")
 PROVIDERS = ("hetzner", "scaleway", "ovh")
@@ -48,16 +48,120 @@ class LegionError(Exception):
         self.message = message
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` still runs; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 @dataclass
 class HostProcess:
     host_id: str
     socket: Path
-    process: subprocess.Popen[bytes]
+    pid: int
+    # Set only for a host started as a fresh interpreter (fallback when the zygote is unusable).
+    process: subprocess.Popen[bytes] | None = None
     nodes: list[str] = field(default_factory=list)
     session: aiohttp.ClientSession | None = None
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        if self.process is not None:
+            return self.process.poll() is None
+        return pid_alive(self.pid)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Wait for the process to exit; return whether it did."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.alive():
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+
+@dataclass
+class PendingHost:
+    """A host being spawned, and the nodes already promised a slot on it."""
+
+    task: asyncio.Future[HostProcess]
+    nodes: list[str] = field(default_factory=list)
+
+
+class HostZygote:
+    """``tribes_sim.host --zygote``: imports the host stack once, then forks hosts on request."""
+
+    def __init__(self, directory: Path, config_path: Path) -> None:
+        self.directory = directory
+        self.config_path = config_path
+        self.process: asyncio.subprocess.Process | None = None
+        self.ready: asyncio.Task[bool] | None = None
+        self.lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        with open(self.directory / "hosts" / "zygote.log", "ab") as log_file:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tribes_sim.host",
+                "--zygote",
+                "--config",
+                str(self.config_path),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log_file,
+            )
+        self.ready = asyncio.get_running_loop().create_task(self._read_ready())
+
+    async def _read_ready(self) -> bool:
+        assert self.process is not None and self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        with contextlib.suppress(ValueError):
+            return bool(line) and json.loads(line).get("ready") is True
+        return False
+
+    async def fork(self, socket_path: Path, log_path: Path) -> int | None:
+        """The pid of a new host serving ``socket_path``, or None if the zygote is unusable."""
+        if self.ready is None or self.process is None or self.process.returncode is not None:
+            return None
+        try:
+            if not await asyncio.wait_for(asyncio.shield(self.ready), 20):
+                return None
+            async with self.lock:
+                assert self.process.stdin is not None and self.process.stdout is not None
+                request = {"socket": str(socket_path), "log": str(log_path)}
+                self.process.stdin.write(json.dumps(request).encode() + b"\n")
+                await self.process.stdin.drain()
+                answer = json.loads(await asyncio.wait_for(self.process.stdout.readline(), 10))
+        except (OSError, ValueError, TimeoutError) as error:
+            log.warning("zygote unusable, falling back to fresh host processes: %s", error)
+            return None
+        pid = answer.get("pid")
+        return pid if isinstance(pid, int) else None
+
+    async def close(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        if self.process.stdin is not None:
+            self.process.stdin.close()  # end of requests: the zygote exits
+        try:
+            await asyncio.wait_for(self.process.wait(), 5)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
 
 
 class Legion:
@@ -89,13 +193,23 @@ class Legion:
         if self.state_path.exists():
             self.state.update(json.loads(self.state_path.read_text()))
         self.hosts: dict[str, HostProcess] = {}
+        self.pending_hosts: list[PendingHost] = []
+        self.zygote = HostZygote(directory, self.config_path)
         self.lock = asyncio.Lock()
-        self.http = httpx.AsyncClient(
-            auth=Nip98Auth(self.key),
-            timeout=httpx.Timeout(10.0),
-            limits=httpx.Limits(max_connections=200),
+        # aiohttp rather than httpx: a 50-node join makes thousands of calls and aiohttp's
+        # per-request overhead is several times lower. Requests are signed in ``call``.
+        self.http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=10.0),
+            connector=aiohttp.TCPConnector(limit=200),
         )
         self.url = ""
+
+    async def start(self) -> None:
+        """Start the zygote; it finishes its imports while Legion already serves."""
+        try:
+            await self.zygote.start()
+        except OSError as error:
+            log.warning("no zygote (%s): hosts will start as fresh processes", error)
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self) -> None:
@@ -160,46 +274,94 @@ class Legion:
     async def _spawn_host(self) -> HostProcess:
         host_id = f"host-{uuid.uuid4().hex[:8]}"
         socket_path = self.directory / "hosts" / f"{host_id}.sock"
-        log_file = open(self.directory / "hosts" / f"{host_id}.log", "ab")  # noqa: SIM115 - owned by the child
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tribes_sim.host",
-                "--socket",
-                str(socket_path),
-                "--config",
-                str(self.config_path),
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        log_file.close()
-        for _ in range(1000):
-            if socket_path.exists():
-                break
-            if process.poll() is not None:
-                raise LegionError(
-                    500, "host-failed", f"node host {host_id} exited with {process.returncode}"
-                )
-            await asyncio.sleep(0.01)
-        else:
-            process.kill()
-            raise LegionError(500, "host-failed", f"node host {host_id} did not start in 10 s")
-        host = HostProcess(host_id, socket_path, process)
+        log_path = self.directory / "hosts" / f"{host_id}.log"
+        process: subprocess.Popen[bytes] | None = None
+        pid = await self.zygote.fork(socket_path, log_path)
+        if pid is None:
+            log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tribes_sim.host",
+                    "--socket",
+                    str(socket_path),
+                    "--config",
+                    str(self.config_path),
+                ],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+            log_file.close()
+            pid = process.pid
+        host = HostProcess(host_id, socket_path, pid, process)
         host.session = aiohttp.ClientSession(
             connector=aiohttp.UnixConnector(path=str(socket_path)),
             timeout=aiohttp.ClientTimeout(total=30),
         )
+        try:
+            await self._wait_host_listening(host)
+        except BaseException:
+            await host.session.close()
+            raise
         self.hosts[host_id] = host
         return host
 
-    async def _host_for_new_node(self) -> HostProcess:
+    async def _wait_host_listening(self, host: HostProcess, timeout_s: float = 10.0) -> None:
+        # Ask rather than test for the socket file: it exists a moment before listen().
+        assert host.session is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            if host.socket.exists():
+                with contextlib.suppress(aiohttp.ClientConnectionError):
+                    async with host.session.get("http://host/nodes") as response:
+                        await response.read()
+                        return
+            if not host.alive():
+                code = f" with {host.process.returncode}" if host.process is not None else ""
+                raise LegionError(500, "host-failed", f"node host {host.host_id} exited{code}")
+            if loop.time() >= deadline:
+                host.kill()
+                raise LegionError(
+                    500, "host-failed", f"node host {host.host_id} did not start in {timeout_s} s"
+                )
+            await asyncio.sleep(0.005)
+
+    async def _host_for_new_node(self, name: str) -> HostProcess:
+        """Reserve a slot for ``name`` on a host with room, spawning one if none has any.
+
+        The slot is taken before any await, so concurrent starts (a graph run starts all its
+        nodes at once) never pack more than ``nodes_per_host`` nodes into one host.
+        """
         for host in self.hosts.values():
             if host.alive() and len(host.nodes) < self.config.nodes_per_host:
+                host.nodes.append(name)
                 return host
-        return await self._spawn_host()
+        pending = next(
+            (p for p in self.pending_hosts if len(p.nodes) < self.config.nodes_per_host), None
+        )
+        if pending is None:
+            pending = PendingHost(asyncio.get_running_loop().create_future())
+            self.pending_hosts.append(pending)
+            asyncio.get_running_loop().create_task(self._spawn_pending(pending))
+        pending.nodes.append(name)
+        return await asyncio.shield(pending.task)
+
+    async def _spawn_pending(self, pending: PendingHost) -> None:
+        try:
+            host = await self._spawn_host()
+        except BaseException as error:
+            self.pending_hosts.remove(pending)
+            pending.task.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        # No await between these lines: later reservations see the host, not the pending one.
+        self.pending_hosts.remove(pending)
+        host.nodes.extend(pending.nodes)
+        pending.task.set_result(host)
 
     async def _host_call(
         self, host: HostProcess, path: str, body: dict[str, Any] | None = None
@@ -218,7 +380,7 @@ class Legion:
         return host if host and host.alive() else None
 
     async def _start_node(self, node: dict[str, Any]) -> None:
-        host = await self._host_for_new_node()
+        host = await self._host_for_new_node(node["name"])
         spec = {
             "name": node["name"],
             "provider": node["provider"],
@@ -228,8 +390,12 @@ class Legion:
             "legion_url": self.url,
             "role": node.get("role", "join"),
         }
-        described = await self._host_call(host, "/nodes", spec)
-        host.nodes.append(node["name"])
+        try:
+            described = await self._host_call(host, "/nodes", spec)
+        except BaseException:
+            if node["name"] in host.nodes:
+                host.nodes.remove(node["name"])
+            raise
         node.update(
             host=host.host_id,
             node_id=described["node_id"],
@@ -249,13 +415,14 @@ class Legion:
         last = "no answer"
         while loop.time() < deadline:
             try:
-                response = await self.http.get(f"{node['admin_url']}/healthz", auth=None)
-                if response.status_code == 200:
-                    return
-                last = f"HTTP {response.status_code}"
-            except httpx.HTTPError as error:
+                async with self.http.get(f"{node['admin_url']}/healthz") as response:
+                    await response.read()
+                    if response.status == 200:
+                        return
+                    last = f"HTTP {response.status}"
+            except (aiohttp.ClientError, TimeoutError) as error:
                 last = f"{type(error).__name__}"
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.01)
         raise LegionError(
             504, "node-not-ready", f"{node['name']} not healthy after {timeout_s} s ({last})"
         )
@@ -267,8 +434,8 @@ class Legion:
             node["down"] = True
             return
         if crash and host.nodes == [name]:
-            host.process.send_signal(signal.SIGKILL)  # a real kill -9: nothing is flushed
-            await asyncio.get_running_loop().run_in_executor(None, host.process.wait)
+            host.kill()  # a real kill -9: nothing is flushed
+            await host.wait(10)
             await self._forget_host(host)
         else:
             await self._host_call(host, f"/nodes/{name}/{'crash' if crash else 'stop'}")
@@ -285,40 +452,51 @@ class Legion:
     async def _shutdown_host(self, host: HostProcess) -> None:
         with contextlib.suppress(Exception):
             await self._host_call(host, "/shutdown")
-        try:
-            await asyncio.wait_for(
-                asyncio.get_running_loop().run_in_executor(None, host.process.wait), 10
-            )
-        except TimeoutError:
-            host.process.kill()
-            host.process.wait()
+        if not await host.wait(10):
+            host.kill()
+            await host.wait(5)
         await self._forget_host(host)
 
     # -- management calls to nodes --------------------------------------------------------------
     async def call(
         self, node: dict[str, Any], method: str, params: dict[str, Any] | None = None
     ) -> Any:
+        body = json.dumps({"method": method, "params": params or {}}).encode()
+        return await self._call_encoded(node, method, body)
+
+    async def _call_encoded(self, node: dict[str, Any], method: str, body: bytes) -> Any:
+        """POST an already-encoded management envelope (a push encodes once for every node)."""
         url = f"{node['admin_url']}/api/admin/management"
         for _attempt in range(50):
+            headers = {
+                "Authorization": authorization_for(self.key, url, "POST", body),
+                "Content-Type": "application/json",
+            }
             try:
-                response = await self.http.post(
-                    url, json={"method": method, "params": params or {}}
-                )
-            except httpx.HTTPError as error:
+                async with self.http.post(url, data=body, headers=headers) as response:
+                    status = response.status
+                    raw = await response.read()
+            except (aiohttp.ClientError, TimeoutError) as error:
                 raise LegionError(
-                    502, "node-unreachable", f"{node['name']} {method}: {error}"
+                    502, "node-unreachable", f"{node['name']} {method}: {error!r}"
                 ) from None
-            if response.status_code == 503:
+            if status == 503:
                 await asyncio.sleep(0.05)
                 continue
-            body = response.json()
-            if not body.get("ok"):
+            try:
+                payload = json.loads(raw)
+            except ValueError:
+                raise LegionError(
+                    502, "invalid-payload", f"{node['name']} {method}: HTTP {status} {raw[:200]!r}"
+                ) from None
+            if not isinstance(payload, dict) or not payload.get("ok"):
+                payload = payload if isinstance(payload, dict) else {}
                 raise LegionError(
                     502,
-                    body.get("error", "node-error"),
-                    f"{node['name']} {method}: {body.get('message')}",
+                    payload.get("error", "node-error"),
+                    f"{node['name']} {method}: {payload.get('message')}",
                 )
-            return body["result"]
+            return payload["result"]
         raise LegionError(504, "not-ready", f"{node['name']} {method}: still not ready")
 
     def running_nodes(self) -> list[dict[str, Any]]:
@@ -344,8 +522,10 @@ class Legion:
             "hlc": self.hlc.tick(),
         }
         self.save()
+        method = "control.apply_membership"
+        body = json.dumps({"method": method, "params": params}).encode()
         results = await asyncio.gather(
-            *(self.call(node, "control.apply_membership", params) for node in self.running_nodes()),
+            *(self._call_encoded(node, method, body) for node in self.running_nodes()),
             return_exceptions=True,
         )
         for result in results:
@@ -376,6 +556,12 @@ class Legion:
         return row
 
     async def wait_active_everywhere(self, node: dict[str, Any]) -> None:
+        """Return once every member node lists ``node``'s row as active.
+
+        The new node marks itself active first (when caught up) and publishes that row, so it is
+        polled alone until then; after that only the observers not yet seen agreeing are polled.
+        A row seen active stays active while Legion holds its lock (nothing else rewrites it).
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.legion_wait_active_s
         members = self.state["membership"]
@@ -384,34 +570,41 @@ class Legion:
             for n in self.running_nodes()
             if n.get("node_id") in members and members[n["node_id"]]["status"] != "decommissioned"
         ]
-        lagging: list[str] = []
+        pending = {o["name"]: o for o in observers}
+        lagging: dict[str, str] = {name: "not asked yet" for name in pending}
+        activated_at: str | None = None
         while loop.time() < deadline:
+            asked = [pending[node["name"]]] if node["name"] in pending else list(pending.values())
             views = await asyncio.gather(
-                *(self.call(o, "cluster_nodes.list") for o in observers), return_exceptions=True
+                *(self.call(o, "cluster_nodes.list") for o in asked), return_exceptions=True
             )
-            lagging = []
-            activated_at = None
-            for observer, view in zip(observers, views, strict=True):
+            for observer, view in zip(asked, views, strict=True):
                 row = (
                     None
-                    if isinstance(view, Exception)
+                    if isinstance(view, BaseException)
                     else next((r for r in view["nodes"] if r["node_id"] == node["node_id"]), None)
                 )
                 if row is None or row["status"] != "active":
-                    lagging.append(f"{observer['name']} sees {row['status'] if row else 'no row'}")
-                elif observer["name"] == node["name"]:
+                    lagging[observer["name"]] = f"sees {row['status'] if row else 'no row'}"
+                    continue
+                if activated_at is None or observer["name"] == node["name"]:
                     activated_at = row["activated_at"]
-            if not lagging:
+                del pending[observer["name"]]
+                lagging.pop(observer["name"], None)
+            if not pending:
                 self.state["membership"][node["node_id"]].update(
                     status="active", activated_at=activated_at
                 )
                 self.save()
                 return
-            await asyncio.sleep(0.05)
+            if any(o["name"] == node["name"] for o in asked) and node["name"] not in pending:
+                continue  # the new node just turned active: ask the others at once
+            await asyncio.sleep(0.01)
+        shown = "; ".join(f"{name} {state}" for name, state in lagging.items())
         raise LegionError(
             504,
             "join-timeout",
-            f"{node['name']} not active on every node after {self.config.legion_wait_active_s} s: {'; '.join(lagging)}",
+            f"{node['name']} not active on every node after {self.config.legion_wait_active_s} s: {shown}",
         )
 
     # -- operations -----------------------------------------------------------------------------
@@ -481,6 +674,7 @@ class Legion:
         }
         self.state["graph_runs"].append(run)
         self.save()
+        loop = asyncio.get_running_loop()
         try:
             for node in planned:
                 node["status"] = "provisioning"
@@ -499,9 +693,17 @@ class Legion:
                     run["state"] = "interrupted"
                     run["error"] = f"graph run interrupted after {index} of {len(planned)} node(s)"
                     break
+                began = loop.time()
                 self._row(node, status="syncing")
                 await self.push_membership()
+                pushed = loop.time()
                 await self.wait_active_everywhere(node)
+                log.info(
+                    "%s joined: membership pushed in %.3f s, active everywhere %.3f s later",
+                    node["name"],
+                    pushed - began,
+                    loop.time() - pushed,
+                )
                 node["status"] = "ready"
                 run["materialized"].append(node["name"])
                 self.save()
@@ -588,8 +790,7 @@ class Legion:
 
     async def destroy_all(self) -> dict[str, Any]:
         names = list(self.nodes)
-        for host in list(self.hosts.values()):
-            await self._shutdown_host(host)
+        await asyncio.gather(*(self._shutdown_host(host) for host in list(self.hosts.values())))
         for name in names:
             shutil.rmtree(self.directory / "nodes" / name, ignore_errors=True)
         self.state.update(nodes={}, membership={}, graph_runs=[], legion_seq=0)
@@ -656,15 +857,20 @@ class Legion:
         raise LegionError(404, "unknown-action", f"unknown nemesis action {action!r}")
 
     async def close(self) -> None:
-        for host in list(self.hosts.values()):
-            await self._shutdown_host(host)
-        await self.http.aclose()
+        await asyncio.gather(
+            *(self._shutdown_host(host) for host in list(self.hosts.values())),
+            return_exceptions=True,
+        )
+        await self.zygote.close()
+        await self.http.close()
 
 
 def build_app(legion: Legion, stop: asyncio.Event) -> web.Application:
     routes = web.RouteTableDef()
 
-    def guarded(handler: Any) -> Any:
+    def guarded(handler: Any, *, exclusive: bool = True) -> Any:
+        # Orchestration is serialized; reads and the nemesis are not: a fault must be injectable
+        # and healable while a graph run waits for a join it blocks.
         async def wrapper(request: web.Request) -> web.Response:
             body: dict[str, Any] = {}
             if request.can_read_body:
@@ -680,7 +886,10 @@ def build_app(legion: Legion, stop: asyncio.Event) -> web.Application:
                         status=400,
                     )
             try:
-                async with legion.lock:
+                if exclusive:
+                    async with legion.lock:
+                        result = await handler(request, body)
+                else:
                     result = await handler(request, body)
             except LegionError as error:
                 return web.json_response(
@@ -738,15 +947,15 @@ def build_app(legion: Legion, stop: asyncio.Event) -> web.Application:
 
     app = web.Application()
     app.router.add_get("/health", health)
-    app.router.add_get("/nodes", guarded(list_nodes))
-    app.router.add_get("/snapshot", guarded(snapshot))
+    app.router.add_get("/nodes", guarded(list_nodes, exclusive=False))
+    app.router.add_get("/snapshot", guarded(snapshot, exclusive=False))
     app.router.add_post("/nodes/init", guarded(init))
     app.router.add_post("/nodes/plan", guarded(plan))
     app.router.add_post("/graph-runs", guarded(materialize))
     app.router.add_post("/nodes/{name}/{op}", guarded(node_op))
     app.router.add_delete("/nodes/{name}", guarded(destroy))
     app.router.add_delete("/nodes", guarded(destroy_all))
-    app.router.add_post("/nemesis/{action}", guarded(nemesis))
+    app.router.add_post("/nemesis/{action}", guarded(nemesis, exclusive=False))
     app.router.add_post("/shutdown", shutdown)
     del routes
     return app
@@ -754,6 +963,7 @@ def build_app(legion: Legion, stop: asyncio.Event) -> web.Application:
 
 async def serve(directory: Path, config: SimConfig, port: int) -> None:
     legion = Legion(directory, config)
+    await legion.start()
     stop = asyncio.Event()
     runner = web.AppRunner(build_app(legion, stop), access_log=None, handle_signals=False)
     await runner.setup()
@@ -782,7 +992,6 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
     )
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     config = SimConfig.load(args.dir / "sim-config.json")
     asyncio.run(serve(args.dir, config, args.port))
     return 0

@@ -161,6 +161,7 @@ class SimNode:
             self.directory / "node.db",
             self.node_id,
             merge_counters=not config.has_fault("counter-not-merged"),
+            archive_decommissioned=not config.has_fault("decommission-deletes-row"),
         )
         self.hlc = HybridLogicalClock(self.node_id, self.store.last_hlc())
         self.tree = GenerationTree(self.directory / "root")
@@ -257,7 +258,8 @@ class SimNode:
         self.store.append(event)
         await self._changed()
         if self.outage_after_seq is None:
-            self.spawn(self._publish([event]))
+            # Targets are fixed now: a control write may change them before the task runs.
+            self.spawn(self._publish([event], self.publish_targets()))
         if ns == "control":
             self.reconcile_servers()
         return event
@@ -270,6 +272,7 @@ class SimNode:
         """Apply events received from a peer or from Legion; return how many were new."""
         applied = 0
         control = False
+        origins: set[str] = set()
         for event in events:
             if (
                 self.config.has_fault("one-way-sync")
@@ -286,12 +289,26 @@ class SimNode:
             if self.store.append(event):
                 applied += 1
                 control = control or event.ns == "control"
-        if applied:
+                origins.add(event.origin)
+        if applied and not all(self._delivered_directly(origin) for origin in origins):
             await self._changed()
         if control:
             self.reconcile_servers()
             self.maybe_activate()
         return applied
+
+    def _delivered_directly(self, origin: str) -> bool:
+        """Whether every node gets ``origin``'s events without a relay from us.
+
+        Legion writes to every node itself and an active member serves its own events to all its
+        subscribers, so such events don't wake our waiting long-polls: waking them would answer
+        every poll once per event (N² answers in an N-node mesh, mostly duplicates). The events
+        still go out with the next answer (one of our own events, or the long-poll deadline).
+        """
+        if origin == LEGION_ORIGIN:
+            return True
+        row = self.store.member(origin)
+        return row is not None and row["status"] == "active"
 
     # -- membership and the derived sync servers -------------------------------------------------
     def own_row(self) -> dict[str, Any] | None:
@@ -403,21 +420,56 @@ class SimNode:
                 )
                 self.maybe_activate()
 
-    async def _publish(self, events: list[SyncEvent]) -> None:
-        if self.http is None:
+    def publish_targets(self) -> dict[str, str]:
+        """Where this node pushes its own events: every other member not decommissioned.
+
+        Syncing members too, not only the derived servers: nobody subscribes to a syncing
+        member, so a push is the only way it learns (say) that its peer turned active again
+        after both ran a full resync at the same time; without it both wait for the other.
+        """
+        own = self.own_row()
+        if own is None or own["status"] == "decommissioned":
+            return {}
+        return {
+            row["node_id"]: row["transport_address"]
+            for row in self.store.members()
+            if row["node_id"] != self.node_id
+            and row["status"] != "decommissioned"
+            and row["node_id"] not in self.blocked_peers
+        }
+
+    async def _publish(self, events: list[SyncEvent], targets: dict[str, str]) -> None:
+        if self.http is None or not targets:
             return
         payload = {"events": [event.to_wire() for event in events]}
-        targets = [s for s in self.servers.values() if s.node_id not in self.blocked_peers]
         await asyncio.gather(
-            *(self._publish_one(state.url, payload) for state in targets), return_exceptions=True
+            *(self._publish_one(peer, url, payload) for peer, url in targets.items()),
+            return_exceptions=True,
         )
 
-    async def _publish_one(self, url: str, payload: dict[str, Any]) -> None:
+    async def _publish_one(self, peer: str, url: str, payload: dict[str, Any]) -> None:
+        assert self.http is not None
+        body = await self._post_events(url, payload)
+        # The peer answers with its version vector: if it lacks earlier events of ours (it
+        # missed a push and does not pull from us), send it what it is missing once.
+        theirs = body.get("version_vector") if isinstance(body, dict) else None
+        if not isinstance(theirs, dict) or peer in self.blocked_peers:
+            return
+        vector = dict(self.store.version_vector)
+        vector[self.node_id] = int(theirs.get(self.node_id, 0))
+        missing = self.store.events_after(vector, withhold_own_after=self.outage_after_seq)
+        if missing:
+            await self._post_events(url, {"events": [event.to_wire() for event in missing]})
+
+    async def _post_events(self, url: str, payload: dict[str, Any]) -> Any:
         assert self.http is not None
         async with self.http.post(
             f"{url}/sync/publish", json=payload, headers={"X-Tribes-Node": self.node_id}
         ) as response:
-            await response.read()
+            if response.status != 200:
+                await response.read()
+                return None
+            return await response.json()
 
     # -- sync server side --------------------------------------------------------------------
     def peer_allowed(self, peer_id: str) -> bool:
@@ -587,6 +639,15 @@ class SimNode:
             "migrations": {
                 "log": self.store.migration_log(),
                 "applied": self.store.applied_migrations(),
+                # The node database's user tables: lets a runner see that a rollback's down
+                # migrations really dropped the plugin tables while the plugin API 404s.
+                "tables": [
+                    row["name"]
+                    for row in self.store.db.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table' "
+                        "AND name NOT LIKE 'sqlite_%' ORDER BY name"
+                    )
+                ],
             },
             "services": {
                 "tribes": "restarting"
@@ -920,7 +981,7 @@ class SimNode:
             ]
             self.note(f"publish outage ended; publishing {len(backlog)} held event(s)")
             if backlog:
-                self.spawn(self._publish(backlog))
+                self.spawn(self._publish(backlog, self.publish_targets()))
             await self._changed()
 
     def set_clock_skew(self, seconds: float) -> None:

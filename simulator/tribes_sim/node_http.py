@@ -32,7 +32,7 @@ from tribes_sim.ssh import (
     public_key_fingerprint,
     start_ssh_server,
 )
-from tribes_sim.store import SUPERTEST_MIGRATIONS
+from tribes_sim.store import SUPERTEST_MIGRATIONS, SyncEvent
 from tribesqa.nip98 import Nip98Error
 
 SSH_USER = "tribes"
@@ -197,16 +197,23 @@ class NodeServers:
             return _json(
                 400, {"ok": False, "error": "invalid-payload", "message": "body is not JSON"}
             )
-        if not isinstance(envelope, dict) or not isinstance(envelope.get("method"), str):
+        if (
+            not isinstance(envelope, dict)
+            or not isinstance(envelope.get("method"), str)
+            or not envelope["method"]
+        ):
             return _json(
                 400,
                 {
                     "ok": False,
                     "error": "invalid-payload",
-                    "message": "body needs a string 'method'",
+                    "message": "body needs a non-empty string 'method'",
                 },
             )
-        params = envelope.get("params") or {}
+        # Absent or null params mean {}; anything else that is not an object is refused.
+        params = envelope.get("params")
+        if params is None:
+            params = {}
         if not isinstance(params, dict):
             return _json(
                 400,
@@ -453,9 +460,8 @@ class NodeServers:
 
     async def _sync_publish(self, request: web.Request) -> web.Response:
         node, peer = self._sync_peer(request)
-        from tribes_sim.store import SyncEvent
-
         body = await request.json()
         events = [SyncEvent.from_wire(raw) for raw in body.get("events", [])]
         applied = await node.ingest(events, via=peer)
-        return _json(200, {"applied": applied})
+        # The publisher backfills from this vector when the push left a gap.
+        return _json(200, {"applied": applied, "version_vector": node.store.version_vector})

@@ -108,10 +108,18 @@ class SyncEvent:
 class NodeStore:
     """SQLite-backed state of one node; not thread-safe (one event loop owns it)."""
 
-    def __init__(self, path: Path, node_id: str, *, merge_counters: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        node_id: str,
+        *,
+        merge_counters: bool = True,
+        archive_decommissioned: bool = True,
+    ) -> None:
         self.path = path
         self.node_id = node_id
         self.merge_counters = merge_counters
+        self.archive_decommissioned = archive_decommissioned
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -290,7 +298,10 @@ class NodeStore:
         ).fetchone()
         if current is not None and current["hlc"] >= hlc:
             return
-        if row.get("_delete"):
+        if row.get("_delete") or (
+            # decommission-deletes-row fault: the member's row is dropped, not archived.
+            not self.archive_decommissioned and row.get("status") == "decommissioned"
+        ):
             self.db.execute("DELETE FROM cluster_nodes WHERE node_id = ?", (row["node_id"],))
             return
         self.db.execute(

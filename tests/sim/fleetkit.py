@@ -67,6 +67,34 @@ def consistently(check: Callable[[], object], duration: float, interval: float =
         time.sleep(interval)
 
 
+class Watcher:
+    """Polls ``probe`` in a thread until stopped, keeping every distinct answer in order."""
+
+    def __init__(self, probe: Callable[[], Any]) -> None:
+        self.probe = probe
+        self.seen: list[Any] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                value = self.probe()
+            except httpx.TransportError as error:
+                value = type(error).__name__
+            if not self.seen or self.seen[-1] != value:
+                self.seen.append(value)
+            self._stop.wait(0.005)
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
 def fleet_processes(directory: Path) -> list[tuple[int, str]]:
     """Simulator processes (Legion, node hosts) whose command line names ``directory``."""
     marker = str(directory.resolve())
@@ -254,6 +282,18 @@ class SimFleet:
             return rc, stdout.read().decode(), stderr.read().decode()
         finally:
             client.close()
+
+    def sqlite_tables(self, name: str) -> list[str]:
+        """The node database's tables, read over SSH on the node (sqlite3, else python3)."""
+        command = (
+            'if command -v sqlite3 >/dev/null; then sqlite3 "$TRIBES_ROOT/../node.db" .tables; '
+            'else python3 -c "import os, sqlite3; print(*(r[0] for r in sqlite3.connect('
+            "os.environ['TRIBES_ROOT'] + '/../node.db').execute("
+            "'SELECT name FROM sqlite_master WHERE type = \\'table\\'')))\"; fi"
+        )
+        rc, out, err = self.ssh(name, command)
+        assert rc == 0, err
+        return sorted(out.split())
 
     def close(self) -> None:
         self.legion.close()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fleetkit import SUPERTEST, FleetRegistry, SimFleet, eventually
+from fleetkit import SUPERTEST, FleetRegistry, SimFleet, Watcher, eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -22,46 +20,6 @@ def fleet(fleets: FleetRegistry) -> Iterator[SimFleet]:
     fleet = fleets.start("rollout", nodes=1, stage_s=STAGES, restart_s=0.4)
     yield fleet
     fleets.release(fleet)
-
-
-class Watcher:
-    """Polls ``probe`` in a thread until stopped, keeping every distinct answer in order."""
-
-    def __init__(self, probe: Callable[[], Any]) -> None:
-        self.probe = probe
-        self.seen: list[Any] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            value = self.probe()
-            if not self.seen or self.seen[-1] != value:
-                self.seen.append(value)
-            self._stop.wait(0.005)
-
-    def __enter__(self) -> Watcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-
-def sqlite_tables(fleet: SimFleet) -> list[str]:
-    """The node database's tables, read over SSH on the node (sqlite3, else python3)."""
-    if shutil.which("sqlite3"):
-        command = 'sqlite3 "$TRIBES_ROOT/../node.db" ".tables"'
-    else:
-        command = (
-            "python3 -c \"import os,sqlite3; print(' '.join(r[0] for r in sqlite3.connect("
-            "os.environ['TRIBES_ROOT']+'/../node.db').execute("
-            '\\"SELECT name FROM sqlite_master WHERE type=\'table\'\\")))"'
-        )
-    rc, out, err = fleet.ssh(NODE, command)
-    assert rc == 0, err
-    return sorted(out.split())
 
 
 def test_missing_substitute_is_refused_without_switching(fleet: SimFleet) -> None:
@@ -88,7 +46,7 @@ def test_rollout_then_rollback(fleet: SimFleet) -> None:
     assert baseline["selected"] == baseline["running"]
     assert [g["number"] for g in baseline["generations"]] == [1]
     assert fleet.plugin_get(NODE, "/health").status_code == 404
-    assert "supertest_cases" not in sqlite_tables(fleet)
+    assert "supertest_cases" not in fleet.sqlite_tables(NODE)
 
     preview = fleet.call(NODE, "rollout.preview", {"plugins": [SUPERTEST]})
     assert preview["delta"]["plugins_added"] == ["supertest"]
@@ -158,7 +116,7 @@ def test_rollout_then_rollback(fleet: SimFleet) -> None:
     assert final["selected"] == final["running"] == baseline["running"]
     assert fleet.plugin_get(NODE, "/health").status_code == 404
     assert fleet.plugin_get(NODE, "/schema").status_code == 404
-    tables = sqlite_tables(fleet)
+    tables = fleet.sqlite_tables(NODE)
     assert not [t for t in tables if t.startswith("supertest_")], tables
     assert fleet.call(NODE, "plugins.list")["plugins"] == []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fleetkit import FleetRegistry, SimFleet, consistently, eventually
@@ -107,3 +108,26 @@ def test_split_heal_resync_keeps_every_write(fleet: SimFleet) -> None:
 def _assert_case_everywhere(fleet: SimFleet, run: str, case_id: str) -> None:
     for name in (A, B, C):
         assert case_id in ids(fleet, name, run)[0], name
+
+
+def test_concurrent_full_resyncs_keep_the_mesh(fleet: SimFleet) -> None:
+    # Every node resyncing at once: all rows are syncing for a moment, so nobody is anybody's
+    # sync server; each must still learn that the others turned active again.
+    run = f"run-{uuid.uuid4().hex[:8]}"
+    for round_ in range(4):
+        with ThreadPoolExecutor(3) as pool:
+            jobs = list(pool.map(lambda n: fleet.call(n, "sync.resync", {"full": True}), (A, B, C)))
+        assert all(job["job_id"] for job in jobs)
+        markers = {
+            name: fleet.create_case(name, run, f"{name}-{round_}")["id"] for name in (A, B, C)
+        }
+
+        def meshed(markers: dict[str, str] = markers) -> None:
+            for name in (A, B, C):
+                assert set(markers.values()) <= ids(fleet, name, run)[0], name
+                servers = fleet.call(name, "sync.status")["servers"]
+                assert sorted(s["node_id"] for s in servers if s["connected"]) == sorted(
+                    {A, B, C} - {name}
+                ), (name, servers)
+
+        eventually(meshed, timeout=8)

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 
 from robot.api import logger
 from robot.api.deco import keyword
 
 from tribesqa.components.base import Component, as_int
+from tribesqa.context import LibraryContext
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.models import GraphRun, LegionSnapshot, NodeRecord
 from tribesqa.targets.base import LegionError
 
 
 class LegionKeywords(Component):
+    def __init__(self, ctx: LibraryContext) -> None:
+        super().__init__(ctx)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-run")
+        self._background: Future[GraphRun] | None = None
+
     def _provisioned(self, record: NodeRecord) -> NodeRecord:
         self.ctx.remember(record)
         if record.name not in self.ctx.provisioned:
@@ -50,6 +58,37 @@ class LegionKeywords(Component):
                 f"Legion graph run {run.id} {run.state.value}: {run.error or 'no reason given'}"
             )
         return run
+
+    @keyword
+    def start_materializing_planned_nodes(self) -> None:
+        """Start the graph run of the planned nodes in the background (Legion blocks until each is active).
+
+        Lets a test act while a membership change is in flight, e.g. end a fault it injected;
+        ``Wait For Graph Run To Finish`` collects the result.
+        """
+        if self._background is not None and not self._background.done():
+            raise TribesFailure("a background graph run is already in progress")
+        legion = self.ctx.require_target().legion
+        self._background = self._pool.submit(legion.materialize)
+
+    @keyword
+    def wait_for_graph_run_to_finish(self) -> GraphRun:
+        """Wait for the background graph run; fails with Legion's reason if it did not succeed."""
+        if self._background is None:
+            raise TribesFailure("no background graph run was started (use Start Materializing Planned Nodes)")
+        future, self._background = self._background, None
+        timeout = self.ctx.require_timeouts().legion_operation
+        try:
+            run = future.result(timeout=timeout)
+        except FutureTimeout:
+            raise TribesFailure(f"the background graph run did not finish within {timeout:g} s") from None
+        self.ctx.refresh_records()
+        if run.state.value != "succeeded":
+            raise TribesFailure(f"Legion graph run {run.id} {run.state.value}: {run.error or 'no reason given'}")
+        return run
+
+    def on_test_start(self) -> None:
+        self._background = None
 
     @keyword
     def interrupt_graph_run_after(self, nodes: int) -> GraphRun:

@@ -10,6 +10,7 @@ from robot.libraries.BuiltIn import BuiltIn
 from tribesqa.components.base import Component, as_int
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.models import GraphRun, MemberStatus, NodeRecord
+from tribesqa.waiting import ConvergenceFailure, Observation, Verdict, consistently
 
 
 class ScenarioKeywords(Component):
@@ -81,28 +82,37 @@ class ScenarioKeywords(Component):
             )
 
     @keyword
-    def plugin_state_should_hold(
-        self,
-        node: str,
-        run_id: str,
-        cases: int | None = None,
-        events: int | None = None,
-        counter: int | None = None,
-    ) -> None:
-        """``node`` holds exactly ``cases`` cases and ``events`` events for ``run_id``; ``counter`` is the sum of case counters."""
-        state = BuiltIn().run_keyword("Get Plugin State", node, run_id)
-        problems = []
-        if cases is not None and len(state.cases) != as_int(cases, "cases"):
-            problems.append(f"{len(state.cases)} case(s), expected {cases}")
-        if events is not None and len(state.events) != as_int(events, "events"):
-            problems.append(f"{len(state.events)} event(s), expected {events}")
-        total = sum(case.counter for case in state.cases)
-        if counter is not None and total != as_int(counter, "counter"):
-            problems.append(f"counters sum to {total}, expected {counter}")
-        if problems:
-            raise TribesFailure(
-                f"node {node}: plugin state of run {run_id}: " + "; ".join(problems)
+    def node_should_stay_syncing_for(self, node: str, duration: float | None = None) -> None:
+        """``node``'s own row stays ``syncing`` (never ``active``) on every node that has it, for ``duration`` s.
+
+        The "consistently" check for a join that must not complete yet (e.g. while a peer it
+        must replay from withholds events). Defaults to the ``stays_stale`` timeout.
+        """
+        timeouts = self.ctx.require_timeouts()
+        observers = [*self.ctx.active_names(), node]
+
+        def probe(observer: str) -> str:
+            rows = self.ctx.client(observer).call_typed("cluster_nodes.list").by_id()  # type: ignore[attr-defined]
+            row = rows.get(node)
+            return row.status.value if row is not None else "absent"
+
+        def judge(observations: dict[str, Observation]) -> Verdict:
+            active = [o for o, seen in observations.items() if seen.value == "active"]
+            if active:
+                return Verdict(False, f"node {node} already active on {', '.join(active)}", active)
+            return Verdict(True, f"node {node} still syncing everywhere")
+
+        try:
+            consistently(
+                list(dict.fromkeys(observers)),
+                probe,
+                judge,
+                what=f"node {node} stays syncing",
+                duration_s=float(duration) if duration else timeouts.stays_stale,
+                interval_s=timeouts.poll_interval,
             )
+        except ConvergenceFailure as failure:
+            raise TribesFailure(failure.message) from None
 
     @keyword
     def graph_run_should_be_interrupted_with_consistent_membership(self, run: GraphRun) -> None:

@@ -82,7 +82,13 @@ def default_fleets_dir() -> Path:
 
 
 def safe_label(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_")[:60] or "fleet"
+    """A short directory name for a suite: its own name (not the parents'), at most 32 chars.
+
+    Short on purpose: the fleet's Unix sockets live under it (108-byte path limit), and a
+    suite's long name grows with every parent directory suite.
+    """
+    leaf = label.rsplit(".", 1)[-1]
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", leaf).strip("_")[:32] or "fleet"
 
 
 class SimTarget(Target):

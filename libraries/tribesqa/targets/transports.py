@@ -55,8 +55,12 @@ class SshPluginTransport(PluginTransport):
 
     def request(self, node: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data_args = "" if body is None else "--data-binary " + shlex.quote(json.dumps(body))
+        # The path is quoted: a query string's ``?`` and ``&`` must reach curl, not the shell.
         command = fill_template(
-            self.template, method=method, path=path.lstrip("/"), data_args=data_args
+            self.template,
+            method=shlex.quote(method),
+            path=shlex.quote(path.lstrip("/")),
+            data_args=data_args,
         )
         try:
             result = self.sessions.run(

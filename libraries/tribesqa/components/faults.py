@@ -1,0 +1,221 @@
+"""Faults (the nemesis): partition, crash, restart, publish outage; every fault heals itself.
+
+Each injection registers its heal with the context BEFORE it injects anything, so the heal runs
+at the latest when the test ends (library listener), else when the suite ends or ``Close
+Target`` runs, even after a failure and even when the injection itself half-failed. Heals run
+newest first; a failing heal is reported and never stops the others.
+
+The faults go through ``target.nemesis``: the simulator's nemesis over Legion HTTP, or the real
+strategy's command templates (``TARGET.real.faults``) over SSH on the node or run locally.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from robot.api import logger
+from robot.api.deco import keyword
+
+from tribesqa.components.base import Component
+from tribesqa.diagnostics import TribesFailure
+from tribesqa.targets.base import Nemesis
+
+
+@dataclass(frozen=True)
+class FaultHeal:
+    """A registered heal that knows which fault it undoes (so a manual heal can retire it)."""
+
+    kind: str  # "partition" | "crash" | "outage"
+    node: str
+    action: Callable[[], None]
+
+    def __call__(self) -> None:
+        self.action()
+
+
+class FaultKeywords(Component):
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _nemesis(self) -> Nemesis:
+        return self.ctx.require_target().nemesis
+
+    def _register(self, kind: str, node: str, description: str, action: Callable[[], None]) -> None:
+        self.ctx.register_heal(description, FaultHeal(kind, node, action))
+
+    def _retire(self, kind: str, node: str | None = None) -> list[str]:
+        """Drop registered heals of ``kind`` (for ``node``) that a manual heal made pointless."""
+        retired = []
+        for entry in list(self.ctx.heals):
+            heal = entry.heal
+            if (
+                isinstance(heal, FaultHeal)
+                and heal.kind == kind
+                and (node is None or heal.node == node)
+            ):
+                self.ctx.heals.remove(entry)
+                retired.append(entry.description)
+        return retired
+
+    def _wait_healthy(self, node: str, after: str) -> float:
+        """Poll ``node``'s ``/healthz`` until 200 (``node_ready`` timeout); returns seconds waited."""
+        timeouts = self.ctx.require_timeouts()
+        # A node restarted after a crash may listen on new ports: forget the old client and
+        # re-read Legion's record before polling.
+        stale = self.ctx.clients.pop(node, None)
+        if stale is not None:
+            stale.close()
+        self.ctx.refresh_records()
+        start = time.monotonic()
+        deadline = start + timeouts.node_ready
+        last = "no answer yet"
+        while True:
+            try:
+                status, body = self.ctx.client(node).healthz()
+                if status == 200:
+                    return time.monotonic() - start
+                last = f"HTTP {status} {body}"
+            except AssertionError as error:  # unreachable, or not (yet) known to Legion
+                last = str(error)
+            if time.monotonic() >= deadline:
+                raise TribesFailure(
+                    f"node {node} not healthy {timeouts.node_ready:g} s after {after}: "
+                    f"last /healthz answer: {last}"
+                )
+            time.sleep(timeouts.poll_interval)
+
+    def _restart_and_wait(self, nemesis: Nemesis, node: str, after: str) -> None:
+        nemesis.restart(node)
+        waited = self._wait_healthy(node, after)
+        logger.info(f"node {node} healthy again ({waited:.1f} s after the restart returned)")
+
+    # -- partitions -------------------------------------------------------------------------------
+    @keyword
+    def partition_node_from_peers(self, node: str, *peers: str) -> None:
+        """Cut ``node`` off from ``peers`` in both directions (default: from every other node).
+
+        Neither side subscribes to, publishes to or serves the other; the control channel
+        (management API, SSH) stays up. Registers ``Heal All Partitions`` as the heal.
+
+        Example: ``Partition Node From Peers    ovh-1`` or
+        ``Partition Node From Peers    ovh-1    hetzner-1``
+        """
+        node = str(node)
+        names = [str(peer) for peer in peers]
+        if node in names:
+            raise TribesFailure(f"cannot partition {node} from itself (peers: {', '.join(names)})")
+        nemesis = self._nemesis()
+        whom = ", ".join(names) if names else "every other node"
+        self._register("partition", node, f"heal partition of {node} from {whom}", nemesis.heal_all)
+        nemesis.partition(node, names)
+        logger.info(f"partitioned {node} from {whom}")
+
+    @keyword
+    def heal_all_partitions(self) -> None:
+        """Heal every partition; the partition heals registered so far are then retired.
+
+        Example: ``Heal All Partitions``
+        """
+        self._nemesis().heal_all()
+        retired = self._retire("partition")
+        logger.info(f"healed all partitions (retired {len(retired)} registered heal(s))")
+
+    # -- crash and restart ----------------------------------------------------------------------
+    @keyword
+    def crash_node(self, node: str) -> None:
+        """Kill ``node`` abruptly (``SIGKILL``, nothing flushed); it stays down until restarted.
+
+        Registers the heal: restart the node and wait until its ``/healthz`` answers 200.
+
+        Example: ``Crash Node    scaleway-1``
+        """
+        node = str(node)
+        nemesis = self._nemesis()
+        self._register(
+            "crash",
+            node,
+            f"restart crashed node {node}",
+            lambda: self._restart_and_wait(nemesis, node, "the heal's restart"),
+        )
+        nemesis.crash(node)
+        logger.info(f"crashed {node}")
+
+    @keyword
+    def restart_node(self, node: str) -> None:
+        """Restart ``node`` gracefully (or bring a crashed node back) and wait until it is healthy.
+
+        Waits for ``/healthz`` 200 up to the ``node_ready`` timeout; a crash heal registered
+        for the node is then retired.
+
+        Example: ``Restart Node    scaleway-1``
+        """
+        node = str(node)
+        self._restart_and_wait(self._nemesis(), node, "the restart")
+        self._retire("crash", node)
+
+    # -- publish outage ---------------------------------------------------------------------------
+    @keyword
+    def start_publish_outage(self, node: str) -> None:
+        """``node`` keeps serving but neither publishes nor serves its own new events.
+
+        Its high-water mark still advertises them. Registers ``Stop Publish Outage`` as the heal.
+
+        Example: ``Start Publish Outage    scaleway-1``
+        """
+        node = str(node)
+        nemesis = self._nemesis()
+        self._register(
+            "outage",
+            node,
+            f"stop publish outage on {node}",
+            lambda: nemesis.outage(node, False),
+        )
+        nemesis.outage(node, True)
+        logger.info(f"publish outage started on {node}")
+
+    @keyword
+    def stop_publish_outage(self, node: str) -> None:
+        """End the publish outage on ``node`` (its held events flow again).
+
+        Example: ``Stop Publish Outage    scaleway-1``
+        """
+        node = str(node)
+        self._nemesis().outage(node, False)
+        self._retire("outage", node)
+        logger.info(f"publish outage stopped on {node}")
+
+    # -- the registry -----------------------------------------------------------------------------
+    @keyword
+    def heal_all_registered_faults(self) -> None:
+        """Run every registered heal now (newest first) and clear the registry.
+
+        Every heal is attempted; the keyword then fails listing the heals that failed.
+
+        Example: ``[Teardown]    Heal All Registered Faults``
+        """
+        pending = [entry.description for entry in reversed(self.ctx.heals)]
+        problems = self.ctx.run_heals()
+        if pending:
+            logger.info("ran heal(s): " + "; ".join(pending))
+        if problems:
+            raise TribesFailure(
+                f"{len(problems)} of {len(pending)} heal(s) failed: " + "; ".join(problems)
+            )
+
+    @keyword
+    def get_registered_heals(self) -> list[str]:
+        """Descriptions of the heals registered and not yet run, oldest first.
+
+        Example: ``${heals}=    Get Registered Heals``
+        """
+        return [entry.description for entry in self.ctx.heals]
+
+    @keyword
+    def registered_heals_should_be_empty(self) -> None:
+        """No fault is waiting for its heal (every fault was healed or retired).
+
+        Example: ``Registered Heals Should Be Empty``
+        """
+        pending = self.get_registered_heals()
+        if pending:
+            raise TribesFailure(f"{len(pending)} heal(s) still registered: " + "; ".join(pending))

@@ -1,0 +1,55 @@
+"""Keyword integration tests: run a Robot suite in-process against a target, return its result.
+
+``run_robot(suite_text, variablefile=..., name=..., **robot_options)`` writes the suite to
+``tmp_path``, runs it with ``robot.run`` (output under ``tmp_path/<name>-out``) and returns the
+parsed ``ExecutionResult``; ``result.output_dir`` is where output.xml, log.html and report.html
+are. Every fleet the suite opens is stopped by its ``Close Target``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import robot
+from robot.api import ExecutionResult
+
+ROOT = Path(__file__).resolve().parents[2]
+SIM_VARIABLES = ROOT / "variables" / "sim.yaml"
+SIM_AS_REAL_VARIABLES = ROOT / "variables" / "sim-as-real.yaml"
+VENV_BIN = ROOT / ".venv" / "bin"
+
+RunRobot = Callable[..., Any]
+
+
+@pytest.fixture
+def run_robot(tmp_path: Path) -> RunRobot:
+    def run(
+        suite: str,
+        *,
+        variablefile: str | Path = SIM_VARIABLES,
+        name: str = "suite",
+        **options: Any,
+    ) -> Any:
+        suite_file = tmp_path / f"{name}.robot"
+        suite_file.write_text(suite, encoding="utf-8")
+        output_dir = tmp_path / f"{name}-out"
+        console = io.StringIO()
+        rc = robot.run(
+            str(suite_file),
+            variablefile=[str(variablefile)],
+            outputdir=str(output_dir),
+            stdout=console,
+            stderr=console,
+            **options,
+        )
+        result = ExecutionResult(str(output_dir / "output.xml"))
+        result.rc = rc
+        result.console = console.getvalue()
+        result.output_dir = output_dir
+        return result
+
+    return run

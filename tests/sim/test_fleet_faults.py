@@ -1,0 +1,198 @@
+"""The fault catalogue: each deliberate bug, switched on, observably breaks what it claims to.
+
+The control (the same check passing without the fault) is the rest of this package:
+test_fleet_join/membership/split_brain/rollout/nip98 assert the healthy behaviour.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+from fleetkit import FleetRegistry, SimFleet, consistently, eventually
+
+from tribes_sim.faults import CATALOGUE
+from tribes_sim.fleet import LegionClientError
+from tribesqa.nip98 import authorization_header, build_auth_event
+
+pytestmark = pytest.mark.timeout(90)
+
+INIT, JOIN = "hetzner-1", "scaleway-1"
+
+
+def rows_on(fleet: SimFleet, name: str) -> dict[str, dict[str, object]]:
+    return {row["node_id"]: row for row in fleet.call(name, "cluster_nodes.list")["nodes"]}
+
+
+def plugin_ids(fleet: SimFleet, name: str, run: str) -> tuple[set[str], set[str]]:
+    state = fleet.plugin_state(name, run)
+    return {c["id"] for c in state["cases"]}, {e["id"] for e in state["events"]}
+
+
+def sees_case(fleet: SimFleet, name: str, run: str, case_id: str) -> Callable[[], None]:
+    def check() -> None:
+        assert case_id in plugin_ids(fleet, name, run)[0], (name, case_id)
+
+    return check
+
+
+# -- one check per fault ----------------------------------------------------------------------
+
+
+def stuck_syncing(fleet: SimFleet) -> None:
+    fleet.legion.plan_join("scaleway", 1)
+    with pytest.raises(LegionClientError) as failed:
+        fleet.legion.materialize()
+    assert failed.value.code == "join-timeout", failed.value
+    for name in (INIT, JOIN):
+        assert rows_on(fleet, name)[JOIN]["status"] == "syncing", name
+    assert fleet.legion.snapshot()["graphRuns"][-1]["state"] == "failed"
+
+
+def decommission_deletes_row(fleet: SimFleet) -> None:
+    fleet.legion.decommission(JOIN)
+    legion_row = next(m for m in fleet.legion.snapshot()["clusterMembership"] if m["node"] == JOIN)
+    assert legion_row["status"] == "decommissioned"
+
+    def deleted() -> None:
+        assert JOIN not in rows_on(fleet, INIT), "the decommissioned row is still there"
+
+    eventually(deleted)
+    assert fleet.call(INIT, "cluster_status")["decommissioned"] == 0
+
+
+def rollback_keeps_tables(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT])
+    job = fleet.wait_job(INIT, fleet.call(INIT, "generation.rollback", {"generation": 1})["job_id"])
+    assert job["state"] == "succeeded", job
+    tables = fleet.sqlite_tables(INIT)
+    assert {"supertest_cases", "supertest_events"} <= set(tables), tables
+
+
+def one_way_sync(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT, JOIN])
+    run = uuid.uuid4().hex
+    outbound = fleet.create_case(INIT, run, "from-init")
+    eventually(sees_case(fleet, JOIN, run, outbound["id"]))  # init -> join works
+    inbound = fleet.create_case(JOIN, run, "from-join")
+    event = fleet.create_event(JOIN, run, inbound["id"], "from-join")
+
+    def never_arrives() -> None:
+        cases, events = plugin_ids(fleet, INIT, run)
+        assert inbound["id"] not in cases and event["id"] not in events
+
+    consistently(never_arrives, duration=1.0)
+
+
+def heal_loses_writes(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT, JOIN])
+    run = uuid.uuid4().hex
+    fleet.legion.nemesis("partition", node=JOIN)
+    lost = fleet.create_case(JOIN, run, "written-while-cut-off")
+    assert lost["id"] in plugin_ids(fleet, JOIN, run)[0]
+    fleet.legion.nemesis("heal")
+    for name in (INIT, JOIN):
+        fleet.call(name, "sync.resync", {"full": True})
+    marker = fleet.create_case(JOIN, run, "after-heal")
+    eventually(sees_case(fleet, INIT, run, marker["id"]))  # the mesh works again
+    for name in (INIT, JOIN):
+        assert lost["id"] not in plugin_ids(fleet, name, run)[0], name
+
+
+def wrong_transport_address(fleet: SimFleet) -> None:
+    record = fleet.records()[INIT]
+    reported = fleet.call(INIT, "node.info")["transport_address"]
+    assert record["transport_address"] == reported
+    assert record["sync_endpoint"] != reported, record
+
+
+def stale_activated_at(fleet: SimFleet) -> None:
+    before = rows_on(fleet, INIT)[JOIN]["activated_at"]
+    fleet.legion.decommission(JOIN)
+    fleet.legion.reactivate(JOIN)
+
+    def active_again() -> None:
+        for name in (INIT, JOIN):
+            row = rows_on(fleet, name)[JOIN]
+            assert row["status"] == "active", (name, row)
+            assert row["activated_at"] == before, (name, row, before)
+
+    eventually(active_again)
+
+
+def selected_not_running(fleet: SimFleet) -> None:
+    job_id = fleet.start_rollout(INIT)
+    job = fleet.wait_job(INIT, job_id)
+    assert job["state"] == "succeeded", job
+    status = fleet.call(INIT, "generation.status")
+    assert status["selected"] != status["running"], status
+    assert status["reboot_required"] is True
+    assert fleet.plugin_get(INIT, "/health").status_code == 404
+
+
+def replay_accepted(fleet: SimFleet) -> None:
+    url = fleet.management_url(INIT)
+    body = b'{"method": "node.info", "params": {}}'
+    headers = {
+        "Authorization": authorization_header(build_auth_event(fleet.admin_key, url, "POST", body)),
+        "Content-Type": "application/json",
+    }
+    first = fleet.plain.post(url, content=body, headers=headers)
+    replayed = fleet.plain.post(url, content=body, headers=headers)
+    assert first.status_code == 200, first.text
+    assert replayed.status_code == 200 and replayed.json()["ok"] is True, replayed.text
+
+
+def counter_not_merged(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT, JOIN])
+    run = uuid.uuid4().hex
+    case = fleet.create_case(INIT, run, "counted")
+    eventually(sees_case(fleet, JOIN, run, case["id"]))
+    fleet.legion.nemesis("partition", node=JOIN)
+    fleet.increment(INIT, case["id"], 2)
+    fleet.increment(JOIN, case["id"], 3)
+    fleet.legion.nemesis("heal")
+    for name in (INIT, JOIN):
+        fleet.call(name, "sync.resync", {"full": True})
+    # Markers written after the increments: once each side sees the other's, it has applied
+    # the other's increment too (events of one origin apply in order).
+    markers = {INIT: fleet.create_case(INIT, run, "m1"), JOIN: fleet.create_case(JOIN, run, "m2")}
+    eventually(sees_case(fleet, JOIN, run, markers[INIT]["id"]))
+    eventually(sees_case(fleet, INIT, run, markers[JOIN]["id"]))
+    counters = {
+        name: {c["id"]: c["counter"] for c in fleet.plugin_state(name, run)["cases"]}[case["id"]]
+        for name in (INIT, JOIN)
+    }
+    assert 5 not in counters.values(), counters
+    assert set(counters.values()) <= {2, 3}, counters
+
+
+# name -> (nodes, extra config, check)
+CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
+    "stuck-syncing": (1, {"legion_wait_active_s": 1.0}, stuck_syncing),
+    "decommission-deletes-row": (2, {}, decommission_deletes_row),
+    "rollback-keeps-tables": (1, {}, rollback_keeps_tables),
+    "one-way-sync": (2, {}, one_way_sync),
+    "heal-loses-writes": (2, {}, heal_loses_writes),
+    "wrong-transport-address": (1, {}, wrong_transport_address),
+    "stale-activated-at": (2, {}, stale_activated_at),
+    "selected-not-running": (1, {}, selected_not_running),
+    "replay-accepted": (1, {}, replay_accepted),
+    "counter-not-merged": (2, {}, counter_not_merged),
+}
+
+
+def test_every_catalogue_fault_has_a_check() -> None:
+    assert sorted(CHECKS) == sorted(CATALOGUE)
+
+
+@pytest.mark.parametrize("fault", sorted(CATALOGUE))
+def test_fault_is_observable(fault: str, fleets: FleetRegistry) -> None:
+    nodes, config, check = CHECKS[fault]
+    # Both nodes in one host process keeps these small fleets cheap (no crash is involved).
+    fleet = fleets.start(f"fault-{fault}", nodes=nodes, faults=[fault], nodes_per_host=2, **config)
+    try:
+        check(fleet)
+    finally:
+        fleets.release(fleet)
