@@ -56,11 +56,19 @@ def run_matrix(
         *(extra or []),
         "suites",
     ]
-    completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
+    completed = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
+    )
     output = outputdir / "output.xml"
     if not output.exists():
-        raise AssertionError(f"robot wrote no output.xml (rc {completed.returncode}):\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
+        raise AssertionError(
+            f"robot wrote no output.xml (rc {completed.returncode}):\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
+        )
     result = ExecutionResult(str(output))
-    failures = {test.longname: test.message for test in result.suite.all_tests if test.status == "FAIL"}
+    failures = {
+        test.longname: test.message for test in result.suite.all_tests if test.status == "FAIL"
+    }
     stats = result.statistics.total
-    return SuiteRun(completed.returncode, outputdir, failures, stats.passed, stats.failed, stats.skipped)
+    return SuiteRun(
+        completed.returncode, outputdir, failures, stats.passed, stats.failed, stats.skipped
+    )

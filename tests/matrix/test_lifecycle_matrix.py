@@ -63,13 +63,18 @@ def test_fault_turns_its_suite_red(fault: str, suite: str) -> None:
     readable = {
         name: message
         for name, message in run.failures.items()
-        if NODE_NAME.search(message) and PROPERTY_WORDS[fault].search(message) and "Traceback" not in message
+        if NODE_NAME.search(message)
+        and PROPERTY_WORDS[fault].search(message)
+        and "Traceback" not in message
     }
     CATCH_TABLE[(fault, suite)] = (
-        f"caught: {next(iter(readable.values()))[:110]}" if readable else f"NOT CAUGHT ({run.failed} failed)"
+        f"caught: {next(iter(readable.values()))[:110]}"
+        if readable
+        else f"NOT CAUGHT ({run.failed} failed)"
     )
     assert run.failures, f"fault {fault} did not turn suite {suite} red"
     assert readable, (
         f"fault {fault} failed suite {suite}, but no failure names a node and the property "
-        f"({PROPERTY_WORDS[fault].pattern}):\n" + "\n".join(f"{n}: {m}" for n, m in run.failures.items())
+        f"({PROPERTY_WORDS[fault].pattern}):\n"
+        + "\n".join(f"{n}: {m}" for n, m in run.failures.items())
     )

@@ -39,7 +39,9 @@ class LegionKeywords(Component):
     @keyword
     def plan_join_nodes(self, provider: str, count: int = 1) -> list[NodeRecord]:
         """Plan ``count`` join nodes on ``provider`` (status ``planned``); materialize them later."""
-        planned = self.ctx.require_target().legion.plan_join(provider.lower(), as_int(count, "count"))
+        planned = self.ctx.require_target().legion.plan_join(
+            provider.lower(), as_int(count, "count")
+        )
         for record in planned:
             self._provisioned(record)
         return planned
@@ -75,16 +77,22 @@ class LegionKeywords(Component):
     def wait_for_graph_run_to_finish(self) -> GraphRun:
         """Wait for the background graph run; fails with Legion's reason if it did not succeed."""
         if self._background is None:
-            raise TribesFailure("no background graph run was started (use Start Materializing Planned Nodes)")
+            raise TribesFailure(
+                "no background graph run was started (use Start Materializing Planned Nodes)"
+            )
         future, self._background = self._background, None
         timeout = self.ctx.require_timeouts().legion_operation
         try:
             run = future.result(timeout=timeout)
         except FutureTimeout:
-            raise TribesFailure(f"the background graph run did not finish within {timeout:g} s") from None
+            raise TribesFailure(
+                f"the background graph run did not finish within {timeout:g} s"
+            ) from None
         self.ctx.refresh_records()
         if run.state.value != "succeeded":
-            raise TribesFailure(f"Legion graph run {run.id} {run.state.value}: {run.error or 'no reason given'}")
+            raise TribesFailure(
+                f"Legion graph run {run.id} {run.state.value}: {run.error or 'no reason given'}"
+            )
         return run
 
     def on_test_start(self) -> None:

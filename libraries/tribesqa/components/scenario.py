@@ -7,7 +7,7 @@ from typing import Any
 from robot.api.deco import keyword
 from robot.libraries.BuiltIn import BuiltIn
 
-from tribesqa.components.base import Component, as_int
+from tribesqa.components.base import Component
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.models import GraphRun, MemberStatus, NodeRecord
 from tribesqa.waiting import ConvergenceFailure, Observation, Verdict, consistently
