@@ -142,7 +142,13 @@ async def serve(socket_path: Path, config: SimConfig) -> None:
     await runner.setup()
     if socket_path.exists():
         socket_path.unlink()
-    await web.UnixSite(runner, str(socket_path)).start()
+    # Listen under a temporary name, then rename: Legion waits for the path to exist and must
+    # never connect between bind() and listen() (ECONNREFUSED on a busy machine).
+    pending = socket_path.with_name(socket_path.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        pending.unlink()
+    await web.UnixSite(runner, str(pending)).start()
+    os.replace(pending, socket_path)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, host.stopping.set)
@@ -167,17 +173,6 @@ def run_host(socket_path: Path, config_path: Path) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
-    if os.environ.get("TRIBES_SIM_PROFILE"):
-        import cProfile
-
-        prof = cProfile.Profile()
-        prof.enable()
-        try:
-            asyncio.run(serve(socket_path, SimConfig.load(config_path)))
-        finally:
-            prof.disable()
-            prof.dump_stats(os.environ["TRIBES_SIM_PROFILE"] + f"/host-{os.getpid()}.prof")
-        return
     asyncio.run(serve(socket_path, SimConfig.load(config_path)))
 
 

@@ -302,13 +302,31 @@ class SimNode:
 
         Legion writes to every node itself and an active member serves its own events to all its
         subscribers, so such events don't wake our waiting long-polls: waking them would answer
-        every poll once per event (N² answers in an N-node mesh, mostly duplicates). The events
-        still go out with the next answer (one of our own events, or the long-poll deadline).
+        every poll once per event (N² answers in an N-node mesh, mostly duplicates). A caller
+        that still lacks one gets it at once from its next poll (see ``events_for``).
         """
         if origin == LEGION_ORIGIN:
             return True
         row = self.store.member(origin)
         return row is not None and row["status"] == "active"
+
+    def _not_delivered_directly(self, events: list[SyncEvent]) -> list[SyncEvent]:
+        """What a long-poll that waited must answer with: our own events and orphans' events.
+
+        Events that reached us while the caller waited, from Legion or an active member, reach
+        the caller directly too; its vector is as old as its request, so sending them would be
+        mostly duplicates. Its next poll asks with a fresh vector and gets at once any it lacks.
+        """
+        direct: dict[str, bool] = {}
+        kept = []
+        for event in events:
+            if event.origin not in direct:
+                direct[event.origin] = event.origin != self.node_id and self._delivered_directly(
+                    event.origin
+                )
+            if not direct[event.origin]:
+                kept.append(event)
+        return kept
 
     # -- membership and the derived sync servers -------------------------------------------------
     def own_row(self) -> dict[str, Any] | None:
@@ -483,8 +501,11 @@ class SimNode:
 
     async def events_for(self, vector: dict[str, int], wait_s: float) -> dict[str, Any]:
         deadline = asyncio.get_running_loop().time() + wait_s
+        waited = False
         while True:
             events = self.store.events_after(vector, withhold_own_after=self.outage_after_seq)
+            if waited:
+                events = self._not_delivered_directly(events)
             if events or self._closed:
                 break
             remaining = deadline - asyncio.get_running_loop().time()
@@ -493,14 +514,13 @@ class SimNode:
             async with self.changed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.changed.wait(), remaining)
-        more = (
-            len(
-                self.store.events_after(
-                    self._merged(vector, events), limit=1, withhold_own_after=self.outage_after_seq
-                )
-            )
-            > 0
+            waited = True
+        pending = self.store.events_after(
+            self._merged(vector, events),
+            limit=500 if waited else 1,
+            withhold_own_after=self.outage_after_seq,
         )
+        more = bool(self._not_delivered_directly(pending) if waited else pending)
         return {
             "events": [event.to_wire() for event in events],
             "high_water_mark": self.advertised_high_water_mark(),

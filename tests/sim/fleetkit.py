@@ -30,6 +30,11 @@ from tribesqa.nip98 import Nip98Auth
 T = TypeVar("T")
 
 SUPERTEST = {"name": "supertest", "commit": "abc1234"}
+# Rollout stages and restarts in a few milliseconds, for fleets that only need the plugin.
+FAST_ROLLOUT: dict[str, Any] = {
+    "stage_s": dict.fromkeys(("pull", "build", "switch", "migrate", "restart"), 0.01),
+    "restart_s": 0.02,
+}
 
 
 def eventually(

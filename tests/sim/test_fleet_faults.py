@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from fleetkit import FleetRegistry, SimFleet, consistently, eventually
+from fleetkit import FAST_ROLLOUT, FleetRegistry, SimFleet, consistently, eventually
 
 from tribes_sim.faults import CATALOGUE
 from tribes_sim.fleet import LegionClientError
@@ -191,7 +191,9 @@ def test_every_catalogue_fault_has_a_check() -> None:
 def test_fault_is_observable(fault: str, fleets: FleetRegistry) -> None:
     nodes, config, check = CHECKS[fault]
     # Both nodes in one host process keeps these small fleets cheap (no crash is involved).
-    fleet = fleets.start(f"fault-{fault}", nodes=nodes, faults=[fault], nodes_per_host=2, **config)
+    fleet = fleets.start(
+        f"fault-{fault}", nodes=nodes, faults=[fault], nodes_per_host=2, **FAST_ROLLOUT, **config
+    )
     try:
         check(fleet)
     finally:

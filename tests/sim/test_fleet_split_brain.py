@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from fleetkit import FleetRegistry, SimFleet, consistently, eventually
+from fleetkit import FAST_ROLLOUT, FleetRegistry, SimFleet, consistently, eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -16,7 +16,7 @@ A, B, C = "hetzner-1", "scaleway-1", "ovh-1"
 
 @pytest.fixture(scope="module")
 def fleet(fleets: FleetRegistry) -> Iterator[SimFleet]:
-    fleet = fleets.start("split", nodes=3)
+    fleet = fleets.start("split", nodes=3, **FAST_ROLLOUT)
     fleet.install_supertest([A, B, C])
     yield fleet
     fleets.release(fleet)

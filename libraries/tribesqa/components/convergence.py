@@ -12,6 +12,7 @@ with the differing cells marked; links to the snapshot captured at that moment).
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,6 +30,7 @@ from tribesqa.client import ManagementClient, ManagementError
 from tribesqa.components.base import Component
 from tribesqa.diagnostics import TribesFailure, fail
 from tribesqa.diffing import (
+    MEMBERSHIP_FIELDS,
     PRESENCE,
     Matrix,
     Mismatch,
@@ -85,6 +87,9 @@ REGRESSION_GRACE_S = 1.0
 
 MEMBER_FIELDS: frozenset[str] = frozenset(ClusterNodeRow.model_fields) - {"node_id"}
 """Fields an expected membership table may name."""
+
+MEMBERSHIP_FIELDS_COMPARED: tuple[str, ...] = MEMBERSHIP_FIELDS
+"""Fields whose equality across observers means "same membership" (as the diff table shows)."""
 
 _MAX_REPORT_MISMATCHES = 100
 _MAX_LISTED = 3
@@ -257,6 +262,17 @@ class Judgement:
     mismatches: list[Mismatch] = field(default_factory=list)
     detail: str = ""
     """Optional extra clause for the message (e.g. ``diffing.summarize`` details)."""
+    explain: Callable[[], tuple[Matrix, str]] | None = field(default=None, repr=False)
+    """Deferred ``(matrix, detail)``: the full rows x nodes diff costs hundreds of ms on a
+    50-node fleet, so judges that run every poll build it only when a report needs it."""
+
+    def explained(self) -> Judgement:
+        """Fill ``matrix`` and ``detail`` from ``explain`` (once); returns self."""
+        if self.explain is not None:
+            explain, self.explain = self.explain, None
+            self.matrix, detail = explain()
+            self.detail = detail or self.detail
+        return self
 
     def verdict(self) -> Verdict:
         summary = self.agreement if self.done else f"{self.problem}; {self.agreement}"
@@ -267,12 +283,32 @@ class Judgement:
 
         ``elapsed_s`` None: a one-look check, no "after".
         """
+        self.explained()
         head = self.terminal or self.problem
         waited = "" if elapsed_s is None else f" after {elapsed_s:.1f} s"
         text = f"{what}: {head}{waited}; {self.agreement}"
         if self.detail and self.detail != self.agreement:
             text += f"; {self.detail}"
         return text
+
+
+def _frozen(value: Any) -> Any:
+    return value if value is None or isinstance(value, str | int | float | bool) else repr(value)
+
+
+def _view_key(rows_by_id: Mapping[str, Mapping[str, Any]]) -> tuple[Any, ...]:
+    """Hashable, order-independent identity of one membership view (the compared fields)."""
+    return tuple(
+        sorted(
+            (node_id, tuple(_frozen(row.get(name)) for name in MEMBERSHIP_FIELDS_COMPARED))
+            for node_id, row in rows_by_id.items()
+        )
+    )
+
+
+def _explain_membership(views: Mapping[str, Any]) -> tuple[Matrix, str]:
+    matrix = membership_matrix(dict(views))
+    return matrix, summarize(matrix).partition("; ")[2]
 
 
 class _Judge:
@@ -374,13 +410,36 @@ class MembershipJudge(_Judge):
     def _allowed_decommissioned(self, node_id: str) -> bool:
         return self.expected.get(node_id, {}).get("status") == "decommissioned"
 
+    def _row_problems(
+        self, observer: str, rows: Sequence[Mapping[str, Any]], by_id: Mapping[str, Any]
+    ) -> list[tuple[str, Mismatch]]:
+        """(kind, mismatch) of one view: member rows missing or not active, expected table."""
+        found: list[tuple[str, Mismatch]] = []
+        for member in self.members:
+            if member in self.expected:
+                continue
+            row = by_id.get(member)
+            if row is None:
+                found.append(
+                    ("missing", Mismatch(observer, member, PRESENCE, "present", "missing"))
+                )
+            elif row.get("status") != "active":
+                status = str(row.get("status"))
+                found.append(("stuck", Mismatch(observer, member, "status", "active", status)))
+        if self.expected:
+            found += [("expected", m) for m in expected_mismatches({observer: rows}, self.expected)]
+        return found
+
     def judge(self, views: Mapping[str, Any], errors: Mapping[str, str]) -> Judgement:
-        matrix = membership_matrix(dict(views))
-        differing = matrix.differing()
-        reachable = matrix.reachable
+        nodes = list(views)
+        reachable = [n for n in nodes if views[n] is not None]
+        unreachable = [n for n in nodes if views[n] is None]
         terminal = None
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        group_of: dict[str, tuple[Any, ...]] = {}
         for observer in reachable:
-            for row in views[observer]:
+            rows = views[observer]
+            for row in rows:
                 node_id = str(row.get("node_id"))
                 reason = self.memory.observe(
                     observer,
@@ -389,32 +448,34 @@ class MembershipJudge(_Judge):
                     may_decommission=self._allowed_decommissioned(node_id),
                 )
                 terminal = terminal or reason
+            key = _view_key(_by_id(rows))
+            groups.setdefault(key, []).append(observer)
+            group_of[observer] = key
+        # Identical views are judged once (a converged 50-node fleet is one group).
+        per_group = {
+            key: self._row_problems(members[0], views[members[0]], _by_id(views[members[0]]))
+            for key, members in groups.items()
+        }
+        majority = max(groups.values(), key=len) if groups else []
+        off_majority = [n for n in reachable if n not in majority]
 
         stuck: dict[tuple[str, str], list[str]] = {}
         missing: dict[str, list[str]] = {}
-        implicit: list[Mismatch] = []
+        mismatches: list[Mismatch] = []
+        wanted: list[Mismatch] = []
         for observer in reachable:
-            rows = _by_id(views[observer])
-            for member in self.members:
-                if member in self.expected:
-                    continue
-                row = rows.get(member)
-                if row is None:
-                    missing.setdefault(member, []).append(observer)
-                    implicit.append(Mismatch(observer, member, PRESENCE, "present", "missing"))
-                elif row.get("status") != "active":
-                    status = str(row.get("status"))
-                    stuck.setdefault((member, status), []).append(observer)
-                    implicit.append(Mismatch(observer, member, "status", "active", status))
-        wanted = (
-            expected_mismatches({n: views[n] for n in reachable}, self.expected)
-            if self.expected
-            else []
-        )
-        mismatches = implicit + wanted
+            for kind, item in per_group[group_of[observer]]:
+                mismatch = dataclasses.replace(item, node=observer)
+                mismatches.append(mismatch)
+                if kind == "stuck":
+                    stuck.setdefault((item.row, str(item.actual)), []).append(observer)
+                elif kind == "missing":
+                    missing.setdefault(item.row, []).append(observer)
+                else:
+                    wanted.append(mismatch)
 
         problems: list[str] = [
-            f"{node} unreachable ({_short_error(errors.get(node))})" for node in matrix.unreachable
+            f"{node} unreachable ({_short_error(errors.get(node))})" for node in unreachable
         ]
         total = len(reachable)
         for (member, status), observers in stuck.items():
@@ -425,23 +486,20 @@ class MembershipJudge(_Judge):
             shown = "; ".join(str(m) for m in wanted[:2])
             more = f" (+{len(wanted) - 2} more)" if len(wanted) > 2 else ""
             problems.append(f"expected table not met: {shown}{more}")
-        if differing and not problems:
-            problems.append("nodes disagree on membership")
-        lagging_set = set(matrix.unreachable) | {node for _, node, _ in differing}
-        lagging_set |= {m.node for m in mismatches}
-        lagging = [n for n in matrix.nodes if n in lagging_set]
-        summary = summarize(matrix)
-        agreement, _, detail = summary.partition("; ")
+        if off_majority and not problems:
+            verb = "differs" if len(off_majority) == 1 else "differ"
+            problems.append(f"{_listing(off_majority)} {verb} from the majority view")
+        lagging_set = set(unreachable) | set(off_majority) | {m.node for m in mismatches}
+        lagging = [n for n in nodes if n in lagging_set]
         done = not lagging and terminal is None
         return Judgement(
             done=done,
             problem="" if done else "; ".join(problems),
-            agreement=agreement,
+            agreement=_agree_phrase(len(majority), len(nodes)),
             lagging=lagging,
             terminal=terminal,
-            matrix=matrix,
             mismatches=mismatches,
-            detail=detail,
+            explain=lambda: _explain_membership(views),
         )
 
 
@@ -455,11 +513,12 @@ class NodeActiveJudge(_Judge):
         self.memory = StatusMemory(started_at, grace_s)
 
     def judge(self, views: Mapping[str, Any], errors: Mapping[str, str]) -> Judgement:
-        matrix = membership_matrix(dict(views))
+        nodes = list(views)
+        unreachable = [n for n in nodes if views[n] is None]
         terminal = None
         by_state: dict[str, list[str]] = {}
         mismatches: list[Mismatch] = []
-        for observer in matrix.reachable:
+        for observer in (n for n in nodes if views[n] is not None):
             row = _by_id(views[observer]).get(self.node_id)
             if row is None:
                 by_state.setdefault("without a row", []).append(observer)
@@ -472,25 +531,25 @@ class NodeActiveJudge(_Judge):
                 by_state.setdefault(status, []).append(observer)
                 mismatches.append(Mismatch(observer, self.node_id, "status", "active", status))
         problems = [
-            f"{node} unreachable ({_short_error(errors.get(node))})" for node in matrix.unreachable
+            f"{node} unreachable ({_short_error(errors.get(node))})" for node in unreachable
         ]
         for state, observers in by_state.items():
             if state == "without a row":
                 problems.append(f"node {self.node_id} has no row on {_listing(observers)}")
             else:
                 problems.append(f"node {self.node_id} still {state} on {_listing(observers)}")
-        lagging_set = set(matrix.unreachable) | {m.node for m in mismatches}
-        lagging = [n for n in matrix.nodes if n in lagging_set]
-        good = len(matrix.nodes) - len(lagging)
+        lagging_set = set(unreachable) | {m.node for m in mismatches}
+        lagging = [n for n in nodes if n in lagging_set]
+        good = len(nodes) - len(lagging)
         done = not lagging and terminal is None
         return Judgement(
             done=done,
             problem="" if done else "; ".join(problems),
-            agreement=_agree_phrase(good, len(matrix.nodes)),
+            agreement=_agree_phrase(good, len(nodes)),
             lagging=lagging,
             terminal=terminal,
-            matrix=matrix,
             mismatches=mismatches,
+            explain=lambda: (membership_matrix(dict(views)), ""),
         )
 
 
@@ -508,12 +567,10 @@ class ArchiveJudge(_Judge):
         self.since = since
 
     def judge(self, views: Mapping[str, Any], errors: Mapping[str, str]) -> Judgement:
-        matrix = membership_matrix(
-            {n: (None if v is None else v["rows"]) for n, v in views.items()}
-        )
+        nodes = list(views)
         problems: list[str] = []
         mismatches: list[Mismatch] = []
-        for observer in matrix.nodes:
+        for observer in nodes:
             view = views[observer]
             if view is None:
                 problems.append(f"{observer} unreachable ({_short_error(errors.get(observer))})")
@@ -555,18 +612,19 @@ class ArchiveJudge(_Judge):
                 mismatches.append(
                     Mismatch(observer, self.node_id, "sync server", "absent", address)
                 )
-        lagging = [
-            n for n in matrix.nodes if views[n] is None or any(m.node == n for m in mismatches)
-        ]
-        good = len(matrix.nodes) - len(lagging)
+        off = {m.node for m in mismatches}
+        lagging = [n for n in nodes if views[n] is None or n in off]
         done = not lagging
         return Judgement(
             done=done,
             problem="" if done else "; ".join(problems),
-            agreement=_agree_phrase(good, len(matrix.nodes)),
+            agreement=_agree_phrase(len(nodes) - len(lagging), len(nodes)),
             lagging=lagging,
-            matrix=matrix,
             mismatches=mismatches,
+            explain=lambda: (
+                membership_matrix({n: None if v is None else v["rows"] for n, v in views.items()}),
+                "",
+            ),
         )
 
 
@@ -981,6 +1039,8 @@ class ConvergenceKeywords(Component):
         *,
         title: str,
     ) -> TribesFailure:
+        if judgement is not None:
+            judgement.explained()
         mismatches = list(judgement.mismatches) if judgement else []
         if len(mismatches) > _MAX_REPORT_MISMATCHES:
             logger.info(
