@@ -16,7 +16,12 @@ def _normalize(name: str) -> str:
 
 def _corpus() -> str:
     texts = []
-    for pattern in ("suites/*.robot", "resources/*.resource", "tests/keywords/*.py", "tests/parallel/*.py"):
+    for pattern in (
+        "suites/*.robot",
+        "resources/*.resource",
+        "tests/keywords/*.py",
+        "tests/parallel/*.py",
+    ):
         texts.extend(path.read_text(encoding="utf-8") for path in REPO.glob(pattern))
     return _normalize("\n".join(texts))
 

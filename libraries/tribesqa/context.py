@@ -26,11 +26,57 @@ class RegisteredHeal:
     test: str | None = None
 
 
+PABOT_RESULTS = "pabot_results"
+
+
 @dataclass
 class RunLabels:
-    suite: str = "suite"
+    """Names for artifact paths. Under pabot, ``output_dir`` is the run's output directory (where
+    the merged log.html is), not the process's ``pabot_results/...`` one, so artifact links work
+    from the merged log; a process started from a pabot argument file (``--argumentfileN``, e.g.
+    one per gate node) gets ``@N`` after its suite name, so same-named suites never share a path.
+    """
+
+    _suite: str = "suite"
     test: str | None = None
-    output_dir: Path = field(default_factory=lambda: Path("results"))
+    _output_dir: Path = field(default_factory=lambda: Path("results"))
+    argfile: str = ""
+
+    @property
+    def suite(self) -> str:
+        return f"{self._suite}@{self.argfile}" if self.argfile else self._suite
+
+    @suite.setter
+    def suite(self, value: str) -> None:
+        self._suite = value
+
+    @property
+    def output_dir(self) -> Path:
+        return self._output_dir
+
+    @output_dir.setter
+    def output_dir(self, value: Path) -> None:
+        parts = Path(value).parts
+        if PABOT_RESULTS in parts[:-1]:
+            at = len(parts) - 1 - parts[::-1].index(PABOT_RESULTS)
+            inner = parts[at + 1 :]
+            self._output_dir = Path(*parts[:at])
+            self.argfile = inner[0] if len(inner) == 2 else ""
+        else:
+            self._output_dir = Path(value)
+            self.argfile = ""
+
+
+class _NodeNotingTransport(PluginTransport):
+    """The plugin transport, noting every node it reaches (``LibraryContext.touched``)."""
+
+    def __init__(self, inner: PluginTransport, note: Callable[[str], None]) -> None:
+        self.inner = inner
+        self.note = note
+
+    def request(self, node: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        self.note(node)
+        return self.inner.request(node, method, path, body)
 
 
 class LibraryContext:
@@ -50,12 +96,36 @@ class LibraryContext:
         self._plugins: PluginTransport | None = None
         self._key: AdminKey | None = None
         self._lock = threading.Lock()
+        # Nodes reached (management API, SSH, plugin API) since the current test started; the
+        # target component tags the test with node:<name> for each (the fleet matrix reads them).
+        self.touched: set[str] = set()
+        # The handle id when the target is a shared one this process attached to.
+        self.shared_id: str | None = None
         # Installed by ArtifactKeywords: capture the failure snapshot now and return its links
         # (label -> path relative to OUTPUT DIR); failing waits call it to link it from their report.
         self.capture_failure: Callable[[], dict[str, str]] | None = None
 
     # -- target lifecycle ----------------------------------------------------------------------
     def open_target(self, raw_target: Any, raw_roster: Any, label: str) -> Target:
+        target = self._new_target(raw_target, raw_roster)
+        target.open(label)
+        return self._install(target)
+
+    def attach_target(
+        self, raw_target: Any, raw_roster: Any, handle: dict[str, Any], shared_id: str
+    ) -> Target:
+        """Use a fleet another process opened (``handle`` from its ``shared_handle()``); closing
+        it here releases only this process's clients, never the fleet."""
+        target = self._new_target(raw_target, raw_roster)
+        attach = getattr(target, "attach", None)
+        if attach is None:
+            raise AssertionError(f"a {target.kind} target cannot attach to a shared fleet")
+        attach(handle)
+        self._install(target)
+        self.shared_id = shared_id
+        return target
+
+    def _new_target(self, raw_target: Any, raw_roster: Any) -> Target:
         if self.target is not None:
             self.close_target()
         config = parse_target(raw_target)
@@ -63,7 +133,9 @@ class LibraryContext:
         target = create_target(config, timeouts, self.labels.output_dir)
         self.config, self.timeouts = config, timeouts
         self.roster = parse_roster(raw_roster) if raw_roster else []
-        target.open(label)
+        return target
+
+    def _install(self, target: Target) -> Target:
         self.target = target
         bind = getattr(target, "bind", None)
         if bind is not None:
@@ -86,6 +158,7 @@ class LibraryContext:
             except Exception as error:  # teardown reports, it never hides the test's own failure
                 problems.append(f"closing target: {error}")
         self.target = None
+        self.shared_id = None
         self._key = None
         self.records.clear()
         self.provisioned.clear()
@@ -141,8 +214,13 @@ class LibraryContext:
             self._key = self.require_target().admin_key()
         return self._key
 
+    def note_node(self, name: str) -> None:
+        with self._lock:
+            self.touched.add(name)
+
     def client(self, name: str) -> ManagementClient:
         record = self.record(name)
+        self.note_node(name)
         client = self.clients.get(name)
         if client is not None and client.admin_url == (record.admin_url or "").rstrip("/"):
             return client
@@ -174,6 +252,7 @@ class LibraryContext:
 
     def ssh_endpoint(self, name: str) -> SshEndpointInfo:
         record = self.record(name)
+        self.note_node(name)
         assert self.config is not None
         if record.ssh is None:
             raise AssertionError(f"node {name}: Legion reports no SSH endpoint")
@@ -185,7 +264,10 @@ class LibraryContext:
 
     def plugins(self) -> PluginTransport:
         if self._plugins is None:
-            self._plugins = self.require_target().plugin_transport(self.ssh(), self.ssh_endpoint)
+            self._plugins = _NodeNotingTransport(
+                self.require_target().plugin_transport(self.ssh(), self.ssh_endpoint),
+                self.note_node,
+            )
         return self._plugins
 
     # -- heals ---------------------------------------------------------------------------------------

@@ -143,7 +143,13 @@ def prepare_fleet_dir(
         "ssh_client_public": Path(str(ssh_key) + ".pub").read_text().strip(),
     }
     (directory / "fleet-keys.json").write_text(json.dumps(keys, indent=1))
-    config = SimConfig.from_mapping({**overrides, "faults": sorted(parse_faults(list(faults)))})
+    # TRIBES_SIM_OVERRIDES (a JSON object of SimConfig fields) lets a whole run tune the
+    # simulator without touching suites, e.g. a shorter Legion join wait for fault runs.
+    env_overrides = json.loads(os.environ.get("TRIBES_SIM_OVERRIDES", "") or "{}")
+    if not isinstance(env_overrides, dict):
+        raise FleetError("TRIBES_SIM_OVERRIDES must be a JSON object of simulator settings")
+    merged = {**env_overrides, **overrides}
+    config = SimConfig.from_mapping({**merged, "faults": sorted(parse_faults(list(faults)))})
     env_faults = os.environ.get("TRIBES_SIM_FAULTS", "")
     if env_faults.strip():
         config.faults = sorted(set(config.faults) | parse_faults(env_faults))

@@ -310,23 +310,22 @@ class SimNode:
         row = self.store.member(origin)
         return row is not None and row["status"] == "active"
 
-    def _not_delivered_directly(self, events: list[SyncEvent]) -> list[SyncEvent]:
-        """What a long-poll that waited must answer with: our own events and orphans' events.
+    def _without_direct_origins(self, vector: dict[str, int]) -> dict[str, int]:
+        """``vector`` as a long-poll that waited answers it: direct origins count as held.
 
         Events that reached us while the caller waited, from Legion or an active member, reach
         the caller directly too; its vector is as old as its request, so sending them would be
         mostly duplicates. Its next poll asks with a fresh vector and gets at once any it lacks.
         """
-        direct: dict[str, bool] = {}
-        kept = []
-        for event in events:
-            if event.origin not in direct:
-                direct[event.origin] = event.origin != self.node_id and self._delivered_directly(
-                    event.origin
-                )
-            if not direct[event.origin]:
-                kept.append(event)
-        return kept
+        view = {str(k): int(v) for k, v in vector.items()}
+        for origin, mine in self.store.version_vector.items():
+            if (
+                mine > view.get(origin, 0)
+                and origin != self.node_id
+                and self._delivered_directly(origin)
+            ):
+                view[origin] = mine
+        return view
 
     # -- membership and the derived sync servers -------------------------------------------------
     def own_row(self) -> dict[str, Any] | None:
@@ -501,11 +500,9 @@ class SimNode:
 
     async def events_for(self, vector: dict[str, int], wait_s: float) -> dict[str, Any]:
         deadline = asyncio.get_running_loop().time() + wait_s
-        waited = False
+        asked = vector
         while True:
-            events = self.store.events_after(vector, withhold_own_after=self.outage_after_seq)
-            if waited:
-                events = self._not_delivered_directly(events)
+            events = self.store.events_after(asked, withhold_own_after=self.outage_after_seq)
             if events or self._closed:
                 break
             remaining = deadline - asyncio.get_running_loop().time()
@@ -514,13 +511,15 @@ class SimNode:
             async with self.changed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.changed.wait(), remaining)
-            waited = True
-        pending = self.store.events_after(
-            self._merged(vector, events),
-            limit=500 if waited else 1,
-            withhold_own_after=self.outage_after_seq,
+            asked = self._without_direct_origins(vector)
+        more = (
+            len(
+                self.store.events_after(
+                    self._merged(asked, events), limit=1, withhold_own_after=self.outage_after_seq
+                )
+            )
+            > 0
         )
-        more = bool(self._not_delivered_directly(pending) if waited else pending)
         return {
             "events": [event.to_wire() for event in events],
             "high_water_mark": self.advertised_high_water_mark(),

@@ -2,8 +2,10 @@
 
 Everything a node knows is an event in ``events`` (the sync log); the tables next to it
 (``cluster_nodes``, ``tribe``, ``supertest_*``) are derived by applying those events and can be
-rebuilt from the log at any time (``rebuild``), which is what a full resync does. Commits are
-synchronous (``synchronous=FULL``), so a ``kill -9`` loses no committed write.
+rebuilt from the log at any time (``rebuild``), which is what a full resync does. A commit is in
+the WAL file (the OS's page cache) before it returns, so a ``kill -9`` loses no committed write;
+``synchronous=NORMAL`` skips the fsync per commit, which only a power loss would need and which
+blocked the whole host's event loop (~2 ms per event per node, the main cost of a 50-node join).
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ class NodeStore:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self.version_vector: dict[str, int] = self._load_version_vector()
 

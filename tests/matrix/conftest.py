@@ -31,10 +31,11 @@ def run_matrix(
     suites: list[str] | None = None,
     faults: str = "",
     extra: list[str] | None = None,
+    env: dict[str, str] | None = None,
     timeout_s: float = 900,
 ) -> SuiteRun:
     """Run robot on suites/ (or the named suites) in a subprocess, like `tribes-qa run` does."""
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env.pop("TRIBES_SIM_FAULTS", None)
     if faults:

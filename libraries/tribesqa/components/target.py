@@ -7,14 +7,41 @@ from typing import Any
 from robot.api import logger
 from robot.api.deco import keyword
 from robot.libraries.BuiltIn import BuiltIn
+from robot.result import TestCase
 
 from tribesqa.components.base import Component
 from tribesqa.config import RosterEntry
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.models import NodeRecord
+from tribesqa.shared_fleet import EXCLUSIVE, LocalStore, SharedFleetGuard, SharedHandle
+
+PABOTLIB = "pabot.PabotLib"
+NODE_TAG = "node:"
 
 
 class TargetKeywords(Component):
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self._guard: SharedFleetGuard | None = None
+        self._local_store = LocalStore()
+
+    # -- node:<name> tags: the nodes each test reached (read by the fleet matrix view) ---------
+    def on_test_start(self) -> None:
+        with self.ctx._lock:
+            self.ctx.touched.clear()
+
+    def on_keyword_end(self, data: Any, result: Any) -> None:
+        if not self.ctx.touched:
+            return
+        with self.ctx._lock:
+            names = sorted(self.ctx.touched)
+            self.ctx.touched.clear()
+        parent = getattr(result, "parent", None)
+        while parent is not None and not isinstance(parent, TestCase):
+            parent = getattr(parent, "parent", None)
+        if parent is not None:  # suite setup/teardown contacts belong to no test
+            parent.tags.add([NODE_TAG + name for name in names])
+
     @keyword
     def open_target(self, target: Any = None, roster: Any = None) -> None:
         """Open the fleet this run targets: ``${TARGET}`` from the variables file by default.
@@ -55,6 +82,120 @@ class TargetKeywords(Component):
         leaked = [p for p in problems if p.startswith("destroying")]
         if leaked:
             raise TribesFailure("teardown could not destroy every node: " + "; ".join(leaked))
+
+    # -- one fleet shared by several processes (pabot: one gate process per roster node) -------
+    @keyword
+    def share_target(self) -> str:
+        """Hand the open target to every process of the run; return the handle they attach with.
+
+        From now on this process is attached too: its ``Close Target`` releases only its own
+        clients; ``Close Shared Target`` (the last process) stops the fleet and destroys the
+        nodes provisioned so far.
+
+        Example (run once, see resources/gate.resource):
+        | ${handle}=    Share Target
+        | Set Parallel Value For Key    tribes-qa.gate.target    ${handle}
+        """
+        target = self.ctx.require_target()
+        share = getattr(target, "shared_handle", None)
+        if share is None:
+            raise TribesFailure(f"a {target.kind} target cannot be shared")
+        handle = SharedHandle.new(target.kind, share(), self.ctx.provisioned)
+        self.ctx.provisioned.clear()
+        self.ctx.shared_id = handle.id
+        logger.info(f"Shared target {handle.id}: {target.describe()}")
+        return handle.dumps()
+
+    @keyword
+    def attach_to_shared_target(self, handle: str, target: Any = None, roster: Any = None) -> None:
+        """Use the fleet another process opened and shared (``Share Target``); never starts one.
+
+        Fails naming the cause when ``handle`` is empty (the process that opens the fleet
+        failed, or has not run). ``target``/``roster`` default to ``${TARGET}``/``${ROSTER}``.
+        """
+        if not str(handle or "").strip():
+            raise TribesFailure(
+                "no shared target to attach to: the setup that opens it failed or did not run"
+            )
+        shared = SharedHandle.loads(str(handle))
+        if self.ctx.target is not None and self.ctx.shared_id == shared.id:
+            logger.info(f"Attached to shared target {shared.id} (opened here)")
+            return
+        builtin = BuiltIn()
+        raw_target = target if target is not None else builtin.get_variable_value("${TARGET}")
+        raw_roster = roster if roster is not None else builtin.get_variable_value("${ROSTER}")
+        attached = self.ctx.attach_target(raw_target, raw_roster, shared.target, shared.id)
+        if attached.kind != shared.kind:
+            self.ctx.close_target()
+            raise TribesFailure(
+                f"shared target {shared.id} is a {shared.kind} target, this run's TARGET is {attached.kind}"
+            )
+        logger.info(f"Attached to shared target {shared.id}: {attached.describe()}")
+
+    @keyword
+    def close_shared_target(self, handle: str = "") -> None:
+        """Stop the shared fleet: destroy the nodes its opener provisioned, release the target.
+
+        Run it once, after every process is done (``Run Teardown Only Once``). An empty
+        ``handle`` (the fleet was never shared) does nothing. Fails, after doing what it can,
+        when a node could not be destroyed.
+        """
+        if not str(handle or "").strip():
+            logger.info("no shared target to close")
+            return
+        shared = SharedHandle.loads(str(handle))
+        if self.ctx.target is None or self.ctx.shared_id != shared.id:
+            self.attach_to_shared_target(handle)
+        target = self.ctx.require_target()
+        problems: list[str] = list(self.ctx.run_heals())
+        for name in reversed(shared.provisioned):
+            try:
+                target.legion.destroy(name)
+            except Exception as error:
+                if "unknown-node" not in str(error):
+                    problems.append(f"destroying {name}: {error}")
+        take_ownership = getattr(target, "take_ownership", None)
+        if take_ownership is not None:
+            take_ownership()
+        problems.extend(self.ctx.close_target())
+        for problem in problems:
+            logger.warn(problem)
+        leaked = [p for p in problems if p.startswith("destroying")]
+        if leaked:
+            raise TribesFailure("teardown could not destroy every node: " + "; ".join(leaked))
+        logger.info(f"Closed shared target {shared.id}")
+
+    @keyword
+    def hold_shared_target(self, mode: str = "shared") -> None:
+        """Hold the shared fleet ``shared`` (read-only checks, side by side with other processes)
+        or ``exclusive`` (restarts, partitions, resyncs: alone, after every shared holder).
+
+        Across pabot processes through PabotLib; under plain robot it is granted at once.
+        Release it with ``Release Shared Target`` (in a ``[Teardown]``).
+        """
+        self.ctx.require_target()
+        if self._guard is None or self._guard.mode is None:
+            self._guard = SharedFleetGuard(
+                _parallel_store(self._local_store),
+                f"tribes-qa.shared-fleet.{self.ctx.shared_id or 'local'}",
+                poll_s=max(0.05, min(self.ctx.require_timeouts().poll_interval, 1.0)),
+                wait_s=10 * self.ctx.require_timeouts().legion_operation,
+            )
+        waited = self._guard.hold(str(mode).lower())
+        logger.info(f"holding the shared fleet ({mode}) after waiting {waited:.1f} s")
+
+    @keyword
+    def release_shared_target(self) -> None:
+        """Give back the hold of ``Hold Shared Target`` (no-op when nothing is held). An
+        exclusive holder first heals the faults this test injected, so nobody else ever sees them.
+        """
+        if self._guard is None or self._guard.mode is None:
+            return
+        problems = self.ctx.run_heals(test_only=True) if self._guard.mode == EXCLUSIVE else []
+        mode = self._guard.release()
+        logger.info(f"released the shared fleet ({mode})")
+        for problem in problems:
+            logger.warn(problem)
 
     @keyword
     def get_roster(self) -> list[RosterEntry]:
@@ -120,3 +261,11 @@ class TargetKeywords(Component):
                 raise TribesFailure(f"roster graph run {run.id} {run.state.value}: {run.error}")
         records = self.ctx.refresh_records()
         return [records[e.node] for e in roster]
+
+
+def _parallel_store(fallback: LocalStore) -> Any:
+    """PabotLib when the suite imports it (remote under pabot, in-process under robot)."""
+    try:
+        return BuiltIn().get_library_instance(PABOTLIB)
+    except RuntimeError:
+        return fallback

@@ -210,6 +210,27 @@ class RealTarget(Target):
         self.opened = True
         self._legion = CliLegion(self.settings, self.values, self.timeouts.legion_operation)
 
+    # -- a fleet shared by several robot processes (the per-node gate under pabot) ------------
+    def shared_handle(self) -> dict[str, Any]:
+        """The filled template values: another process drives the same fleet with them. From
+        now on this process only attaches too (its close() runs no teardown_command)."""
+        if not self.opened:
+            raise AssertionError("the target is not open: nothing to share")
+        self.opened = False
+        return {"values": dict(self.values)}
+
+    def attach(self, handle: dict[str, Any]) -> None:
+        values = handle.get("values")
+        if not isinstance(values, dict) or "label" not in values:
+            raise AssertionError(f"not a shared real-target handle: {handle}")
+        self.values = dict(values)
+        self.opened = False
+        self._legion = CliLegion(self.settings, self.values, self.timeouts.legion_operation)
+
+    def take_ownership(self) -> None:
+        """The next close() runs the teardown_command (the last process of a shared fleet)."""
+        self.opened = True
+
     def bind(
         self,
         sessions: Callable[[], SshSessions],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import secrets
 import shutil
@@ -12,7 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tribes_sim.fleet import LegionClient, LegionClientError, start_fleet, stop_fleet
+from tribes_sim.fleet import (
+    LegionClient,
+    LegionClientError,
+    legion_info,
+    start_fleet,
+    stop_fleet,
+)
 from tribesqa.config import DEFAULT_NODE_COMMANDS, SimSettings, TargetConfig, TimeoutProfile
 from tribesqa.config import PluginTransport as PluginTransportKind
 from tribesqa.keys import AdminKey
@@ -91,6 +98,18 @@ def safe_label(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", leaf).strip("_")[:32] or "fleet"
 
 
+# ``<fleet dir>/owner.json``: {"pid": the robot process that owns the fleet, or null once it is
+# shared with the whole run; "remove": whether the directory goes when the fleet stops}.
+# ``tribes-qa run`` stops a fleet whose owner died (pabot's --processtimeout kills robot, not
+# Legion, which runs in its own session) and, at the end of a run, every fleet the run started.
+OWNER_FILE = "owner.json"
+
+
+def write_owner(fleet_dir: Path, pid: int | None, remove: bool) -> None:
+    fleet_dir.mkdir(parents=True, exist_ok=True)
+    (fleet_dir / OWNER_FILE).write_text(json.dumps({"pid": pid, "remove": remove}))
+
+
 class SimTarget(Target):
     kind = "sim"
 
@@ -103,21 +122,46 @@ class SimTarget(Target):
         self._nemesis: SimNemesis | None = None
         self._plugins: PluginTransport | None = None
         self._ssh_sessions: Any = None
+        self.attached = False  # attached to a fleet another process started: never stop it
 
     def open(self, label: str) -> None:
         base = Path(self.settings.fleets_dir) if self.settings.fleets_dir else default_fleets_dir()
         self.fleet_dir = (base / f"{safe_label(label)}-{secrets.token_hex(3)}").resolve()
+        write_owner(self.fleet_dir, os.getpid(), not self.settings.keep_fleet_dirs)
         descriptor = start_fleet(
             self.fleet_dir,
             nodes=0,
             faults=self.settings.faults,
             nodes_per_host=self.settings.nodes_per_host,
         )
-        self._client = LegionClient(
-            descriptor["legion_url"], timeout_s=self.timeouts.legion_operation
-        )
+        self._connect(descriptor["legion_url"])
+
+    def _connect(self, legion_url: str) -> None:
+        self._client = LegionClient(legion_url, timeout_s=self.timeouts.legion_operation)
         self._legion = SimLegion(self._client)
         self._nemesis = SimNemesis(self._client)
+
+    # -- a fleet shared by several robot processes (the per-node gate under pabot) ------------
+    def shared_handle(self) -> dict[str, Any]:
+        """What another process needs to attach; from now on this process only attaches too."""
+        if self.fleet_dir is None or self._client is None:
+            raise AssertionError("the target is not open: nothing to share")
+        write_owner(self.fleet_dir, None, not self.settings.keep_fleet_dirs)
+        self.attached = True
+        return {"fleet_dir": str(self.fleet_dir), "legion_url": self._client.url}
+
+    def attach(self, handle: dict[str, Any]) -> None:
+        fleet_dir = Path(str(handle.get("fleet_dir", "")))
+        info = legion_info(fleet_dir) if handle.get("fleet_dir") else None
+        if info is None:
+            raise AssertionError(f"no simulated fleet runs in {fleet_dir} (shared handle {handle})")
+        self.fleet_dir = fleet_dir
+        self.attached = True
+        self._connect(str(handle.get("legion_url") or info["url"]))
+
+    def take_ownership(self) -> None:
+        """The next close() stops the fleet (the last process of a shared fleet calls this)."""
+        self.attached = False
 
     def plugin_transport(
         self, sessions: SshSessions, endpoint_of: Callable[[str], SshEndpointInfo]
@@ -158,6 +202,11 @@ class SimTarget(Target):
         return self.fleet_dir / "secrets" / "ssh_client" if self.fleet_dir else None
 
     def close(self) -> None:
+        if self.attached:  # someone else's fleet: release our client only
+            if self._client is not None:
+                self._client.close()
+            self._client = self._legion = self._nemesis = None
+            return
         if self._client is not None:
             # stop_fleet below kills whatever destroy_all could not.
             with contextlib.suppress(LegionClientError):
@@ -176,4 +225,5 @@ class SimTarget(Target):
             **super().describe(),
             "fleet_dir": str(self.fleet_dir),
             "faults": self.settings.faults,
+            **({"attached": True} if self.attached else {}),
         }
