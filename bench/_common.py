@@ -71,17 +71,40 @@ def spread(values: list[float], unit: str = "s", scale: float = 1.0) -> str:
 
 # -- processes -------------------------------------------------------------------------------------
 def fleet_pids(directory: Path) -> dict[int, str]:
-    """Pids of Legion and the node hosts of this fleet (their command lines name the fleet dir)."""
+    """Legion, zygote and node-host pids of this fleet (their command lines name the fleet dir).
+
+    Hosts forked from the zygote keep its command line; the zygote is the one Legion started.
+    """
     marker = str(directory.resolve())
-    found: dict[int, str] = {}
+    cmdlines: dict[int, str] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         with contextlib.suppress(OSError):
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             if marker in cmdline and "tribes_sim." in cmdline:
-                found[int(proc.name)] = "legion" if "tribes_sim.legion" in cmdline else "host"
-    return found
+                cmdlines[int(proc.name)] = cmdline
+    roles = {}
+    for pid, cmdline in cmdlines.items():
+        if "tribes_sim.legion" in cmdline:
+            roles[pid] = "legion"
+        elif "--zygote" in cmdline and "--zygote" not in cmdlines.get(_parent(pid), ""):
+            roles[pid] = "zygote"
+        else:
+            roles[pid] = "host"
+    return roles
+
+
+def _parent(pid: int) -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return 0
+
+
+def load_note() -> str:
+    """The machine's load, printed with each figure: other work on the 2 cores skews timings."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f}/{five:.1f} on {os.cpu_count()} cores"
 
 
 def rss_bytes(pid: int) -> int:

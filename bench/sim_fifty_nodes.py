@@ -2,9 +2,10 @@
 
 Time runs from the "provision init" request until every node lists 50 rows, all active, and
 every node reports the same ``cluster_status.membership_digest``. RSS is the sum of VmRSS over
-Legion and every node host of the fleet (found by their command lines), read once converged; PSS
-(shared pages split between the processes that map them) is printed alongside for reference.
-Nodes are packed ``--nodes-per-host`` to a host process; several values can be compared.
+Legion, the host zygote and every node host of the fleet (found by their command lines), read
+once converged; PSS (shared pages split between the processes mapping them: forked hosts share
+their imports) is printed alongside for reference. Settings are the simulator's large-fleet
+defaults (``tribes_sim.fleet.LARGE_FLEET_DEFAULTS``); ``--nodes-per-host`` compares packings.
 
     .venv/bin/python bench/sim_fifty_nodes.py [--repeat 1] [--nodes 50] [--nodes-per-host 10,25]
 """
@@ -22,9 +23,12 @@ from _common import (
     cpu_seconds,
     fleet,
     fleet_pids,
+    load_note,
     parse_args,
     rss_bytes,
 )
+
+from tribes_sim.fleet import LARGE_FLEET_DEFAULTS, LARGE_FLEET_NODES
 
 GOAL_S = 30.0
 GOAL_RSS = 1.5 * 2**30
@@ -35,8 +39,8 @@ def options(parser: Any) -> None:
     parser.add_argument("--nodes", type=int, default=50, help="cluster size (default 50)")
     parser.add_argument(
         "--nodes-per-host",
-        default="",
-        help="comma-separated values to compare (default: the simulator's large-fleet default)",
+        default=f"{LARGE_FLEET_DEFAULTS['nodes_per_host']},25",
+        help="comma-separated packings to compare; the first one is summarised last",
     )
     parser.add_argument(
         "--long-poll-s", type=float, default=None, help="override SimConfig.sync_long_poll_s"
@@ -60,12 +64,8 @@ def poll_pause(missing: int) -> float:
     return 0.25 if missing <= 1 else 2.0
 
 
-def one_run(
-    nodes: int, per_host: int | None, idle_s: float, long_poll_s: float | None
-) -> dict[str, float]:
-    overrides: dict[str, Any] = {} if per_host is None else {"nodes_per_host": per_host}
-    if long_poll_s is not None:
-        overrides["sync_long_poll_s"] = long_poll_s
+def one_run(nodes: int, overrides: dict[str, Any], idle_s: float) -> dict[str, float]:
+    per_host = overrides.get("nodes_per_host", 1)
     with fleet(f"fifty-k{per_host}", **overrides) as sim:
         timing = build_cluster(sim, nodes, poll_s=poll_pause)
         pids = fleet_pids(sim.directory)
@@ -78,12 +78,11 @@ def one_run(
         total_cpu = sum(cpu_seconds(pid) for pid in pids)
     hosts = sum(1 for role in pids.values() if role == "host")
     print(
-        f"  nodes_per_host={per_host or 'default'}: processes {len(pids)} ({hosts} hosts) | "
-        f"init {timing.init_returned:.2f} s, materialize returned "
-        f"{timing.materialize_returned:.2f} s, all active {timing.all_active:.2f} s, "
-        f"converged {timing.converged:.2f} s | RSS {rss / MIB:.0f} MiB "
-        f"(legion {legion_rss / MIB:.0f}), PSS {pss / MIB:.0f} MiB | fleet CPU "
-        f"{total_cpu:.1f} s, idle {idle_cpu * 100:.0f}% of a core",
+        f"  nodes_per_host={per_host}: {hosts} hosts + legion + zygote | init "
+        f"{timing.init_returned:.2f} s, materialize returned {timing.materialize_returned:.2f} s, "
+        f"all active {timing.all_active:.2f} s, converged {timing.converged:.2f} s | RSS "
+        f"{rss / MIB:.0f} MiB (legion {legion_rss / MIB:.0f}), PSS {pss / MIB:.0f} MiB | fleet "
+        f"CPU {total_cpu:.1f} s, idle {idle_cpu * 100:.0f}% of a core | {load_note()}",
         flush=True,
     )
     return {"converged": timing.converged, "rss": rss}
@@ -91,20 +90,27 @@ def one_run(
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], repeat=1, extra=options)
-    choices = [int(k) for k in args.nodes_per_host.split(",") if k.strip()] or [None]
-    results: dict[int | None, list[dict[str, float]]] = {k: [] for k in choices}
+    base = dict(LARGE_FLEET_DEFAULTS) if args.nodes > LARGE_FLEET_NODES else {}
+    if args.long_poll_s is not None:
+        base["sync_long_poll_s"] = args.long_poll_s
+    packings = [int(k) for k in args.nodes_per_host.split(",") if k.strip()]
+    results: dict[int, list[dict[str, float]]] = {k: [] for k in packings}
     for run in range(1, args.repeat + 1):
-        print(f"run {run}:", flush=True)
-        for per_host in choices:
-            results[per_host].append(one_run(args.nodes, per_host, args.idle_s, args.long_poll_s))
+        print(f"run {run} (sync_long_poll_s={base.get('sync_long_poll_s', 'default')}):")
+        for per_host in packings:
+            overrides = {**base, "nodes_per_host": per_host}
+            results[per_host].append(one_run(args.nodes, overrides, args.idle_s))
+    lines = []
     for per_host, runs in results.items():
         converged = statistics.median(r["converged"] for r in runs)
         rss = statistics.median(r["rss"] for r in runs)
-        print(
-            f"{args.nodes}-node cluster converged (nodes_per_host={per_host or 'default'}): "
-            f"median {converged:.2f} s (goal <= {GOAL_S:g} s), RSS {rss / MIB:.0f} MiB "
+        lines.append(
+            f"{args.nodes}-node cluster converged (nodes_per_host={per_host}): median "
+            f"{converged:.2f} s (goal <= {GOAL_S:g} s), total RSS {rss / MIB:.0f} MiB "
             f"(goal <= {GOAL_RSS / MIB:.0f} MiB) over {len(runs)} runs"
         )
+    # The first packing (the simulator's default) is the final one-line summary.
+    print("\n".join(lines[1:] + lines[:1]))
 
 
 if __name__ == "__main__":

@@ -2,13 +2,14 @@
 Documentation     The on-node gate for an existing roster (variables: ROSTER, ITERATIONS, ALLOW_DESTRUCTIVE),
 ...               as in the multinode fleet plan: per-node preconditions, then the lifecycle checks,
 ...               repeated ITERATIONS times. Destructive checks run only with ALLOW_DESTRUCTIVE.
-...               pabot runs one process per roster node with --argumentfile (see README).
+...               `tribes-qa run --gate-per-node` runs one pabot process per roster node against ONE shared
+...               fleet (see README, "Run a fleet in parallel"); plain robot runs every node in one process.
 
 Resource          ../resources/tribes.resource
 Resource          ../resources/gate.resource
 
 Suite Setup       Start The Gate
-Suite Teardown    Clean Up The Target
+Suite Teardown    Stop The Gate
 Test Teardown     Heal Faults Injected By This Test
 
 Test Tags         scenario:fleet_gate    cluster

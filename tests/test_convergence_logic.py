@@ -472,6 +472,9 @@ def test_item_visible_with_counter() -> None:
     assert judge.judge({"ovh-1": state([case("c1", 3)])}, {}).done
     result = judge.judge({"ovh-1": state([case("c1", 2)])}, {})
     assert result.problem == "case c1 on ovh-1 has counter 2, expected 3"
+    assert result.message("run r1", 1.5) == (
+        "run r1: case c1 on ovh-1 has counter 2, expected 3 after 1.5 s"
+    )
     result = ItemVisibleJudge("events", "e9").judge({"ovh-1": state([], [event("e1")])}, {})
     assert result.problem == "event e9 not visible on ovh-1"
 
@@ -529,9 +532,7 @@ def test_cluster_health_judge() -> None:
     assert ClusterHealthJudge().judge(dict.fromkeys(NODES, status("healthy")), {}).done
     views = {"hetzner-1": status("healthy"), "scaleway-1": status("isolated"), "ovh-1": None}
     result = ClusterHealthJudge().judge(views, {"ovh-1": "timeout"})
-    assert result.problem == (
-        "cluster_status not healthy on scaleway-1 (isolated), ovh-1 unreachable (timeout)"
-    )
+    assert result.problem == "scaleway-1 (isolated), ovh-1 unreachable (timeout)"
     assert result.agreement == "1 of 3 nodes healthy"
 
 

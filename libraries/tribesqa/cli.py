@@ -1,6 +1,8 @@
 """``tribes-qa``: the command line of tribes-acceptance.
 
-Subcommands: ``sim up | status | down`` manage a simulated fleet in the background.
+Subcommands: ``sim up | status | down`` manage a simulated fleet in the background;
+``config validate`` checks a variables file; ``run`` runs the suites (robot, or pabot with
+``--parallel N`` / ``--gate-per-node``); ``matrix`` writes the fleet matrix view of an output.xml.
 """
 
 from __future__ import annotations
@@ -149,24 +151,112 @@ def run(
     parallel: Annotated[
         int, typer.Option("--parallel", "-p", min=0, help="pabot processes (0: plain robot).")
     ] = 0,
-    target: Annotated[Path, typer.Option("--target", "-t", help="Target variables file.")] = Path(
-        "variables/sim.yaml"
-    ),
+    target: Annotated[
+        Path | None,
+        typer.Option("--target", "-t", help="Target variables file (default: variables/sim.yaml)."),
+    ] = None,
     outputdir: Annotated[Path, typer.Option("--outputdir", "-d", help="Where reports go.")] = Path(
         "results"
     ),
+    gate_per_node: Annotated[
+        bool,
+        typer.Option(
+            "--gate-per-node",
+            help="The fleet gate, one pabot process per ROSTER node, against one shared fleet "
+            "(processes: --parallel, default one per node).",
+        ),
+    ] = False,
+    process_timeout: Annotated[
+        int | None,
+        typer.Option("--process-timeout", min=1, help="pabot --processtimeout (seconds)."),
+    ] = None,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="Run shard I of N of the suites (pabot), I/N.")
+    ] = None,
+    pabotlib_port: Annotated[
+        int | None,
+        typer.Option(
+            "--pabotlib-port",
+            min=1,
+            max=65535,
+            help="Host PabotLib on this port (other shards attach).",
+        ),
+    ] = None,
+    pabotlib_attach: Annotated[
+        str | None,
+        typer.Option("--pabotlib-attach", help="Use another shard's PabotLib at HOST:PORT."),
+    ] = None,
 ) -> None:
     """Run the suites with robot (or pabot with --parallel N); extra args after -- go to robot.
 
-    Works without an activated venv. Ctrl-C / SIGTERM stop the run and every simulator process
-    it started; the exit code is robot's.
+    Writes OUTPUTDIR/report.html, log.html, output.xml (merged under pabot) and
+    fleet-matrix.html. Works without an activated venv. Ctrl-C / SIGTERM stop the run and every
+    process it started (pabot, robot, PabotLib, simulator); the exit code is robot's (pabot's).
     """
-    from tribesqa.runner import RunRequest, run_suites
+    from tribesqa.config import ConfigFileError
+    from tribesqa.models import ContractError
+    from tribesqa.runner import REPO, RunError, RunRequest, run_suites
 
+    if target is None:
+        target = Path("variables/sim.yaml")
+        if not target.exists():
+            target = REPO / "variables" / "sim.yaml"
     if not target.exists():
         typer.echo(f"tribes-qa run: target file {target} does not exist", err=True)
         raise typer.Exit(EXIT_UNREADABLE)
     request = RunRequest(
-        target=target, outputdir=outputdir, parallel=parallel, robot_args=list(ctx.args)
+        target=target,
+        outputdir=outputdir,
+        parallel=parallel,
+        robot_args=list(ctx.args),
+        gate_per_node=gate_per_node,
+        process_timeout=process_timeout,
+        shard=shard,
+        pabotlib_port=pabotlib_port,
+        pabotlib_attach=pabotlib_attach,
     )
-    raise typer.Exit(run_suites(request))
+    try:
+        code = run_suites(request)
+    except RunError as error:
+        typer.echo(f"tribes-qa run: {error}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+    except ConfigFileError as error:
+        typer.echo(f"tribes-qa run: {error}", err=True)
+        raise typer.Exit(EXIT_UNREADABLE) from None
+    except ContractError as error:
+        typer.echo(f"{target}: invalid ({len(error.problems)} problem(s))", err=True)
+        for problem in error.problems:
+            typer.echo(f"  {problem.path}: {problem.reason} (value: {problem.value})", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    raise typer.Exit(code)
+
+
+@app.command("matrix")
+def matrix(
+    output_xml: Annotated[Path, typer.Argument(help="A robot/pabot/rebot output.xml.")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Page to write (default: fleet-matrix.html beside it)."
+        ),
+    ] = None,
+    log: Annotated[
+        Path | None,
+        typer.Option("--log", help="log.html the cells link to (default: log.html beside it)."),
+    ] = None,
+) -> None:
+    """Write the fleet matrix (nodes x scenarios, each cell linked to log.html) for OUTPUT_XML."""
+    from robot.errors import DataError
+
+    from tribesqa.fleet_matrix import write_fleet_matrix
+
+    if not output_xml.is_file():
+        typer.echo(f"tribes-qa matrix: {output_xml}: no such file", err=True)
+        raise typer.Exit(EXIT_UNREADABLE)
+    page = output if output is not None else output_xml.parent / "fleet-matrix.html"
+    try:
+        written = write_fleet_matrix(output_xml, page, log)
+    except DataError as error:
+        typer.echo(f"tribes-qa matrix: {output_xml}: {error}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    typer.echo(f"Fleet matrix: {written}")

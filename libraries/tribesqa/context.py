@@ -96,8 +96,9 @@ class LibraryContext:
         self._plugins: PluginTransport | None = None
         self._key: AdminKey | None = None
         self._lock = threading.Lock()
-        # Nodes reached (management API, SSH, plugin API) since the current test started; the
-        # target component tags the test with node:<name> for each (the fleet matrix reads them).
+        # Nodes addressed since the current test started: every node whose record a keyword looks
+        # up to reach it (management API, polls, SSH, sync address) or whose plugin API it calls.
+        # The target component tags the test node:<name> for each (the fleet matrix reads them).
         self.touched: set[str] = set()
         # The handle id when the target is a shared one this process attached to.
         self.shared_id: str | None = None
@@ -182,6 +183,7 @@ class LibraryContext:
         return self.records
 
     def record(self, name: str) -> NodeRecord:
+        self.note_node(name)
         record = self.records.get(name)
         if record is None or record.admin_url is None:
             record = self.refresh_records().get(name)
@@ -220,7 +222,6 @@ class LibraryContext:
 
     def client(self, name: str) -> ManagementClient:
         record = self.record(name)
-        self.note_node(name)
         client = self.clients.get(name)
         if client is not None and client.admin_url == (record.admin_url or "").rstrip("/"):
             return client
@@ -252,7 +253,6 @@ class LibraryContext:
 
     def ssh_endpoint(self, name: str) -> SshEndpointInfo:
         record = self.record(name)
-        self.note_node(name)
         assert self.config is not None
         if record.ssh is None:
             raise AssertionError(f"node {name}: Legion reports no SSH endpoint")

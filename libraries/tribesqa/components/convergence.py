@@ -275,7 +275,8 @@ class Judgement:
         return self
 
     def verdict(self) -> Verdict:
-        summary = self.agreement if self.done else f"{self.problem}; {self.agreement}"
+        parts = [self.agreement or "done"] if self.done else [self.problem, self.agreement]
+        summary = "; ".join(part for part in parts if part)
         return Verdict(self.done, summary, list(self.lagging), self.terminal)
 
     def message(self, what: str, elapsed_s: float | None) -> str:
@@ -286,7 +287,9 @@ class Judgement:
         self.explained()
         head = self.terminal or self.problem
         waited = "" if elapsed_s is None else f" after {elapsed_s:.1f} s"
-        text = f"{what}: {head}{waited}; {self.agreement}"
+        text = f"{what}: {head}{waited}"
+        if self.agreement:
+            text += f"; {self.agreement}"
         if self.detail and self.detail != self.agreement:
             text += f"; {self.detail}"
         return text
@@ -804,7 +807,9 @@ class ItemVisibleJudge(_Judge):
         return Judgement(
             done=done,
             problem="" if done else "; ".join(problems),
-            agreement=_agree_phrase(len(views) - len(lagging), len(views), "show it"),
+            agreement=""
+            if len(views) == 1
+            else _agree_phrase(len(views) - len(lagging), len(views), "show it"),
             lagging=lagging,
             matrix=matrix,
             mismatches=mismatches,
@@ -894,7 +899,7 @@ class ClusterHealthJudge(_Judge):
         done = not lagging
         return Judgement(
             done=done,
-            problem="" if done else "cluster_status not healthy on " + ", ".join(bad),
+            problem="" if done else ", ".join(bad),
             agreement=_agree_phrase(len(views) - len(lagging), len(views), "healthy"),
             lagging=lagging,
             matrix=matrix,
@@ -1426,8 +1431,8 @@ class ConvergenceKeywords(Component):
             return self._poll_client(node).call_typed("cluster_status").model_dump(mode="json")
 
         spec = _WaitSpec(
-            "cluster not healthy",
-            "cluster healthy",
+            "cluster_status not healthy",
+            "cluster_status healthy",
             timeouts.membership_converged,
             timeouts.poll_interval,
             "field \\ node",
@@ -1539,8 +1544,8 @@ class ConvergenceKeywords(Component):
         timeouts = self.ctx.require_timeouts()
         judge = ItemVisibleJudge(kind, item_id, counter)
         spec = _WaitSpec(
-            f"{kind[:-1]} {item_id} of run {run_id} not visible on {node}",
-            f"{kind[:-1]} {item_id} of run {run_id} visible on {node}",
+            f"run {run_id}",
+            f"run {run_id}: {kind[:-1]} {item_id} visible on {node}",
             timeouts.case_visible,
             timeouts.poll_interval,
             "item \\ node",

@@ -1,0 +1,101 @@
+"""The fleet gate, one pabot process per roster node, against ONE shared simulated fleet; and the
+same suite under plain robot (PabotLib then runs in-process)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import pytest
+
+from tests.parallel.conftest import Env, keyword_runs, load, messages, write_target
+
+pytestmark = pytest.mark.slow
+
+READ_ONLY = ("Gate Preconditions Should Hold", "Run Gate Lifecycle Checks")
+
+
+def overlaps(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def test_gate_per_node_shares_one_fleet_and_serializes_destructive_checks(env: Env) -> None:
+    out = env.tmp / "results"
+    done = env.tribes_qa(
+        "run", "--gate-per-node", "--target", str(env.target), "--outputdir", str(out)
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    args = sorted(p.name for p in (out / "pabot-args").iterdir())
+    assert args == ["gate-1-hetzner-1.args", "gate-2-scaleway-1.args", "gate-3-ovh-1.args"]
+    result = load(out / "output.xml")
+    processes = result.suite.suites
+    assert sorted(s.metadata["Gate node"] for s in processes) == ["hetzner-1", "ovh-1", "scaleway-1"]
+    assert result.statistics.total.passed == 9 and result.statistics.total.failed == 0
+
+    # ONE fleet: opened by one process (Run Setup Only Once), closed by one (Run Teardown Only
+    # Once), every process attached to the same handle.
+    assert len(keyword_runs(result, "Open The Shared Gate Fleet")) == 1
+    assert len(keyword_runs(result, "Open Target")) == 1
+    assert len(keyword_runs(result, "Close Shared Target")) == 1
+    attached = messages(result, "Attach To Shared Target")
+    handles = {m for text in attached for m in re.findall(r"shared target (\w+)", text)}
+    assert len(attached) == 3 and len(handles) == 1, attached
+
+    # Each process checked its own node; destructive sections never overlapped any other
+    # process's check (the exclusive hold of the shared fleet).
+    for suite in processes:
+        node = suite.metadata["Gate node"]
+        preconditions = messages(suite, "Gate Preconditions Should Hold")
+        assert preconditions == [f"gate preconditions hold on {node}"], preconditions
+    destructive = keyword_runs(result, "Run Destructive Gate Checks")
+    assert len(destructive) == 3
+    others = [run for name in READ_ONLY for run in keyword_runs(result, name)] + destructive
+    for suite_id, start, end, _ in destructive:
+        for other_suite, other_start, other_end, _ in others:
+            if other_suite != suite_id:
+                assert not overlaps((start, end), (other_start, other_end)), (
+                    f"{suite_id} destructive {start}-{end} overlapped {other_suite} "
+                    f"{other_start}-{other_end}"
+                )
+    tags = {tag for test in result.suite.all_tests for tag in test.tags if tag.startswith("node:")}
+    assert tags == {"node:hetzner-1", "node:scaleway-1", "node:ovh-1"}
+    assert env.fleet_dirs() == []
+
+
+def test_a_failing_gate_setup_fails_every_process_and_leaves_nothing(env: Env) -> None:
+    # Legion names the first hetzner node hetzner-1: a roster saying hetzner-7 cannot be made.
+    target = write_target(
+        env.tmp / "bad-roster.yaml",
+        env.fleets_dir,
+        roster=[
+            {"node": "hetzner-7", "role": "init", "provider": "hetzner"},
+            {"node": "ovh-1", "role": "verify", "provider": "ovh"},
+        ],
+    )
+    out = env.tmp / "results"
+    done = env.tribes_qa("run", "--gate-per-node", "--target", str(target), "--outputdir", str(out))
+    assert done.returncode != 0
+    result = load(out / "output.xml")
+    assert result.statistics.total.failed == 6 and result.statistics.total.passed == 0
+    reasons = {test.message for test in result.suite.all_tests}
+    assert any("rename the roster entry" in reason for reason in reasons), reasons
+    assert any("Setup failed in other process" in reason for reason in reasons), reasons
+    assert env.fleet_dirs() == []
+
+
+def test_the_same_gate_runs_sequentially_under_plain_robot(env: Env) -> None:
+    out = env.tmp / "results"
+    done = env.tribes_qa(
+        "run", "--target", str(env.target), "--outputdir", str(out), "--",
+        "suites/fleet_gate.robot",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "pabot" not in done.stderr.split("\n", 1)[0]
+    result = load(out / "output.xml")
+    assert result.statistics.total.passed == 3
+    assert messages(result, "Gate Preconditions Should Hold") == [
+        "gate preconditions hold on hetzner-1, scaleway-1, ovh-1"
+    ]
+    assert len(keyword_runs(result, "Close Shared Target")) == 1
+    assert (out / "fleet-matrix.html").is_file()
+    assert env.fleet_dirs() == []
