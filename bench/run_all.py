@@ -27,12 +27,11 @@ SCRIPTS = [
 def main() -> int:
     quick = "--quick" in sys.argv
     failed = []
-    for script, args in SCRIPTS:
+    for script, default_args in SCRIPTS:
         path = BENCH / script
         if not path.exists():
             continue
-        if quick and "--repeat" in args:
-            args = ["--repeat", "1"]
+        args = ["--repeat", "1"] if quick and "--repeat" in default_args else default_args
         print(f"\n=== {script} {' '.join(args)}", flush=True)
         started = time.monotonic()
         completed = subprocess.run([sys.executable, str(path), *args], check=False)
