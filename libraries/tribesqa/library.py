@@ -8,6 +8,7 @@ test step fails, and runs every registered heal at the end of a test and suite.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,10 @@ class TribesLibrary(DynamicCore):
     ROBOT_LISTENER_API_VERSION = 3
 
     def __init__(self) -> None:
+        # Robot records Python logging in log.html; per-request lines from the HTTP and SSH
+        # clients would bury the one message that matters.
+        for noisy in ("httpx", "httpcore", "paramiko"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         self.ctx = LibraryContext()
         self.ROBOT_LIBRARY_LISTENER = self
         components: list[Any] = [

@@ -77,13 +77,16 @@ def test_a_suite_killed_by_processtimeout_is_reported_failed(env: Env) -> None:
         "    A Cluster Initialised On Hetzner\n"
         "    Sleep    120s\n"
     )
-    (suites / "b_neighbour.robot").write_text(
-        "*** Test Cases ***\nA Neighbour Keeps Running\n    [Tags]    scenario:neighbour\n"
-        "    Sleep    16s\n"
-    )
+    # Two neighbours one after the other in the second process: the run goes on well after
+    # the stuck suite is killed, while each neighbour stays under the process timeout.
+    for name in ("b_neighbour", "c_neighbour"):
+        (suites / f"{name}.robot").write_text(
+            f"*** Test Cases ***\n{name} Keeps Running\n    [Tags]    scenario:neighbour\n"
+            "    Sleep    6s\n"
+        )
     out = env.tmp / "results"
     process = env.start(
-        "run", "--parallel", "2", "--process-timeout", "8", "--target", str(env.target),
+        "run", "--parallel", "2", "--process-timeout", "10", "--target", str(env.target),
         "--outputdir", str(out), str(suites),
     )  # fmt: skip
     wait_for(env, "tribes_sim.host")
@@ -107,7 +110,8 @@ def test_a_suite_killed_by_processtimeout_is_reported_failed(env: Env) -> None:
     stuck = tests["A Step That Never Ends"]
     assert stuck.status == "FAIL"
     assert "processtimeout" in stuck.message
-    assert tests["A Neighbour Keeps Running"].status == "PASS"
+    assert tests["b_neighbour Keeps Running"].status == "PASS"
+    assert tests["c_neighbour Keeps Running"].status == "PASS"
     assert (out / "report.html").is_file() and (out / "fleet-matrix.html").is_file()
     assert marked_processes(env.marker) == []
     assert env.fleet_dirs() == []
