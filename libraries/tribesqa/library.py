@@ -17,9 +17,13 @@ from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 from robotlibcore import DynamicCore
 
 from tribesqa import __version__
+from tribesqa.components.artifacts import ArtifactKeywords
+from tribesqa.components.convergence import ConvergenceKeywords
+from tribesqa.components.faults import FaultKeywords
 from tribesqa.components.gate import GateKeywords
 from tribesqa.components.legion import LegionKeywords
 from tribesqa.components.nodes import NodeKeywords
+from tribesqa.components.plugins import PluginKeywords
 from tribesqa.components.scenario import ScenarioKeywords
 from tribesqa.components.target import TargetKeywords
 from tribesqa.context import LibraryContext
@@ -59,11 +63,13 @@ class TribesLibrary(DynamicCore):
             TargetKeywords(self.ctx),
             LegionKeywords(self.ctx),
             NodeKeywords(self.ctx),
+            PluginKeywords(self.ctx),
+            ConvergenceKeywords(self.ctx),
+            ArtifactKeywords(self.ctx),
+            FaultKeywords(self.ctx),
             ScenarioKeywords(self.ctx),
             GateKeywords(self.ctx),
         ]
-        for extra in _optional_components():
-            components.append(extra(self.ctx))
         self.components = components
         super().__init__(components)
 
@@ -114,22 +120,3 @@ class TribesLibrary(DynamicCore):
     end_test = _end_test
     end_suite = _end_suite
     end_keyword = _end_keyword
-
-
-def _optional_components() -> list[type]:
-    """Components that live in their own modules (added as they are written)."""
-    found: list[type] = []
-    for module_name, class_name in (
-        ("tribesqa.components.plugins", "PluginKeywords"),
-        ("tribesqa.components.convergence", "ConvergenceKeywords"),
-        ("tribesqa.components.artifacts", "ArtifactKeywords"),
-        ("tribesqa.components.faults", "FaultKeywords"),
-    ):
-        try:
-            module = __import__(module_name, fromlist=[class_name])
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue
-        found.append(getattr(module, class_name))
-    return found
