@@ -7,6 +7,7 @@ Resource          ../resources/tribes.resource
 
 Suite Setup       Start The Target For This Suite
 Suite Teardown    Clean Up The Target
+Test Setup        Skip If An Earlier Step Failed
 Test Teardown     Heal Faults Injected By This Test
 
 Test Tags    scenario:cluster_lifecycle

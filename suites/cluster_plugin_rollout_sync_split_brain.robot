@@ -8,6 +8,7 @@ Resource          ../resources/tribes.resource
 
 Suite Setup       Start The Target For This Suite
 Suite Teardown    Clean Up The Target
+Test Setup        Skip If An Earlier Step Failed
 Test Teardown     Heal Faults Injected By This Test
 
 Test Tags    scenario:cluster_plugin_rollout_sync_split_brain
@@ -16,11 +17,6 @@ Test Tags    scenario:cluster_plugin_rollout_sync_split_brain
 ...          provider:scaleway
 ...          provider:ovh
 ...          destructive
-
-
-*** Variables ***
-${PLUGIN}    supertest
-${COMMIT}    e042f3265db7a40d4d558132800238c6d466e8dd
 
 
 *** Test Cases ***

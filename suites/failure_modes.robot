@@ -7,6 +7,7 @@ Resource          ../resources/tribes.resource
 
 Suite Setup       Start The Target For This Suite
 Suite Teardown    Clean Up The Target
+Test Setup        Skip If An Earlier Step Failed
 Test Teardown     Heal Faults Injected By This Test
 
 Test Tags         scenario:failure_modes    cluster    provider:hetzner    provider:scaleway    destructive
@@ -21,7 +22,7 @@ A Publish Outage During A Membership Change Repairs After The Outage
     VAR    ${INIT}    ${init}    scope=SUITE
     ${second}=    Join A Scaleway Node And Wait Until It Is Active Everywhere
     VAR    ${SECOND}    ${second}    scope=SUITE
-    Roll Out Plugin To Nodes    supertest    e042f3265db7a40d4d558132800238c6d466e8dd
+    Roll Out Plugin To Nodes    ${PLUGIN}    ${COMMIT}
     ${run}=    New Run Id
     Start Publish Outage    ${SECOND}
     ${held}=    Create Case    ${SECOND}    ${run}    written during the outage
@@ -30,6 +31,7 @@ A Publish Outage During A Membership Change Repairs After The Outage
     Start Materializing Planned Nodes
     Node Should Stay Syncing For    ${THIRD}
     Node Should Stay Stale For    ${INIT}    ${run}    ${held.id}
+    Graph Run Should Still Be Running
     Stop Publish Outage    ${SECOND}
     Wait For Graph Run To Finish
     Wait Until Node Is Active Everywhere    ${THIRD}

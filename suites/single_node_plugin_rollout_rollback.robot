@@ -6,14 +6,10 @@ Resource          ../resources/tribes.resource
 
 Suite Setup       Start The Target For This Suite
 Suite Teardown    Clean Up The Target
+Test Setup        Skip If An Earlier Step Failed
 Test Teardown     Heal Faults Injected By This Test
 
 Test Tags         scenario:single_node_plugin_rollout_rollback    single-node    provider:hetzner    destructive
-
-
-*** Variables ***
-${PLUGIN}    supertest
-${COMMIT}    e042f3265db7a40d4d558132800238c6d466e8dd
 
 
 *** Test Cases ***
@@ -29,8 +25,7 @@ Preview Shows The Plugin With Its Substitutes Available
 
 Rollout Moves Selected And Running To The Plugin Generation
     Roll Out Plugin To Nodes    ${PLUGIN}    ${COMMIT}    ${NODE}
-    ${status}=    Generation Should Be Converged    ${NODE}
-    Should Not Be Equal    ${status.running}    ${BASELINE}    msg=rollout left ${NODE} on the baseline generation
+    Node Should Run A Generation With Plugin    ${NODE}    ${PLUGIN}    baseline=${BASELINE}
     Generation Links Should Match API    ${NODE}
 
 The Plugin API Serves Health, Schema, Writes And Reads

@@ -12,7 +12,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from robot.api import logger
+from robot.api import SkipExecution, logger
+from robot.errors import ExecutionStatus
 from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 from robotlibcore import DynamicCore
 
@@ -78,12 +79,18 @@ class TribesLibrary(DynamicCore):
     ) -> Any:
         try:
             return super().run_keyword(name, args, kwargs)
+        except (ExecutionStatus, SkipExecution):
+            raise  # Robot's own outcomes (a skip, a nested keyword's failure) pass through as they are
         except Exception as error:  # one place turns every library error into a clean failure
             raise clean_failure(error) from None
 
     # -- listener ------------------------------------------------------------------------------
     def _start_suite(self, data: Any, result: Any) -> None:
         self.ctx.labels.suite = result.longname
+        for component in self.components:
+            hook = getattr(component, "on_suite_start", None)
+            if hook:
+                hook()
         try:
             output_dir = BuiltIn().get_variable_value("${OUTPUT DIR}")
         except RobotNotRunningError:
@@ -99,6 +106,10 @@ class TribesLibrary(DynamicCore):
                 hook()
 
     def _end_test(self, data: Any, result: Any) -> None:
+        for component in self.components:
+            hook = getattr(component, "on_test_end", None)
+            if hook:
+                hook(result)
         for problem in self.ctx.run_heals(test_only=True):
             logger.warn(f"{result.name}: {problem}")
         self.ctx.labels.test = None

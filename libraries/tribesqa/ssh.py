@@ -104,7 +104,10 @@ class SshSessions:
                     return CommandResult(node, purpose, stdout, stderr, int(rc))
                 except _SESSION_ERRORS as error:
                     self._close_one(node)
-                    if attempt == 1:
+                    # A command that timed out may have run: running it again could apply a
+                    # write twice. Only a session that went away before the command is retried.
+                    timed_out = "timed out" in str(error).lower()
+                    if attempt == 1 or timed_out:
                         raise SshCommandError(
                             f"node {node}: {purpose}: SSH command failed: {error}"
                         ) from None

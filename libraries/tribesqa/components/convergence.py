@@ -14,13 +14,14 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from robot.api import logger
@@ -78,8 +79,12 @@ __all__ = [
     "sync_endpoint_problems",
 ]
 
-SYNC_HEALTH_PATH = "/sync/health"
-"""Path probed under a sync endpoint to prove it serves (the simulator answers 200 there)."""
+SYNC_HEALTH_PATH = "/"
+"""Path probed under a sync endpoint: any HTTP answer proves a server speaks the endpoint's scheme
+on its port (a real mesh endpoint may answer 400/404/426 to a plain GET; only a transport error
+or a 5xx counts as unreachable)."""
+
+_NODE_IDS: dict[str, str] = {}
 
 REGRESSION_GRACE_S = 1.0
 """A row written less than this long after a wait began still counts as written before it
@@ -98,8 +103,17 @@ Rows = list[dict[str, Any]]
 
 
 def node_id_of(name: str) -> str:
-    """The membership ``node_id`` of the machine Legion calls ``name`` (the same string here)."""
-    return str(name)
+    """The membership ``node_id`` of the machine Legion calls ``name``.
+
+    Learned from Legion's ``clusterMembership`` (``node`` -> ``node_id``); a name Legion has not
+    mapped is taken as its own id (the simulator uses the name as the id).
+    """
+    return _NODE_IDS.get(str(name), str(name))
+
+
+def learn_node_ids(pairs: Mapping[str, str]) -> None:
+    """Record Legion's node name -> membership node_id mapping."""
+    _NODE_IDS.update({str(k): str(v) for k, v in pairs.items()})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -690,8 +704,8 @@ def sync_endpoint_problems(
         problems.append(f"Legion says {legion_endpoint}, peers report {peers}")
     if legion_endpoint:
         parts = urlsplit(legion_endpoint)
-        if parts.scheme not in ("http", "https"):
-            problems.append(f"scheme {parts.scheme or '(none)'} is not http/https")
+        if parts.scheme not in ("http", "https", "ws", "wss"):
+            problems.append(f"scheme {parts.scheme or '(none)'} is not http/https/ws/wss")
         try:
             port = parts.port
         except ValueError:
@@ -1021,6 +1035,19 @@ class ConvergenceKeywords(Component):
     clock: Clock = SYSTEM_CLOCK
 
     # -- plumbing ----------------------------------------------------------------------------
+    def nodes_or_active(self, nodes: Sequence[str] | None) -> list[str]:
+        self._learn_node_ids()
+        return super().nodes_or_active(nodes)
+
+    def _learn_node_ids(self) -> None:
+        """Map Legion node names to membership node ids (they differ on a real fleet)."""
+        try:
+            snapshot = self.ctx.require_target().legion.snapshot()
+        except Exception as error:  # the mapping is an aid; names stay usable as ids
+            logger.debug(f"node ids not refreshed from Legion: {error}")
+            return
+        learn_node_ids({m.node: m.node_id for m in snapshot.cluster_membership})
+
     def _probe_timeout(self) -> float:
         timeouts = self.ctx.require_timeouts()
         return max(1.0, 2 * timeouts.poll_interval)
@@ -1142,7 +1169,9 @@ class ConvergenceKeywords(Component):
         return fetch_membership_rows(self.ctx.client(node))
 
     def _plugin_state(self, node: str, run_id: str) -> dict[str, Any]:
-        status, payload = self.ctx.plugins().request(node, "GET", f"state?run_id={run_id}")
+        status, payload = self.ctx.plugins().request(
+            node, "GET", f"state?run_id={quote(str(run_id), safe='')}"
+        )
         if status != 200:
             detail = payload.get("error") if isinstance(payload, Mapping) else short_repr(payload)
             raise AssertionError(f"plugin API state answered HTTP {status}: {detail}")
@@ -1246,6 +1275,12 @@ class ConvergenceKeywords(Component):
         Example: ``Wait Until Node Is Active Everywhere    ovh-1``
         """
         node = str(node)
+        record = self.ctx.refresh_records().get(node)
+        if record is None or record.status.value in ("failed", "destroyed", "planned"):
+            # Nothing to wait for: fail at once rather than after node_active.
+            state = "not known to Legion" if record is None else f"{record.status.value} in Legion"
+            raise TribesFailure(f"node {node} cannot become active everywhere: it is {state}")
+        self._learn_node_ids()
         observers = [n for n in self.ctx.active_names() if n != node] + [node]
         timeouts = self.ctx.require_timeouts()
         judge = NodeActiveJudge(node, started_at=self.clock.wall())
@@ -1368,12 +1403,13 @@ class ConvergenceKeywords(Component):
             endpoint = record.sync_endpoint if record else None
             if not endpoint:
                 return None
-            url = endpoint.rstrip("/") + SYNC_HEALTH_PATH
+            # ws/wss endpoints are HTTP(S) servers until the upgrade.
+            url = re.sub(r"^ws", "http", endpoint.rstrip("/")) + SYNC_HEALTH_PATH
             try:
                 response = httpx.get(url, timeout=timeout)
             except httpx.HTTPError as error:
                 return f"GET {url}: {type(error).__name__}: {error}"[:200]
-            if response.status_code != 200:
+            if response.status_code >= 500:
                 return f"GET {url} answered HTTP {response.status_code}"
             return None
 
@@ -1416,7 +1452,9 @@ class ConvergenceKeywords(Component):
                 None,
                 title="node \\ Legion and observers",
             )
-        logger.info(f"sync endpoints of {len(names)} node(s) match and answer {SYNC_HEALTH_PATH}")
+        logger.info(
+            f"sync endpoints of {len(names)} node(s) match and answer on their scheme and port"
+        )
 
     @keyword
     def cluster_status_should_be_healthy_on_nodes(self, *nodes: str) -> None:

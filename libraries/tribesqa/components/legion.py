@@ -95,8 +95,32 @@ class LegionKeywords(Component):
             )
         return run
 
-    def on_test_start(self) -> None:
-        self._background = None
+    @keyword
+    def graph_run_should_still_be_running(self) -> None:
+        """The background graph run has not finished yet (Legion is still waiting for its joins)."""
+        if self._background is None:
+            raise TribesFailure(
+                "no background graph run was started (use Start Materializing Planned Nodes)"
+            )
+        if self._background.done():
+            error = self._background.exception()
+            outcome = (
+                f"failed: {error}"
+                if error
+                else f"finished: {self._background.result().state.value}"
+            )
+            raise TribesFailure(
+                f"the background graph run already {outcome}, but it should still be waiting"
+            )
+
+    def on_test_end(self, result: object = None) -> None:
+        """A graph run a failed test left behind is collected (bounded) so it cannot leak."""
+        future, self._background = self._background, None
+        if future is not None:
+            try:
+                future.result(timeout=self.ctx.require_timeouts().legion_operation)
+            except Exception as error:  # the test already failed or passed; just report
+                logger.warn(f"background graph run left by the test ended with: {error}")
 
     @keyword
     def interrupt_graph_run_after(self, nodes: int) -> GraphRun:
@@ -111,7 +135,7 @@ class LegionKeywords(Component):
 
     @keyword
     def decommission_node(self, node: str) -> NodeRecord:
-        """Decommission ``node``: its membership row is archived as ``decommissioned`` everywhere."""
+        """Ask Legion to decommission ``node``; check the archived rows with ``Node Should Be Archived As Decommissioned``."""
         return self.ctx.require_target().legion.decommission(node)
 
     @keyword
@@ -137,7 +161,7 @@ class LegionKeywords(Component):
 
     @keyword
     def reactivate_node(self, node: str) -> NodeRecord:
-        """Bring a decommissioned ``node`` back; returns when Legion saw it active everywhere."""
+        """Ask Legion to bring a decommissioned ``node`` back; check it with ``Wait Until Node Is Active Everywhere``."""
         return self.ctx.require_target().legion.reactivate(node)
 
     @keyword

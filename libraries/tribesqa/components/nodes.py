@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from robot.api import logger
@@ -27,6 +28,12 @@ from tribesqa.models import (
 )
 from tribesqa.nip98 import authorization_for
 from tribesqa.waiting import WaitTerminal, WaitTimeout, all_nodes_satisfy, poll_until
+
+
+def _job_summary(node: str, job: RolloutJob) -> str:
+    return f"{node} {job.kind.value} job {job.job_id} {job.state.value}: " + " | ".join(
+        job.log[-10:]
+    )
 
 
 def _job_line(job: RolloutJob) -> str:
@@ -167,7 +174,9 @@ class NodeKeywords(Component):
         except (WaitTimeout, WaitTerminal) as failure:
             raise TribesFailure(failure.message) from None
         job = result.observations[node].value
-        logger.info(f"{node} job {job_id}: " + " | ".join(job.log[-10:]))
+        if threading.current_thread() is threading.main_thread():
+            # Robot drops messages logged from worker threads; multi-node callers log instead.
+            logger.info(_job_summary(node, job))
         return job
 
     @keyword
@@ -191,7 +200,10 @@ class NodeKeywords(Component):
         jobs = self.on_each(
             names, lambda n: self.start_rollout(n, previews[n].plan_id), what="rollout.start"
         )
-        return self.on_each(names, lambda n: self.wait_for_rollout(n, jobs[n]), what="rollout")
+        done = self.on_each(names, lambda n: self.wait_for_rollout(n, jobs[n]), what="rollout")
+        for name, job in done.items():
+            logger.info(_job_summary(name, job))
+        return done
 
     @keyword
     def roll_back_to_generation(self, node: str, generation: str) -> str:
@@ -208,7 +220,10 @@ class NodeKeywords(Component):
         jobs = self.on_each(
             names, lambda n: self.roll_back_to_generation(n, generation), what="generation.rollback"
         )
-        return self.on_each(names, lambda n: self.wait_for_rollout(n, jobs[n]), what="rollback")
+        done = self.on_each(names, lambda n: self.wait_for_rollout(n, jobs[n]), what="rollback")
+        for name, job in done.items():
+            logger.info(_job_summary(name, job))
+        return done
 
     @keyword
     def generation_should_be_converged(
@@ -224,7 +239,12 @@ class NodeKeywords(Component):
                 f"node {node}: selected generation {status.selected} but running {status.running}"
             )
         if expected is not None:
-            want = status.generation(expected).path if str(expected).isdigit() else str(expected)
+            try:
+                want = (
+                    status.generation(expected).path if str(expected).isdigit() else str(expected)
+                )
+            except LookupError as error:
+                raise TribesFailure(f"node {node}: {error}") from None
             if status.running != want:
                 raise TribesFailure(f"node {node}: running {status.running}, expected {want}")
         return status

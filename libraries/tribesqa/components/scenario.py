@@ -2,18 +2,45 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from robot.api import logger
 from robot.api.deco import keyword
 from robot.libraries.BuiltIn import BuiltIn
 
 from tribesqa.components.base import Component
+from tribesqa.context import LibraryContext
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.models import GraphRun, MemberStatus, NodeRecord
 from tribesqa.waiting import ConvergenceFailure, Observation, Verdict, consistently
 
 
 class ScenarioKeywords(Component):
+    def __init__(self, ctx: LibraryContext) -> None:
+        super().__init__(ctx)
+        self.failed_steps: list[str] = []
+
+    def on_suite_start(self) -> None:
+        self.failed_steps = []
+
+    def on_test_end(self, result: Any = None) -> None:
+        if result is not None and getattr(result, "failed", False):
+            self.failed_steps.append(result.name)
+
+    @keyword
+    def skip_if_an_earlier_step_failed(self) -> None:
+        """Test setup of scenario suites whose tests are consecutive steps of one runbook.
+
+        When an earlier step of this suite failed, the cluster is not in the state this step
+        starts from: skip it with the name of the step that failed, instead of failing again
+        with a confusing secondary error.
+        """
+        if self.failed_steps:
+            BuiltIn().skip(
+                f"skipped: the earlier step '{self.failed_steps[0]}' failed, and this step builds on it"
+            )
+
     @keyword
     def expected_membership_from_legion(self, *statuses: str) -> dict[str, dict[str, Any]]:
         """Build an expected membership table from ``node:status`` pairs and Legion's records.
@@ -81,6 +108,35 @@ class ScenarioKeywords(Component):
                 f"node {node}: rollout preview of {plugin}@{commit}: " + "; ".join(problems)
             )
 
+    def _wait_until_node_reports_own_row(
+        self, node: str, timeout_s: float, interval_s: float
+    ) -> None:
+        """A join in flight: wait until Legion has started the node and it holds its own row."""
+        deadline = time.monotonic() + timeout_s
+        last = "not known to Legion"
+        while True:
+            record = self.ctx.refresh_records().get(node)
+            if record is not None and record.status.value in ("failed", "destroyed"):
+                raise TribesFailure(
+                    f"node {node} is {record.status.value} in Legion, so it cannot be syncing"
+                )
+            if record is not None and record.admin_url:
+                try:
+                    rows = self.ctx.client(node).call_typed("cluster_nodes.list").by_id()  # type: ignore[attr-defined]
+                except Exception as error:
+                    last = f"not answering ({error})"
+                else:
+                    if node in rows:
+                        return
+                    last = "running but without its own membership row"
+            elif record is not None:
+                last = f"{record.status.value} in Legion"
+            if time.monotonic() >= deadline:
+                raise TribesFailure(
+                    f"node {node} never started syncing within {timeout_s:g} s: {last}"
+                )
+            time.sleep(interval_s)
+
     @keyword
     def node_should_stay_syncing_for(self, node: str, duration: float | None = None) -> None:
         """``node``'s own row stays ``syncing`` (never ``active``) on every node that has it, for ``duration`` s.
@@ -89,6 +145,7 @@ class ScenarioKeywords(Component):
         must replay from withholds events). Defaults to the ``stays_stale`` timeout.
         """
         timeouts = self.ctx.require_timeouts()
+        self._wait_until_node_reports_own_row(node, timeouts.node_ready, timeouts.poll_interval)
         observers = [*self.ctx.active_names(), node]
 
         def probe(observer: str) -> str:
@@ -97,10 +154,19 @@ class ScenarioKeywords(Component):
             return row.status.value if row is not None else "absent"
 
         def judge(observations: dict[str, Observation]) -> Verdict:
-            active = [o for o, seen in observations.items() if seen.value == "active"]
-            if active:
-                return Verdict(False, f"node {node} already active on {', '.join(active)}", active)
-            return Verdict(True, f"node {node} still syncing everywhere")
+            # The joining node itself must hold its row as syncing; no observer may hold it
+            # active, and an observer that cannot answer or lacks the row is a deviation too.
+            problems = []
+            for observer, seen in observations.items():
+                if seen.error is not None:
+                    problems.append(f"{observer} unreachable ({seen.error})")
+                elif seen.value == "active":
+                    problems.append(f"{observer} already sees it active")
+                elif observer == node and seen.value != "syncing":
+                    problems.append(f"{node} itself reports {seen.value}")
+            if problems:
+                return Verdict(False, f"node {node}: " + "; ".join(problems), list(observations))
+            return Verdict(True, f"node {node} still syncing")
 
         try:
             consistently(
@@ -113,6 +179,26 @@ class ScenarioKeywords(Component):
             )
         except ConvergenceFailure as failure:
             raise TribesFailure(failure.message) from None
+        logger.info(f"node {node} stayed syncing on every observer for the whole window")
+
+    @keyword
+    def node_should_run_a_generation_with_plugin(
+        self, node: str, plugin: str, baseline: str | None = None
+    ) -> None:
+        """``node`` runs (selected == running) a generation whose plugin list holds ``plugin``,
+        and it is not the ``baseline`` store path when one is given."""
+        status = BuiltIn().run_keyword("Generation Should Be Converged", node)
+        running = next((g for g in status.generations if g.path == status.running), None)
+        if running is None:
+            raise TribesFailure(
+                f"node {node}: running generation {status.running} is not in its generation list"
+            )
+        if plugin not in running.plugins:
+            raise TribesFailure(
+                f"node {node}: running generation {running.number} has plugins {running.plugins}, not {plugin}"
+            )
+        if baseline and status.running == baseline:
+            raise TribesFailure(f"node {node}: still runs the baseline generation {baseline}")
 
     @keyword
     def graph_run_should_be_interrupted_with_consistent_membership(self, run: GraphRun) -> None:
