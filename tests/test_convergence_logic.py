@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from tests.fakes import ScriptedFleet
 from tribesqa.components.convergence import (
     TRIBE_UNKNOWN,
     ArchiveJudge,
@@ -67,25 +66,6 @@ def view(**statuses: str) -> list[dict]:
 
 ALL_ACTIVE = view(hetzner_1="active", scaleway_1="active", ovh_1="active")
 OVH_SYNCING = view(hetzner_1="active", scaleway_1="active", ovh_1="syncing")
-
-
-class Scripted:
-    """Probe answering from a per-node script (the last answer repeats)."""
-
-    def __init__(self, scripts: dict[str, list[Any]]) -> None:
-        self.scripts = scripts
-        self.calls: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def __call__(self, node: str) -> Any:
-        with self._lock:
-            index = self.calls[node]
-            self.calls[node] += 1
-        script = self.scripts[node]
-        answer = script[min(index, len(script) - 1)]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
 
 
 def wait(judge: Any, probe: Any, nodes: list[str] = NODES, timeout_s: float = 10.0) -> Any:
@@ -153,7 +133,7 @@ def test_unreachable_observer_and_missing_row() -> None:
 
 def test_wait_times_out_with_one_message_naming_node_property_and_duration() -> None:
     judge = MembershipJudge(NODES, started_at=START)
-    probe = Scripted(
+    probe = ScriptedFleet(
         {"hetzner-1": [OVH_SYNCING], "scaleway-1": [ALL_ACTIVE], "ovh-1": [ALL_ACTIVE]}
     )
     with pytest.raises(WaitTimeout) as caught:
@@ -168,7 +148,7 @@ def test_wait_times_out_with_one_message_naming_node_property_and_duration() -> 
 
 def test_wait_converges_once_the_row_turns_active() -> None:
     judge = MembershipJudge(NODES, started_at=START)
-    probe = Scripted(
+    probe = ScriptedFleet(
         {
             "hetzner-1": [OVH_SYNCING, OVH_SYNCING, ALL_ACTIVE],
             "scaleway-1": [ALL_ACTIVE],
@@ -185,7 +165,7 @@ def test_row_going_backwards_during_the_wait_is_terminal() -> None:
     judge = MembershipJudge(NODES, started_at=START)
     # 1st poll: ovh-1 does not answer yet (not done); 2nd poll: hetzner-1, which saw ovh-1
     # active, now sees a syncing row written during the wait: fail now, not after 10 s.
-    probe = Scripted(
+    probe = ScriptedFleet(
         {
             "hetzner-1": [ALL_ACTIVE, regressed],
             "scaleway-1": [ALL_ACTIVE],
@@ -207,7 +187,7 @@ def test_syncing_row_written_before_the_wait_is_a_resync_not_a_regression() -> N
     # a peer that still showed the old active row at the first poll is simply catching up.
     resynced = [row("hetzner-1"), row("scaleway-1"), row("ovh-1", "syncing", updated=BEFORE)]
     judge = MembershipJudge(NODES, started_at=START)
-    probe = Scripted(
+    probe = ScriptedFleet(
         {
             "hetzner-1": [ALL_ACTIVE, resynced, ALL_ACTIVE],
             "scaleway-1": [resynced, ALL_ACTIVE],
@@ -237,7 +217,7 @@ def test_status_memory_grace_and_reactivation() -> None:
 def test_unexpected_decommission_of_a_member_is_terminal() -> None:
     gone = [row("hetzner-1"), row("scaleway-1"), row("ovh-1", "decommissioned")]
     judge = MembershipJudge(NODES, started_at=START)
-    probe = Scripted({"hetzner-1": [gone], "scaleway-1": [ALL_ACTIVE], "ovh-1": [ALL_ACTIVE]})
+    probe = ScriptedFleet({"hetzner-1": [gone], "scaleway-1": [ALL_ACTIVE], "ovh-1": [ALL_ACTIVE]})
     with pytest.raises(WaitTerminal):
         wait(judge, probe)
     assert judge.last is not None
@@ -397,8 +377,8 @@ def test_sync_endpoint_problems() -> None:
         f"Legion says {wrong}, peers report {address} (every node)",
         "unreachable: GET x: ConnectError: refused",
     ]
-    assert "scheme ws is not http/https" in sync_endpoint_problems(
-        "ovh-1", "ws://127.0.0.1:1", {}, None
+    assert "scheme ftp is not http/https/ws/wss" in sync_endpoint_problems(
+        "ovh-1", "ftp://127.0.0.1:1", {}, None
     )
     assert "no explicit port" in sync_endpoint_problems("ovh-1", "http://127.0.0.1", {}, None)
     assert sync_endpoint_problems("ovh-1", None, {}, None) == ["Legion exposes no sync endpoint"]
@@ -481,7 +461,7 @@ def test_item_visible_with_counter() -> None:
 
 def test_stays_stale_fails_at_the_first_poll_where_the_item_appears() -> None:
     absent, present = state([case("c0")]), state([case("c0"), case("c1")])
-    probe = Scripted({"ovh-1": [absent, absent, present]})
+    probe = ScriptedFleet({"ovh-1": [absent, absent, present]})
     judge = StaysAbsentJudge("c1")
     with pytest.raises(ConsistencyViolation) as caught:
         consistently(
@@ -493,7 +473,7 @@ def test_stays_stale_fails_at_the_first_poll_where_the_item_appears() -> None:
 
 
 def test_stays_stale_holds_for_the_duration() -> None:
-    probe = Scripted({"ovh-1": [state([case("c0")])]})
+    probe = ScriptedFleet({"ovh-1": [state([case("c0")])]})
     result = consistently(
         ["ovh-1"],
         probe,
@@ -564,7 +544,7 @@ def test_tribe_judge_waits_for_unknown_and_flags_digest_differences() -> None:
 
 def test_timeline_describe_is_used_for_membership_waits() -> None:
     judge = MembershipJudge(NODES, started_at=START)
-    probe = Scripted({n: [ALL_ACTIVE] for n in NODES})
+    probe = ScriptedFleet({n: [ALL_ACTIVE] for n in NODES})
     result = poll_until(
         NODES,
         probe,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.fakes import ScriptedFleet
 from tribesqa.waiting import (
     ConsistencyViolation,
     ConvergenceFailure,
@@ -25,25 +26,6 @@ from tribesqa.waiting import (
 )
 
 NODES = ["hetzner-1", "scaleway-1", "ovh-1"]
-
-
-class ScriptedFleet:
-    """Probe whose answers follow a per-node script (last answer repeats); counts calls."""
-
-    def __init__(self, scripts: dict[str, list[object]]) -> None:
-        self.scripts = scripts
-        self.calls: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def probe(self, node: str) -> object:
-        with self._lock:
-            index = self.calls[node]
-            self.calls[node] += 1
-        script = self.scripts[node]
-        answer = script[min(index, len(script) - 1)]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
 
 
 def active_everywhere(observations: dict[str, Observation]) -> Verdict:
