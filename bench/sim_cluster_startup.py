@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from _common import build_cluster, fleet, parse_args, spread
+from _common import build_cluster, fleet, load_note, parse_args, spread
 
 GOAL_S = 3.0
 
@@ -34,13 +34,13 @@ def main() -> None:
         legion_start.append(sim.legion_start_s)
         init.append(timing.init_returned)
         materialize.append(timing.materialize_returned)
-        active.append(timing.converged)
+        active.append(timing.all_active)
         print(
             f"run {run}: legion start {sim.legion_start_s:.2f} s | init returned "
             f"{timing.init_returned:.2f} s, materialize returned "
             f"{timing.materialize_returned:.2f} s, all active on every node "
             f"{timing.all_active:.2f} s, digests equal {timing.converged:.2f} s "
-            f"({timing.polls} polls)",
+            f"({timing.polls} polls) | {load_note()}",
             flush=True,
         )
     print(f"legion process start (excluded): {spread(legion_start)}")

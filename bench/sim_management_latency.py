@@ -15,7 +15,15 @@ import time
 from typing import Any
 
 import httpx
-from _common import build_cluster, fleet, management, parse_args, percentile, signed_client
+from _common import (
+    build_cluster,
+    fleet,
+    load_note,
+    management,
+    parse_args,
+    percentile,
+    signed_client,
+)
 
 from tribesqa.nip98 import authorization_for
 
@@ -62,7 +70,7 @@ def main() -> None:
             f"p95 {percentile(run_ms, 95):.2f} ms, p99 {percentile(run_ms, 99):.2f} ms, "
             f"max {max(run_ms):.2f} ms | client signing alone p50 "
             f"{statistics.median(sign_ms):.3f} ms | unsigned GET /healthz p50 "
-            f"{statistics.median(health_ms):.2f} ms",
+            f"{statistics.median(health_ms):.2f} ms | {load_note()}",
             flush=True,
         )
     print(

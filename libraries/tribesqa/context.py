@@ -220,6 +220,13 @@ class LibraryContext:
         with self._lock:
             self.touched.add(name)
 
+    def take_touched(self) -> list[str]:
+        """The nodes noted since the last call (or the test's start), sorted; forgets them."""
+        with self._lock:
+            names = sorted(self.touched)
+            self.touched.clear()
+        return names
+
     def client(self, name: str) -> ManagementClient:
         record = self.record(name)
         client = self.clients.get(name)

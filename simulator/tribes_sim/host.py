@@ -173,18 +173,6 @@ def run_host(socket_path: Path, config_path: Path) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
-    if os.environ.get("TRIBES_SIM_PROFILE"):
-        import cProfile
-
-        prof = cProfile.Profile()
-
-        def dump(*_a):
-            prof.disable()
-            prof.dump_stats(os.environ["TRIBES_SIM_PROFILE"] + f"/host-{os.getpid()}.prof")
-            prof.enable()
-
-        signal.signal(signal.SIGUSR1, dump)
-        prof.enable()
     asyncio.run(serve(socket_path, SimConfig.load(config_path)))
 
 

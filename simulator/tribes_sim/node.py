@@ -318,12 +318,11 @@ class SimNode:
         mostly duplicates. Its next poll asks with a fresh vector and gets at once any it lacks.
         """
         view = {str(k): int(v) for k, v in vector.items()}
+        direct = {row["node_id"] for row in self.store.members() if row["status"] == "active"}
+        direct.add(LEGION_ORIGIN)
+        direct.discard(self.node_id)
         for origin, mine in self.store.version_vector.items():
-            if (
-                mine > view.get(origin, 0)
-                and origin != self.node_id
-                and self._delivered_directly(origin)
-            ):
+            if origin in direct and mine > view.get(origin, 0):
                 view[origin] = mine
         return view
 

@@ -58,7 +58,9 @@ def marked_processes(marker: str) -> list[tuple[int, str]]:
             if stat.rsplit(")", 1)[1].split()[0] == "Z":
                 continue
             if needle in environ or needle in cmdline:
-                found.append((int(entry.name), cmdline.replace(b"\0", b" ").decode(errors="replace")))
+                found.append(
+                    (int(entry.name), cmdline.replace(b"\0", b" ").decode(errors="replace"))
+                )
     return found
 
 
@@ -159,9 +161,7 @@ def messages(result: Any, keyword_name: str) -> list[str]:
     class Visitor(ResultVisitor):
         def start_keyword(self, keyword: Any) -> None:
             if keyword.name == keyword_name:
-                found.extend(
-                    m.message for m in keyword.body if getattr(m, "type", "") == "MESSAGE"
-                )
+                found.extend(m.message for m in keyword.body if getattr(m, "type", "") == "MESSAGE")
 
     result.visit(Visitor())
     return found

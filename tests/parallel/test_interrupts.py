@@ -50,7 +50,13 @@ def test_interrupting_a_pabot_run_leaves_nothing_behind(env: Env, signum: int) -
     )  # fmt: skip
     wait_for(env, "tribes_sim.host")  # nodes are up in at least one fleet
     commands = " | ".join(cmd for _, cmd in marked_processes(env.marker))
-    for kind in ("pabot.pabot", "pabot.pabotlib", "bin/robot -A", "tribes_sim.legion", "tribes_sim.host"):
+    for kind in (
+        "pabot.pabot",
+        "pabot.pabotlib",
+        "bin/robot -A",
+        "tribes_sim.legion",
+        "tribes_sim.host",
+    ):
         assert kind in commands, f"no {kind} process among: {commands}"
     process.send_signal(signum)
     output = finish(process)

@@ -89,7 +89,7 @@ def test_gate_per_node_argument_files_one_per_roster_node(tmp_path: Path) -> Non
     request = RunRequest(target=TARGET, outputdir=tmp_path, gate_per_node=True)
     files = argument_files(request, ["hetzner-1", "ovh-1"])
     assert [p.name for p in files] == ["gate-1-hetzner-1.args", "gate-2-ovh-1.args"]
-    assert "--variable GATE_NODE:ovh-1\n--metadata Gate node:ovh-1\n" == list(files.values())[1]
+    assert list(files.values())[1] == "--variable GATE_NODE:ovh-1\n--metadata Gate node:ovh-1\n"
     options = pabot_options(build_command(request, list(files)))
     assert options[:2] == ["--processes", "2"]
     assert options[-1].endswith("suites/fleet_gate.robot")
@@ -229,4 +229,3 @@ def test_reaper_stops_a_fleet_whose_robot_process_died(env: Env) -> None:
     assert stop_fleets(run_id, orphans_only=True) == [directory]
     assert run_fleets(run_id) == {}
     assert not directory.exists()
-

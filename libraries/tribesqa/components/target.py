@@ -10,7 +10,7 @@ from robot.libraries.BuiltIn import BuiltIn
 from robot.result import TestCase
 
 from tribesqa.components.base import Component
-from tribesqa.config import RosterEntry
+from tribesqa.config import RosterEntry, parse_target
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.models import NodeRecord
 from tribesqa.shared_fleet import EXCLUSIVE, LocalStore, SharedFleetGuard, SharedHandle
@@ -27,15 +27,12 @@ class TargetKeywords(Component):
 
     # -- node:<name> tags: the nodes each test reached (read by the fleet matrix view) ---------
     def on_test_start(self) -> None:
-        with self.ctx._lock:
-            self.ctx.touched.clear()
+        self.ctx.take_touched()
 
     def on_keyword_end(self, data: Any, result: Any) -> None:
         if not self.ctx.touched:
             return
-        with self.ctx._lock:
-            names = sorted(self.ctx.touched)
-            self.ctx.touched.clear()
+        names = self.ctx.take_touched()
         parent = getattr(result, "parent", None)
         while parent is not None and not isinstance(parent, TestCase):
             parent = getattr(parent, "parent", None)
@@ -124,12 +121,12 @@ class TargetKeywords(Component):
         builtin = BuiltIn()
         raw_target = target if target is not None else builtin.get_variable_value("${TARGET}")
         raw_roster = roster if roster is not None else builtin.get_variable_value("${ROSTER}")
-        attached = self.ctx.attach_target(raw_target, raw_roster, shared.target, shared.id)
-        if attached.kind != shared.kind:
-            self.ctx.close_target()
+        kind = parse_target(raw_target).kind.value
+        if kind != shared.kind:
             raise TribesFailure(
-                f"shared target {shared.id} is a {shared.kind} target, this run's TARGET is {attached.kind}"
+                f"shared target {shared.id} is a {shared.kind} target, this run's TARGET is {kind}"
             )
+        attached = self.ctx.attach_target(raw_target, raw_roster, shared.target, shared.id)
         logger.info(f"Attached to shared target {shared.id}: {attached.describe()}")
 
     @keyword
@@ -164,6 +161,27 @@ class TargetKeywords(Component):
         if leaked:
             raise TribesFailure("teardown could not destroy every node: " + "; ".join(leaked))
         logger.info(f"Closed shared target {shared.id}")
+
+    @keyword
+    def stop_shared_target(self, handle: str = "", process_node: str = "") -> None:
+        """End this process's use of the shared fleet.
+
+        ``process_node`` names the node this process covers when the work runs one pabot process
+        per node: then the last process closes the fleet (PabotLib ``Run Teardown Only Once``,
+        which waits for the processes before it) and every other one only releases its clients.
+        Empty: this process is the fleet's only user and closes it at once (no waiting behind
+        unrelated suites of a pabot run).
+
+        Example: ``Stop Shared Target    ${GATE_TARGET}    ${GATE_NODE}``
+        """
+        pabotlib = _parallel_store(self._local_store)
+        try:
+            if process_node and not isinstance(pabotlib, LocalStore):
+                pabotlib.run_teardown_only_once("Close Shared Target", handle)
+            else:
+                self.close_shared_target(handle)
+        finally:
+            self.close_target()
 
     @keyword
     def hold_shared_target(self, mode: str = "shared") -> None:
