@@ -50,6 +50,7 @@ Plugin Tables Sync Both Ways
 
 A Partitioned Node Stays Stale While Both Sides Write
     Partition Node From Peers    ${C}
+    Node Should Be Cut From The Sync Mesh    ${C}
     ${on_majority}=    Create Case    ${A}    ${RUN}    written on the majority side
     ${on_minority}=    Create Case    ${C}    ${RUN}    written on the partitioned side
     Increment Case    ${A}    ${CASE}    1

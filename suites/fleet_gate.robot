@@ -29,5 +29,5 @@ Lifecycle Checks Pass On Every Gate Node
 
 Destructive Checks Pass On Every Gate Node
     [Tags]    destructive
-    Skip If    not ${ALLOW_DESTRUCTIVE}    ALLOW_DESTRUCTIVE is off: destructive checks not run
+    Skip Unless Destructive Checks Are Allowed    ${ALLOW_DESTRUCTIVE}
     Run The Destructive Gate Checks    ${ITERATIONS}

@@ -186,7 +186,7 @@ class RosterEntry(ConfigModel):
     role: Annotated[str, Field(min_length=1)]
     notes: str = ""
     provider: Provider | None = None
-    plugins: list[str] = []  # plugins the gate expects installed on the node
+    plugins: list[str] = []  # name@commit pins the gate expects installed on the node
 
 
 class TimeoutProfile(ConfigModel):

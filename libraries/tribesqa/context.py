@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,7 +110,13 @@ class LibraryContext:
     # -- target lifecycle ----------------------------------------------------------------------
     def open_target(self, raw_target: Any, raw_roster: Any, label: str) -> Target:
         target = self._new_target(raw_target, raw_roster)
-        target.open(label)
+        try:
+            target.open(label)
+        except BaseException:
+            # open() may have started processes (Legion, a setup command) before it failed.
+            with contextlib.suppress(Exception):
+                target.close()
+            raise
         return self._install(target)
 
     def attach_target(
@@ -152,6 +159,10 @@ class LibraryContext:
         if self._ssh is not None:
             self._ssh.close()
             self._ssh = None
+        closer = getattr(self._plugins, "close", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                closer()
         self._plugins = None
         if self.target is not None:
             try:

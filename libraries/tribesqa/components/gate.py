@@ -9,10 +9,12 @@ from __future__ import annotations
 from robot.api import logger
 from robot.api.deco import keyword
 from robot.libraries.BuiltIn import BuiltIn
+from robot.utils import is_truthy
 
 from tribesqa.components.base import Component, as_int
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.models import SyncMode
+from tribesqa.waiting import ConvergenceFailure, Observation, Verdict, poll_until
 
 
 class GateKeywords(Component):
@@ -32,13 +34,26 @@ class GateKeywords(Component):
         return names
 
     @keyword
+    def skip_unless_destructive_checks_are_allowed(self, allowed: str | bool = False) -> None:
+        """Skip the current test unless ``allowed`` (``${ALLOW_DESTRUCTIVE}``) is true.
+
+        Accepts what a command line gives: ``--variable ALLOW_DESTRUCTIVE:true``, ``:yes``, ``:1``,
+        ``:false``, ``:no``... (Robot's truth rules).
+        """
+        if not is_truthy(allowed):
+            BuiltIn().skip("ALLOW_DESTRUCTIVE is off: destructive checks not run")
+
+    @keyword
     def gate_preconditions_should_hold(self, *nodes: str) -> None:
         """Per node: ready (``/healthz`` 200), selected == running, sync live with no failing server,
         and the plugins installed are the ones its roster entry expects.
 
         Checks every node and fails once, listing each node's problems.
         """
-        expected_plugins = {entry.node: sorted(entry.plugins) for entry in self.ctx.roster}
+        expected_plugins = {
+            entry.node: sorted(pin.partition("@")[0] for pin in entry.plugins)
+            for entry in self.ctx.roster
+        }
         problems: dict[str, list[str]] = {}
 
         def check(node: str) -> None:
@@ -98,10 +113,54 @@ class GateKeywords(Component):
                         "Create Case", node, run_id, f"gate {iteration} on {node}"
                     )
                     for other in self.ctx.active_names():
-                        if other != node:
+                        other_plugins = [
+                            p.name
+                            for p in self.ctx.client(other).call_typed("plugins.list").plugins
+                        ]  # type: ignore[attr-defined]
+                        if other != node and "supertest" in other_plugins:
                             builtin.run_keyword(
                                 "Wait Until Case Is Visible On Node", other, run_id, case.id
                             )
+
+    @keyword
+    def node_should_be_cut_from_the_sync_mesh(self, node: str) -> None:
+        """Proves a partition took effect: ``node`` reports none of its sync servers connected, and
+        no other active node reports ``node`` as a connected server (waits up to ``node_active``).
+        """
+        timeouts = self.ctx.require_timeouts()
+        observers = list(dict.fromkeys([node, *self.ctx.active_names()]))
+        node_id = node
+
+        def probe(observer: str) -> list[tuple[str, bool]]:
+            status = self.ctx.client(observer).call_typed("sync.status")
+            return [(s.node_id, bool(s.connected and not s.failing_reason)) for s in status.servers]  # type: ignore[attr-defined]
+
+        def still_connected(observer: str, servers: list[tuple[str, bool]]) -> list[str]:
+            if observer == node:
+                return [peer for peer, connected in servers if connected]
+            return [peer for peer, connected in servers if connected and peer == node_id]
+
+        def judge(observations: dict[str, Observation]) -> Verdict:
+            lagging = []
+            for observer, seen in observations.items():
+                if seen.error is not None or still_connected(observer, seen.value):
+                    lagging.append(observer)
+            cut = len(observations) - len(lagging)
+            return Verdict(
+                not lagging, f"{cut} of {len(observations)} nodes see {node} cut off", lagging
+            )
+
+        try:
+            poll_until(
+                observers,
+                probe,
+                judge,
+                what=f"node {node} cut from the sync mesh",
+                timeout_s=timeouts.node_active,
+                interval_s=timeouts.poll_interval,
+            )
+        except ConvergenceFailure as failure:
+            raise TribesFailure(f"{failure.message} (the partition did not take effect)") from None
 
     @keyword
     def run_destructive_gate_checks(self, iterations: int = 1, *nodes: str) -> None:
@@ -122,6 +181,7 @@ class GateKeywords(Component):
                     )
                 builtin.run_keyword("Wait Until Cluster Converged")
                 builtin.run_keyword("Partition Node From Peers", node)
+                builtin.run_keyword("Node Should Be Cut From The Sync Mesh", node)
                 builtin.run_keyword("Heal All Partitions")
                 builtin.run_keyword("Force Full Resync On Nodes")
                 builtin.run_keyword("Wait Until Cluster Converged")

@@ -244,11 +244,13 @@ class TargetKeywords(Component):
             for entry in roster
             if entry.node not in records or records[entry.node].status.value != "ready"
         ]
-        if not missing:
-            return [records[e.node] for e in roster]
         may_provision = target.kind == "sim" or bool(
             getattr(getattr(target, "settings", None), "provision_missing_roster_nodes", False)
         )
+        if not missing:
+            if may_provision:
+                self._install_roster_plugins(roster)
+            return [records[e.node] for e in roster]
         if not may_provision:
             raise TribesFailure(
                 "roster node(s) not ready in Legion: "
@@ -277,8 +279,27 @@ class TargetKeywords(Component):
             run = target.legion.materialize()
             if run.state.value != "succeeded":
                 raise TribesFailure(f"roster graph run {run.id} {run.state.value}: {run.error}")
+        self._install_roster_plugins(roster)
         records = self.ctx.refresh_records()
         return [records[e.node] for e in roster]
+
+    def _install_roster_plugins(self, roster: list[RosterEntry]) -> None:
+        """Roll out the ``name@commit`` plugins roster entries list but their nodes lack."""
+        for entry in roster:
+            if not entry.plugins:
+                continue
+            installed = {
+                p.name for p in self.ctx.client(entry.node).call_typed("plugins.list").plugins
+            }  # type: ignore[attr-defined]
+            for pin in entry.plugins:
+                name, _, commit = pin.partition("@")
+                if name in installed:
+                    continue
+                if not commit:
+                    raise TribesFailure(
+                        f"roster node {entry.node}: plugin {pin!r} needs a commit (name@commit) to be installed"
+                    )
+                BuiltIn().run_keyword("Roll Out Plugin To Nodes", name, commit, entry.node)
 
 
 def _parallel_store(fallback: LocalStore) -> Any:
