@@ -353,7 +353,7 @@ def test_simulator_faults_are_caught(run_robot: Any, short_timeouts: Path, tmp_p
     assert endpoints.startswith("sync endpoints do not match transport addresses: hetzner-1: ")
     for node in ("hetzner-1", "scaleway-1", "ovh-1"):
         assert re.search(
-            rf"{node}: Legion says http://127\.0\.0\.1:(\d+), peers report http://127\.0\.0\.1:\d+ \(every node\); unreachable: GET http://127\.0\.0\.1:\1/sync/health",
+            rf"{node}: Legion says http://127\.0\.0\.1:(\d+), peers report http://127\.0\.0\.1:\d+ \(every node\); unreachable: GET http://127\.0\.0\.1:\1/: ConnectError",
             endpoints,
         ), endpoints
     report = html_messages(tests["Sync Endpoints Are Wrong"])
