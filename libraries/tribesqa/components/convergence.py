@@ -683,7 +683,7 @@ def sync_endpoint_problems(
     """What is wrong with ``node``'s sync endpoint: Legion vs peers, scheme/port, reachability.
 
     ``peer_views`` maps observer -> its membership rows (None when unreachable);
-    ``reachability`` is None when ``GET <endpoint>/sync/health`` answered 200, else the error.
+    ``reachability`` is None when the endpoint answered HTTP on its scheme and port, else the error.
     """
     problems: list[str] = []
     node_id = node_id_of(node)
@@ -1389,7 +1389,8 @@ class ConvergenceKeywords(Component):
 
         For each node: Legion's value equals the ``transport_address`` of its row on every
         active node, the URL is ``http``/``https`` with an explicit port, and
-        ``GET <endpoint>/sync/health`` answers 200. One look, all nodes at once.
+        the endpoint answers on its scheme and port (any HTTP answer below 500: a real mesh endpoint
+        may refuse a plain GET). One look, all nodes at once.
 
         Example: ``Sync Endpoints Should Match Transport Addresses``
         """
