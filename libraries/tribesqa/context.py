@@ -278,6 +278,7 @@ class LibraryContext:
             host=record.ssh.host,
             port=self.config.ssh.port or record.ssh.port,
             user=self.config.ssh.user or record.ssh.user,
+            host_key_fingerprint=record.host_key_fingerprint,
         )
 
     def plugins(self) -> PluginTransport:

@@ -7,7 +7,9 @@ node name, and every call names its node.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,8 @@ class SshEndpointInfo:
     host: str
     port: int
     user: str
+    # Legion's record of the node's host key ("SHA256:..."); when known, the connection is pinned.
+    host_key_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,13 @@ class CommandResult:
     stdout: str
     stderr: str
     rc: int
+
+
+def host_key_fingerprint(client: PythonSSHClient) -> str:
+    """OpenSSH-style ``SHA256:<base64>`` fingerprint of the key the server presented."""
+    key = client.client.get_transport().get_remote_server_key()
+    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return f"SHA256:{digest}"
 
 
 class SshSessions:
@@ -80,6 +91,15 @@ class SshSessions:
             raise SshCommandError(
                 f"node {node}: SSH login as {endpoint.user}@{endpoint.host}:{endpoint.port} failed: {error}"
             ) from None
+        if endpoint.host_key_fingerprint:
+            presented = host_key_fingerprint(client)
+            if presented != endpoint.host_key_fingerprint:
+                with contextlib.suppress(Exception):
+                    client.close()
+                raise SshCommandError(
+                    f"node {node}: SSH host key {presented} at {endpoint.host}:{endpoint.port} is not "
+                    f"the one Legion recorded ({endpoint.host_key_fingerprint}): refusing to run commands"
+                )
         self._clients[node] = client
         self._endpoints[node] = endpoint
         return client
