@@ -30,11 +30,11 @@ from tribesqa.keys import AdminKey, write_key_file
 JOIN_PROVIDERS = ("scaleway", "ovh", "hetzner")
 
 # Above this many nodes, start_fleet uses LARGE_FLEET_DEFAULTS for what the caller leaves unset
-# (bench/sim_fifty_nodes.py measures them: 50 nodes converge in ~12 s in ~0.5 GiB on 2 cores).
+# (bench/sim_fifty_nodes.py measures them: 50 nodes converge in ~15 s in ~0.5 GiB on 2 cores).
 LARGE_FLEET_NODES = 10
 LARGE_FLEET_DEFAULTS: dict[str, Any] = {
-    # A host process costs ~52 MB of RSS before its first node; 10 nodes a host beat 25 or 50
-    # on time (more loops share the cores) and keep 50 nodes near 0.5 GiB (1 a host: 2.7 GiB).
+    # A host process costs ~52 MB of RSS before its first node: 10 nodes a host keep 50 nodes
+    # near 0.5 GiB (1 a host: 2.7 GiB) while a busy or crashed host stalls only 10 of them.
     "nodes_per_host": 10,
     # An idle N-node mesh answers N*(N-1)/sync_long_poll_s long-polls a second: 2,450/s for 50
     # nodes at 1 s, more than 2 cores can serve. The cost: a relayed event (the origin could not
