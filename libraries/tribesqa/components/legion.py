@@ -55,11 +55,7 @@ class LegionKeywords(Component):
         """
         run = self.ctx.require_target().legion.materialize()
         self.ctx.refresh_records()
-        if run.state.value != "succeeded":
-            raise TribesFailure(
-                f"Legion graph run {run.id} {run.state.value}: {run.error or 'no reason given'}"
-            )
-        return run
+        return _succeeded(run)
 
     @keyword
     def start_materializing_planned_nodes(self) -> None:
@@ -89,11 +85,7 @@ class LegionKeywords(Component):
                 f"the background graph run did not finish within {timeout:g} s"
             ) from None
         self.ctx.refresh_records()
-        if run.state.value != "succeeded":
-            raise TribesFailure(
-                f"Legion graph run {run.id} {run.state.value}: {run.error or 'no reason given'}"
-            )
-        return run
+        return _succeeded(run)
 
     @keyword
     def graph_run_should_still_be_running(self) -> None:
@@ -220,3 +212,11 @@ class LegionKeywords(Component):
                 f"Legion exposes no sync endpoint for {node} (status {record.status.value})"
             )
         return record.sync_endpoint
+
+
+def _succeeded(run: GraphRun) -> GraphRun:
+    if run.state.value != "succeeded":
+        raise TribesFailure(
+            f"Legion graph run {run.id} {run.state.value}: {run.error or 'no reason given'}"
+        )
+    return run

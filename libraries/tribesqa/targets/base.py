@@ -118,14 +118,21 @@ class Target(ABC):
         self.config = config
         self.timeouts = timeouts
         self.results_dir = results_dir
+        # Set by open()/attach() of each strategy.
+        self._legion: LegionDriver | None = None
+        self._nemesis: Nemesis | None = None
 
     @property
-    @abstractmethod
-    def legion(self) -> LegionDriver: ...
+    def legion(self) -> LegionDriver:
+        if self._legion is None:
+            raise AssertionError("the target is not open: call 'Open Target' in the suite setup")
+        return self._legion
 
     @property
-    @abstractmethod
-    def nemesis(self) -> Nemesis: ...
+    def nemesis(self) -> Nemesis:
+        if self._nemesis is None:
+            raise AssertionError("the target is not open: call 'Open Target' in the suite setup")
+        return self._nemesis
 
     @abstractmethod
     def plugin_transport(

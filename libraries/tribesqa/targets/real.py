@@ -264,18 +264,6 @@ class RealTarget(Target):
                 f"{(completed.stderr or completed.stdout).strip()[-400:]}"
             )
 
-    @property
-    def legion(self) -> LegionDriver:
-        if self._legion is None:
-            raise AssertionError("the target is not open: call 'Open Target' in the suite setup")
-        return self._legion
-
-    @property
-    def nemesis(self) -> Nemesis:
-        if self._nemesis is None:
-            raise AssertionError("the target is not open: call 'Open Target' in the suite setup")
-        return self._nemesis
-
     def plugin_transport(
         self, sessions: SshSessions, endpoint_of: Callable[[str], SshEndpointInfo]
     ) -> PluginTransport:

@@ -182,18 +182,6 @@ class SimTarget(Target):
             ) from None
         return f"http://127.0.0.1:{ports['plugin']}"
 
-    @property
-    def legion(self) -> LegionDriver:
-        if self._legion is None:
-            raise AssertionError("the target is not open: call 'Open Target' in the suite setup")
-        return self._legion
-
-    @property
-    def nemesis(self) -> Nemesis:
-        if self._nemesis is None:
-            raise AssertionError("the target is not open: call 'Open Target' in the suite setup")
-        return self._nemesis
-
     def admin_key(self) -> AdminKey:
         assert self.fleet_dir is not None
         return AdminKey.from_file(self.fleet_dir / "secrets" / "admin.key")
