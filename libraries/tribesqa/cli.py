@@ -53,7 +53,10 @@ def sim_up(
     faults: Annotated[
         str, typer.Option("--faults", help="Catalogue faults to switch on, a,b.")
     ] = "",
-    nodes_per_host: Annotated[int, typer.Option(min=1, help="Nodes per host process.")] = 1,
+    nodes_per_host: Annotated[
+        int | None,
+        typer.Option(min=1, help="Nodes per host process (default: 1, or 10 above 10 nodes)."),
+    ] = None,
 ) -> None:
     """Start Legion plus an N-node cluster in the background; print where the descriptor is."""
     from tribes_sim.faults import UnknownFaultError
@@ -64,7 +67,7 @@ def sim_up(
             directory,
             nodes=nodes,
             faults=[f for f in faults.split(",") if f.strip()],
-            nodes_per_host=nodes_per_host,
+            **({"nodes_per_host": nodes_per_host} if nodes_per_host else {}),
         )
     except (FleetError, LegionClientError, UnknownFaultError) as error:
         typer.echo(f"tribes-qa sim up: {error}", err=True)

@@ -30,11 +30,11 @@ from tribesqa.keys import AdminKey, write_key_file
 JOIN_PROVIDERS = ("scaleway", "ovh", "hetzner")
 
 # Above this many nodes, start_fleet uses LARGE_FLEET_DEFAULTS for what the caller leaves unset
-# (bench/sim_fifty_nodes.py measures them: 50 nodes converge in ~15 s in ~0.5 GiB on 2 cores).
+# (bench/sim_fifty_nodes.py measures them: 50 nodes converge in ~11 s in ~0.5 GiB on 2 cores).
 LARGE_FLEET_NODES = 10
 LARGE_FLEET_DEFAULTS: dict[str, Any] = {
     # A host process costs ~52 MB of RSS before its first node: 10 nodes a host keep 50 nodes
-    # near 0.5 GiB (1 a host: 2.7 GiB) while a busy or crashed host stalls only 10 of them.
+    # near 0.5 GiB (1 a host: 2.7 GiB) while one busy host loop stalls only 10 of them.
     "nodes_per_host": 10,
     # An idle N-node mesh answers N*(N-1)/sync_long_poll_s long-polls a second: 2,450/s for 50
     # nodes at 1 s, more than 2 cores can serve. The cost: a relayed event (the origin could not
@@ -219,14 +219,20 @@ def start_legion(directory: Path, timeout_s: float = 20.0) -> dict[str, Any]:
     )
     log_file.close()
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        info = legion_info(directory)
-        if info:
-            return info
-        if process.poll() is not None:
-            tail = (directory / "legion.log").read_text()[-2000:]
-            raise FleetError(f"Legion exited with {process.returncode} while starting:\n{tail}")
-        time.sleep(0.02)
+    try:
+        while time.monotonic() < deadline:
+            info = legion_info(directory)
+            if info:
+                return info
+            if process.poll() is not None:
+                tail = (directory / "legion.log").read_text()[-2000:]
+                raise FleetError(f"Legion exited with {process.returncode} while starting:\n{tail}")
+            time.sleep(0.02)
+    except BaseException:
+        # Interrupted (Ctrl-C, a runner's SIGTERM) before Legion was up: nobody could stop it
+        # later through legion.json, and it would recreate the fleet directory once removed.
+        process.kill()
+        raise
     process.kill()
     raise FleetError(f"Legion did not start within {timeout_s} s (see {directory / 'legion.log'})")
 
@@ -285,7 +291,8 @@ def stop_fleet(directory: Path, timeout_s: float = 20.0) -> bool:
     """Stop Legion and every node host; return whether something was running."""
     info = legion_info(directory)
     if not info:
-        return False
+        # Legion may still be starting (no legion.json yet): its process names the directory.
+        return bool(kill_strays(directory))
     pid = int(info["pid"])
     if pid_alive(pid):
         client = LegionClient(info["url"], timeout_s=timeout_s)

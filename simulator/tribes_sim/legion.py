@@ -984,7 +984,6 @@ def build_app(legion: Legion, stop: asyncio.Event) -> web.Application:
 
 async def serve(directory: Path, config: SimConfig, port: int) -> None:
     legion = Legion(directory, config)
-    await legion.start()
     stop = asyncio.Event()
     runner = web.AppRunner(build_app(legion, stop), access_log=None, handle_signals=False)
     await runner.setup()
@@ -997,6 +996,8 @@ async def serve(directory: Path, config: SimConfig, port: int) -> None:
         loop.add_signal_handler(signum, stop.set)
     (directory / "legion.json").write_text(json.dumps({"url": legion.url, "pid": os.getpid()}))
     log.info("legion listening on %s", legion.url)
+    # Only now: a tribes_sim.host process appearing still means Legion is up (tests rely on it).
+    await legion.start()
     await stop.wait()
     await legion.close()
     await runner.cleanup()
