@@ -256,7 +256,7 @@ def run_fleets(run_id: str) -> dict[Path, dict[str, object]]:
 
 
 def _alive(pid: object) -> bool:
-    from tribes_sim.fleet import pid_alive
+    from tribes_sim.procs import pid_alive
 
     return isinstance(pid, int) and pid_alive(pid)
 

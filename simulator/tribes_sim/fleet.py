@@ -24,6 +24,7 @@ import httpx
 
 from tribes_sim.config import SimConfig
 from tribes_sim.faults import parse_faults
+from tribes_sim.procs import pid_alive
 from tribes_sim.ssh import generate_ssh_keypair
 from tribesqa.keys import AdminKey, write_key_file
 
@@ -185,21 +186,6 @@ def legion_info(directory: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except ValueError:
         return None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped) counts as gone.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
 
 
 def start_legion(directory: Path, timeout_s: float = 20.0) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from aiohttp import web
 from tribes_sim.config import SimConfig
 from tribes_sim.hlc import HybridLogicalClock
 from tribes_sim.node import PROVIDER_REGIONS, utc_now
+from tribes_sim.procs import pid_alive
 from tribesqa.keys import AdminKey, write_key_file
 from tribesqa.nip98 import authorization_for
 
@@ -46,21 +47,6 @@ class LegionError(Exception):
         self.status = status
         self.code = code
         self.message = message
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` still runs; a zombie (exited, not yet reaped) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @dataclass

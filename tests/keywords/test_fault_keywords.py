@@ -15,14 +15,10 @@ from typing import Any
 
 import pytest
 
+from tests.keywords.conftest import ROOT, SIM_AS_REAL_VARIABLES, SIM_VARIABLES, VENV_BIN
 from tribesqa.config import FAULT_OPERATIONS, TargetKind, fill_template, validate_target_file
 from tribesqa.ssh import CommandResult, SshEndpointInfo
 from tribesqa.targets.real import CommandNemesis
-
-ROOT = Path(__file__).resolve().parents[2]
-SIM_VARIABLES = ROOT / "variables" / "sim.yaml"
-SIM_AS_REAL_VARIABLES = ROOT / "variables" / "sim-as-real.yaml"
-VENV_BIN = ROOT / ".venv" / "bin"
 
 SUITE = """
 *** Settings ***

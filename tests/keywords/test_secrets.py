@@ -24,12 +24,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.keywords.conftest import SIM_AS_REAL_VARIABLES, SIM_VARIABLES, VENV_BIN
 from tribesqa.keys import AdminKey
-
-ROOT = Path(__file__).resolve().parents[2]
-SIM_VARIABLES = ROOT / "variables" / "sim.yaml"
-SIM_AS_REAL_VARIABLES = ROOT / "variables" / "sim-as-real.yaml"
-VENV_BIN = ROOT / ".venv" / "bin"
 
 SUITE = """
 *** Settings ***
