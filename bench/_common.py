@@ -171,12 +171,17 @@ def fleet(label: str, **overrides: Any) -> Iterator[Fleet]:
     finally:
         if client is not None:
             client.close()
-        stop_fleet(directory)
-        kill_strays(directory)
-        left = fleet_pids(directory)
-        if left:
-            print(f"WARNING: processes left behind in {directory}: {sorted(left)}", file=sys.stderr)
-        shutil.rmtree(directory, ignore_errors=True)
+        release_fleet(directory)
+
+
+def release_fleet(directory: Path) -> None:
+    """Stop a fleet, kill strays, warn about any process left, remove its directory."""
+    stop_fleet(directory)
+    kill_strays(directory)
+    left = fleet_pids(directory)
+    if left:
+        print(f"WARNING: processes left behind in {directory}: {sorted(left)}", file=sys.stderr)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def signed_client(key: AdminKey) -> httpx.Client:

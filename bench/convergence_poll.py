@@ -16,18 +16,16 @@ Figures are printed, never asserted.
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _common import fleet_pids, parse_args, percentile
+from _common import parse_args, percentile, release_fleet
 
-from tribes_sim.fleet import kill_strays, start_fleet, stop_fleet
+from tribes_sim.fleet import start_fleet
 from tribesqa.client import ManagementClient
 from tribesqa.components.convergence import (
     MAX_PROBE_WORKERS,
@@ -130,12 +128,7 @@ def main() -> None:
     finally:
         for client in clients.values():
             client.close()
-        stop_fleet(directory)
-        kill_strays(directory)
-        left = fleet_pids(directory)
-        if left:
-            print(f"WARNING: processes left behind in {directory}: {sorted(left)}", file=sys.stderr)
-        shutil.rmtree(directory, ignore_errors=True)
+        release_fleet(directory)
 
 
 if __name__ == "__main__":
