@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -113,6 +113,13 @@ app.add_typer(config_app, name="config")
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
 
 
+def _print_problems(file: Path, error: Any) -> None:
+    """One line per invalid field, with its path (exit code 1 of config validate and run)."""
+    typer.echo(f"{file}: invalid ({len(error.problems)} problem(s))", err=True)
+    for problem in error.problems:
+        typer.echo(f"  {problem.path}: {problem.reason} (value: {problem.value})", err=True)
+
+
 @config_app.command("validate")
 def config_validate(
     file: Annotated[Path, typer.Argument(help="A variables file (TARGET / ROSTER / TIMEOUTS).")],
@@ -131,9 +138,7 @@ def config_validate(
         typer.echo(f"tribes-qa config validate: {error}", err=True)
         raise typer.Exit(EXIT_UNREADABLE) from None
     except ContractError as error:
-        typer.echo(f"{file}: invalid ({len(error.problems)} problem(s))", err=True)
-        for problem in error.problems:
-            typer.echo(f"  {problem.path}: {problem.reason} (value: {problem.value})", err=True)
+        _print_problems(file, error)
         raise typer.Exit(EXIT_INVALID) from None
     parts = []
     if parsed.TARGET is not None:
@@ -227,9 +232,7 @@ def run(
         typer.echo(f"tribes-qa run: {error}", err=True)
         raise typer.Exit(EXIT_UNREADABLE) from None
     except ContractError as error:
-        typer.echo(f"{target}: invalid ({len(error.problems)} problem(s))", err=True)
-        for problem in error.problems:
-            typer.echo(f"  {problem.path}: {problem.reason} (value: {problem.value})", err=True)
+        _print_problems(target, error)
         raise typer.Exit(EXIT_INVALID) from None
     raise typer.Exit(code)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from robot.api import logger
@@ -65,14 +66,23 @@ class TargetKeywords(Component):
         Safe after any failure and safe to call twice. Fails (after doing everything it can) when
         a node could not be destroyed, so leaked nodes never go unnoticed.
         """
+        self._heal_destroy_and_close(list(self.ctx.provisioned))
+
+    def _heal_destroy_and_close(
+        self, provisioned: list[str], before_close: Callable[[], None] | None = None
+    ) -> None:
+        """Heal, destroy ``provisioned`` newest first, release the target; fail on leaked nodes."""
         problems: list[str] = list(self.ctx.run_heals())
-        if self.ctx.target is not None:
-            for name in reversed(list(self.ctx.provisioned)):
+        target = self.ctx.target
+        if target is not None:
+            for name in reversed(provisioned):
                 try:
-                    self.ctx.target.legion.destroy(name)
+                    target.legion.destroy(name)
                 except Exception as error:
                     if "unknown-node" not in str(error):
                         problems.append(f"destroying {name}: {error}")
+            if before_close is not None:
+                before_close()
         problems.extend(self.ctx.close_target())
         for problem in problems:
             logger.warn(problem)
@@ -144,22 +154,10 @@ class TargetKeywords(Component):
         if self.ctx.target is None or self.ctx.shared_id != shared.id:
             self.attach_to_shared_target(handle)
         target = self.ctx.require_target()
-        problems: list[str] = list(self.ctx.run_heals())
-        for name in reversed(shared.provisioned):
-            try:
-                target.legion.destroy(name)
-            except Exception as error:
-                if "unknown-node" not in str(error):
-                    problems.append(f"destroying {name}: {error}")
-        take_ownership = getattr(target, "take_ownership", None)
-        if take_ownership is not None:
-            take_ownership()
-        problems.extend(self.ctx.close_target())
-        for problem in problems:
-            logger.warn(problem)
-        leaked = [p for p in problems if p.startswith("destroying")]
-        if leaked:
-            raise TribesFailure("teardown could not destroy every node: " + "; ".join(leaked))
+        # The closing process takes ownership, so closing stops the fleet, not just its clients.
+        self._heal_destroy_and_close(
+            list(shared.provisioned), getattr(target, "take_ownership", None)
+        )
         logger.info(f"Closed shared target {shared.id}")
 
     @keyword
