@@ -81,15 +81,21 @@ class Watcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self) -> None:
+        try:
+            value = self.probe()
+        except httpx.TransportError as error:
+            value = type(error).__name__
+        if not self.seen or self.seen[-1] != value:
+            self.seen.append(value)
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                value = self.probe()
-            except httpx.TransportError as error:
-                value = type(error).__name__
-            if not self.seen or self.seen[-1] != value:
-                self.seen.append(value)
+            self._sample()
             self._stop.wait(0.005)
+        # On a loaded machine the thread may not have run since the state last changed, so the
+        # last answer is always one taken after the block under watch finished.
+        self._sample()
 
     def __enter__(self) -> Watcher:
         self._thread.start()
