@@ -21,12 +21,14 @@ from tribesqa.components.convergence import (
     TribeJudge,
     activation_problems,
     describe_membership,
+    fetch_membership_rows,
     normalize_expected,
     parse_time,
     sync_endpoint_problems,
 )
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.diffing import PRESENCE
+from tribesqa.models import ContractError
 from tribesqa.waiting import (
     ConsistencyViolation,
     FakeClock,
@@ -595,3 +597,40 @@ def test_identical_views_of_a_large_fleet_are_judged_once() -> None:
     assert len(result.mismatches) == 50
     assert {m.node for m in result.mismatches} == set(names)
     assert result.agreement == "50 of 50 nodes agree"
+
+
+# ------------------------------------------------------------------------------- fetching
+
+
+class CountingClient:
+    """Answers ``cluster_nodes.list`` with a fixed view, counting calls."""
+
+    def __init__(self, node: str, rows: list[dict]) -> None:
+        self.node = node
+        self.rows = rows
+
+    def call(self, method: str, params: Any = None) -> Any:
+        assert method == "cluster_nodes.list"
+        return {"nodes": [dict(r) for r in self.rows]}
+
+
+def test_fetched_rows_are_normalized_the_same_whether_checked_or_remembered() -> None:
+    rows = [row(n, updated="2025-01-01T01:00:00+01:00") for n in NODES]
+    first = fetch_membership_rows(CountingClient("hetzner-1", rows))
+    again = fetch_membership_rows(CountingClient("ovh-1", rows))
+    assert first == again
+    assert first[0]["updated_at"] == "2025-01-01T00:00:00Z"  # normalized to UTC either way
+    again[0]["status"] = "mutated"  # callers get their own rows
+    assert fetch_membership_rows(CountingClient("ovh-1", rows))[0]["status"] == "active"
+
+
+def test_remembered_rows_still_fail_the_contract_when_a_view_is_wrong() -> None:
+    rows = [row(n) for n in NODES]
+    fetch_membership_rows(CountingClient("hetzner-1", rows))
+    # Every row is known, but the view repeats one: the model's rule still speaks.
+    with pytest.raises(ContractError, match=r"node scaleway-1 / cluster_nodes.list.*duplicate"):
+        fetch_membership_rows(CountingClient("scaleway-1", [*rows, rows[0]]))
+    # One unknown, invalid row among known ones is reported with its index.
+    broken = row("ovh-1", status="active", activated_at=None)
+    with pytest.raises(ContractError, match=r"node ovh-1 / cluster_nodes.list.*nodes\[2\]"):
+        fetch_membership_rows(CountingClient("ovh-1", [*rows[:2], broken]))

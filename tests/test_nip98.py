@@ -478,17 +478,3 @@ def test_concurrent_replays_accept_exactly_once() -> None:
         outcomes = list(pool.map(attempt, range(threads)))
     assert outcomes.count(ADMIN.pubkey_hex) == 1
     assert outcomes.count("replayed-auth-event") == threads - 1
-
-
-# --------------------------------------------------------------------------- speed
-
-
-def test_verify_is_fast() -> None:
-    headers = [_header(at=NOW - offset % 60) for offset in range(300)]
-    verifier = _verifier()
-    started = time.perf_counter()
-    for header in headers:
-        verifier.verify(header, URL, "POST", BODY)
-    per_verify_s = (time.perf_counter() - started) / len(headers)
-    # Target is < 1 ms; the bound leaves room for a loaded CI machine.
-    assert per_verify_s < 0.003, f"{per_verify_s * 1000:.2f} ms per verify"

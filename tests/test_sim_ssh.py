@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-import statistics
 import threading
 import time
 import uuid
@@ -454,16 +453,13 @@ def test_a_finished_exec_leaves_no_background_process(node: Node, loop_thread: L
 # --- many nodes -----------------------------------------------------------------------------
 
 
-def test_ten_nodes_in_one_loop_start_fast_and_serve_concurrently(
+def test_ten_nodes_in_one_loop_serve_concurrently(
     tmp_path: Path, loop_thread: LoopThread, keys: Keys
 ) -> None:
     nodes: list[Node] = []
-    start_times: list[float] = []
     try:
         for index in range(10):
-            began = time.perf_counter()
             nodes.append(_start(loop_thread, keys, tmp_path / f"n{index}", node=f"ovh-{index}"))
-            start_times.append(time.perf_counter() - began)
 
         async def ask_everyone() -> list[asyncssh.SSHCompletedProcess]:
             return await asyncio.gather(*(_run(n, "echo $TRIBES_NODE") for n in nodes))
@@ -472,7 +468,6 @@ def test_ten_nodes_in_one_loop_start_fast_and_serve_concurrently(
 
         assert [a.stdout.strip() for a in answers] == [f"ovh-{i}" for i in range(10)]
         assert len({n.port for n in nodes}) == 10
-        assert statistics.median(start_times) < 0.05, start_times
     finally:
         for started in nodes:
             loop_thread.run(started.server.close())

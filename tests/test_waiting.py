@@ -259,12 +259,13 @@ def test_probe_timeout_reports_a_stuck_node_without_waiting_for_it() -> None:
                 timeout_s=2,
                 interval_s=1,
                 clock=FakeClock(),
-                probe_timeout_s=0.05,
+                # Real seconds: long enough that the trivial "ok" probe always answers in time.
+                probe_timeout_s=0.5,
             )
     finally:
         release.set()
     stuck = caught.value.result.observations["stuck"]
-    assert stuck.error == "ProbeTimeout: no answer within 0.05 s"
+    assert stuck.error == "ProbeTimeout: no answer within 0.5 s"
     # The stuck probe is awaited again, not called again on every attempt.
     assert calls["stuck"] == 1
     assert calls["ok"] == 3

@@ -30,7 +30,10 @@ from tribes_sim.store import LEGION_ORIGIN, NodeStore, SyncEvent
 from tribesqa.keys import AdminKey
 from tribesqa.nip98 import Nip98Verifier
 
-PROVIDER_PORTS = {"hetzner": (21000, 28999), "scaleway": (31000, 38999), "ovh": (41000, 48999)}
+# Below Linux's default ephemeral range (32768-60999): a node restarting on its saved ports must
+# not find one taken by some process's outgoing connection.
+PROVIDER_PORTS = {"hetzner": (12000, 17999), "scaleway": (18000, 23999), "ovh": (24000, 29999)}
+OTHER_PROVIDER_PORTS = (30000, 32699)
 PROVIDER_REGIONS = {"hetzner": "fsn1", "scaleway": "fr-par", "ovh": "gra"}
 PLUGIN_CATALOGUE = {"supertest": "0.3.1", "aether": "1.2.0", "sender": "0.9.0"}
 NODE_VERSION = "tribes 0.42.0 (simulated)"

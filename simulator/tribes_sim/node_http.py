@@ -17,6 +17,7 @@ from aiohttp import web
 
 from tribes_sim.config import SimConfig
 from tribes_sim.node import (
+    OTHER_PROVIDER_PORTS,
     PLUGIN_CATALOGUE,
     PROVIDER_PORTS,
     NodeRefused,
@@ -63,7 +64,7 @@ class NodeServers:
         saved = json.loads(ports_file.read_text()) if ports_file.exists() else {}
         node = SimNode(spec, self.config)
         self.node = node
-        low, high = PROVIDER_PORTS.get(spec.provider, (50000, 59999))
+        low, high = PROVIDER_PORTS.get(spec.provider, OTHER_PROVIDER_PORTS)
         rng = random.Random(secrets.randbits(64))
         sockets = {}
         for listener in ("admin", "plugin", "sync"):

@@ -74,7 +74,9 @@ def fault_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str]
             env=env,
         )
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    # Two at a time on two cores: more would let a healthy step time out first and hide
+    # the fault's own verdict.
+    with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(PAIRS, pool.map(run, PAIRS), strict=True))
 
 

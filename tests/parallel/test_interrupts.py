@@ -83,9 +83,10 @@ def test_a_suite_killed_by_processtimeout_is_reported_failed(env: Env) -> None:
         "    A Cluster Initialised On Hetzner\n"
         "    Sleep    120s\n"
     )
-    # Two neighbours one after the other in the second process: the run goes on well after
-    # the stuck suite is killed, while each neighbour stays under the process timeout.
-    for name in ("b_neighbour", "c_neighbour"):
+    # Neighbours enough that the run goes on for several seconds after the stuck suite is
+    # killed (time to see its fleet gone on a loaded machine), while each neighbour stays
+    # under the process timeout.
+    for name in ("b_neighbour", "c_neighbour", "d_neighbour", "e_neighbour"):
         (suites / f"{name}.robot").write_text(
             f"*** Test Cases ***\n{name} Keeps Running\n    [Tags]    scenario:neighbour\n"
             "    Sleep    6s\n"
@@ -116,8 +117,8 @@ def test_a_suite_killed_by_processtimeout_is_reported_failed(env: Env) -> None:
     stuck = tests["A Step That Never Ends"]
     assert stuck.status == "FAIL"
     assert "processtimeout" in stuck.message
-    assert tests["b_neighbour Keeps Running"].status == "PASS"
-    assert tests["c_neighbour Keeps Running"].status == "PASS"
+    for name in ("b_neighbour", "c_neighbour", "d_neighbour", "e_neighbour"):
+        assert tests[f"{name} Keeps Running"].status == "PASS"
     assert (out / "report.html").is_file() and (out / "fleet-matrix.html").is_file()
     assert marked_processes(env.marker) == []
     assert env.fleet_dirs() == []

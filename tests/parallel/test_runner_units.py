@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,46 +149,61 @@ class ThreadedStore(LocalStore):
 
 
 def test_guard_shared_holders_overlap_exclusive_ones_never_do() -> None:
+    # Every step waits for the guard's state instead of sleeping, so a busy machine cannot
+    # reorder the arrivals.
     store = ThreadedStore()
-    intervals: list[tuple[str, str, float, float]] = []
-    record = threading.Lock()
+    taken: list[str] = []
+    release = {name: threading.Event() for name in ("r1", "r2", "w1", "r3", "w2")}
 
-    def worker(name: str, mode: str, hold_s: float, delay_s: float) -> None:
-        time.sleep(delay_s)
-        guard = SharedFleetGuard(store, "t", holder=name, poll_s=0.01, wait_s=10)
+    def worker(name: str, mode: str) -> None:
+        guard = SharedFleetGuard(store, "t", holder=name, poll_s=0.005, wait_s=20)
         guard.hold(mode)
-        start = time.monotonic()
-        time.sleep(hold_s)
-        end = time.monotonic()
+        taken.append(name)
+        release[name].wait(20)
         guard.release()
-        with record:
-            intervals.append((name, mode, start, end))
 
-    plan = [
-        ("r1", SHARED, 0.3, 0.0),
-        ("r2", SHARED, 0.3, 0.0),
-        ("w1", EXCLUSIVE, 0.2, 0.05),
-        ("r3", SHARED, 0.2, 0.1),  # arrives while w1 waits: goes after it
-        ("w2", EXCLUSIVE, 0.2, 0.15),
-    ]
-    threads = [threading.Thread(target=worker, args=args) for args in plan]
-    for thread in threads:
+    def start(name: str, mode: str) -> threading.Thread:
+        thread = threading.Thread(target=worker, args=(name, mode), daemon=True)
         thread.start()
+        return thread
+
+    def state_becomes(**expected: Any) -> dict[str, Any]:
+        observer = SharedFleetGuard(store, "t")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            state = observer.state()
+            if all(
+                (sorted(state[key]) if isinstance(value, list) else state[key]) == value
+                for key, value in expected.items()
+            ):
+                return state
+            time.sleep(0.005)
+        raise AssertionError(f"guard state never became {expected}: {observer.state()}")
+
+    threads = [start("r1", SHARED), start("r2", SHARED)]
+    state_becomes(readers=["r1", "r2"])  # two shared holders side by side
+    threads.append(start("w1", EXCLUSIVE))
+    state_becomes(readers=["r1", "r2"], waiting=["w1"])
+    threads.append(start("r3", SHARED))  # arrives while w1 waits: must go after it
+    threads.append(start("w2", EXCLUSIVE))
+    state_becomes(readers=["r1", "r2"], waiting=["w1", "w2"])
+    time.sleep(0.1)  # give r3 the chance to (wrongly) slip in
+    assert sorted(taken) == ["r1", "r2"], taken
+
+    release["r1"].set()
+    state_becomes(readers=["r2"])
+    assert "w1" not in taken, "a writer must wait for every shared holder"
+    release["r2"].set()
+    state_becomes(readers=[], writer="w1", waiting=["w2"])
+    release["w1"].set()
+    state_becomes(readers=[], writer="w2", waiting=[])
+    assert "r3" not in taken, "a waiting writer goes before later readers"
+    release["w2"].set()
+    state_becomes(readers=["r3"], writer="", waiting=[])
+    release["r3"].set()
     for thread in threads:
         thread.join(timeout=20)
-    assert len(intervals) == 5
-    by_name = {name: (start, end) for name, _, start, end in intervals}
-    readers_overlap = min(by_name["r1"][1], by_name["r2"][1]) > max(
-        by_name["r1"][0], by_name["r2"][0]
-    )
-    assert readers_overlap, "two shared holders should run side by side"
-    for name, mode, start, end in intervals:
-        if mode != EXCLUSIVE:
-            continue
-        for other, _, other_start, other_end in intervals:
-            if other != name:
-                assert end <= other_start or other_end <= start, f"{name} overlapped {other}"
-    assert by_name["w1"][1] <= by_name["r3"][0], "a waiting writer goes before later readers"
+    assert taken[2:] == ["w1", "w2", "r3"], taken
     assert SharedFleetGuard(store, "t").state() == {"readers": [], "writer": "", "waiting": []}
 
 

@@ -40,12 +40,17 @@ def cluster(fleets: FleetRegistry) -> Iterator[JoinedCluster]:
     def watch() -> None:
         # Poll the init node as fast as it answers while Legion runs the graph.
         with httpx.Client(auth=Nip98Auth(fleet.admin_key), timeout=10) as client:
-            while not done.is_set():
+            while True:
+                # One more sample after the graph run returned, so a starved thread still ends
+                # on the final state.
+                last = done.is_set()
                 body = client.post(url, json={"method": "cluster_nodes.list"}).json()
                 for row in body["result"]["nodes"]:
                     statuses = seen.setdefault(row["node_id"], [])
                     if not statuses or statuses[-1] != row["status"]:
                         statuses.append(row["status"])
+                if last:
+                    break
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()

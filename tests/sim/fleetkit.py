@@ -57,17 +57,20 @@ def eventually(
         time.sleep(interval)
 
 
-def consistently(check: Callable[[], object], duration: float, interval: float = 0.05) -> int:
+def consistently(
+    check: Callable[[], object], duration: float, interval: float = 0.05, min_checks: int = 1
+) -> int:
     """Call ``check`` repeatedly for ``duration`` seconds; any failure fails at once.
 
-    Returns how many times it held (at least once, even if one call outlasts ``duration``).
+    Keeps going past ``duration`` until it held ``min_checks`` times (a slow machine stretches
+    the time, never thins the evidence). Returns how many times it held.
     """
     deadline = time.monotonic() + duration
     count = 0
     while True:
         check()
         count += 1
-        if time.monotonic() >= deadline:
+        if time.monotonic() >= deadline and count >= min_checks:
             return count
         time.sleep(interval)
 

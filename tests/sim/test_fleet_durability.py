@@ -12,13 +12,15 @@ from fleetkit import FleetRegistry, SimFleet, Watcher, eventually
 pytestmark = pytest.mark.timeout(120)
 
 PEER, VICTIM = "hetzner-1", "scaleway-1"
-STAGES = {"pull": 0.05, "build": 0.05, "switch": 0.1, "migrate": 0.4, "restart": 0.2}
+# Windows wide enough to observe on a loaded machine: the crash lands while a job is in
+# "migrate", and a restart's boot answers 503 for a full second.
+STAGES = {"pull": 0.05, "build": 0.05, "switch": 0.1, "migrate": 2.0, "restart": 0.2}
 
 
 @pytest.fixture(scope="module")
 def fleet(fleets: FleetRegistry) -> Iterator[SimFleet]:
     # One node per host process: a crash is a real SIGKILL of that process.
-    fleet = fleets.start("durability", nodes=2, nodes_per_host=1, stage_s=STAGES, boot_s=0.2)
+    fleet = fleets.start("durability", nodes=2, nodes_per_host=1, stage_s=STAGES, boot_s=1.0)
     fleet.install_supertest([PEER, VICTIM])
     yield fleet
     fleets.release(fleet)

@@ -99,9 +99,9 @@ def test_joiners_were_syncing_before_active(cluster: JoinedCluster) -> None:
     for joiner in ("scaleway-1", "ovh-1"):
         assert cluster.seen.get(joiner) in allowed, cluster.seen
     assert cluster.seen["hetzner-1"] == ["active"], cluster.seen
-    assert any(cluster.seen[j][0] == "syncing" for j in ("scaleway-1", "ovh-1")), cluster.seen
-    # Deterministic proof in the replicated log: Legion's last membership write holds ovh-1
-    # syncing, and ovh-1's own later event turned it active (newer HLC wins).
+    # Polling may miss a short syncing window, so the proof is in the replicated log: Legion's
+    # last membership write holds ovh-1 syncing, and ovh-1's own later event turned it active
+    # (newer HLC wins).
     log = cluster.fleet.sync_log("hetzner-1")
     legion_rows = next(e for e in log if e["origin"] == "legion")["data"]["rows"]
     legion_row = next(r for r in legion_rows if r["node_id"] == "ovh-1")

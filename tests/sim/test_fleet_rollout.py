@@ -11,13 +11,14 @@ from fleetkit import SUPERTEST, FleetRegistry, SimFleet, Watcher, eventually
 pytestmark = pytest.mark.timeout(120)
 
 NODE = "hetzner-1"
-# Slow enough stages that "selected != running" and the restart's 503 are easy to observe.
-STAGES = {"pull": 0.05, "build": 0.05, "switch": 0.1, "migrate": 0.3, "restart": 0.2}
+# Slow enough stages that "selected != running", the refusals while a job runs and the
+# restart's 503 are easy to observe, even on a loaded machine.
+STAGES = {"pull": 0.05, "build": 0.05, "switch": 0.1, "migrate": 1.5, "restart": 0.2}
 
 
 @pytest.fixture(scope="module")
 def fleet(fleets: FleetRegistry) -> Iterator[SimFleet]:
-    fleet = fleets.start("rollout", nodes=1, stage_s=STAGES, restart_s=0.4)
+    fleet = fleets.start("rollout", nodes=1, stage_s=STAGES, restart_s=1.0)
     yield fleet
     fleets.release(fleet)
 
