@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from tribesqa.keys import AdminKey
 from tribesqa.models import parse_method_result
 from tribesqa.nip98 import Nip98Auth
+from tribesqa.tls import tls_context
 
 
 class ManagementError(AssertionError):
@@ -53,7 +54,9 @@ class ManagementClient:
         self.retry_interval_s = retry_interval_s
         self._sleep = sleep
         self.http = httpx.Client(
-            auth=Nip98Auth(key), timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0))
+            auth=Nip98Auth(key),
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
+            verify=tls_context(),
         )
 
     @property

@@ -27,6 +27,7 @@ from tribes_sim.faults import parse_faults
 from tribes_sim.procs import pid_alive
 from tribes_sim.ssh import generate_ssh_keypair
 from tribesqa.keys import AdminKey, write_key_file
+from tribesqa.tls import tls_context
 
 JOIN_PROVIDERS = ("scaleway", "ovh", "hetzner")
 
@@ -64,7 +65,9 @@ class LegionClient:
 
     def __init__(self, url: str, timeout_s: float = 120.0) -> None:
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(timeout_s, connect=5.0))
+        self.http = httpx.Client(
+            base_url=self.url, timeout=httpx.Timeout(timeout_s, connect=5.0), verify=tls_context()
+        )
 
     def close(self) -> None:
         self.http.close()

@@ -49,6 +49,7 @@ from tribesqa.models import (
     parse_method_result,
     parse_payload,
 )
+from tribesqa.tls import tls_context
 from tribesqa.waiting import (
     SYSTEM_CLOCK,
     Clock,
@@ -1472,7 +1473,7 @@ class ConvergenceKeywords(Component):
             # ws/wss endpoints are HTTP(S) servers until the upgrade.
             url = re.sub(r"^ws", "http", endpoint.rstrip("/")) + SYNC_HEALTH_PATH
             try:
-                response = httpx.get(url, timeout=timeout)
+                response = httpx.get(url, timeout=timeout, verify=tls_context())
             except httpx.HTTPError as error:
                 return f"GET {url}: {type(error).__name__}: {error}"[:200]
             if response.status_code >= 500:

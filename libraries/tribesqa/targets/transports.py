@@ -12,6 +12,7 @@ import httpx
 from tribesqa.config import fill_template
 from tribesqa.ssh import SshCommandError, SshEndpointInfo, SshSessions
 from tribesqa.targets.base import PluginTransport, PluginTransportError
+from tribesqa.tls import tls_context
 
 
 class HttpPluginTransport(PluginTransport):
@@ -19,7 +20,7 @@ class HttpPluginTransport(PluginTransport):
 
     def __init__(self, base_url_of: Callable[[str], str], timeout_s: float) -> None:
         self.base_url_of = base_url_of
-        self.http = httpx.Client(timeout=timeout_s)
+        self.http = httpx.Client(timeout=timeout_s, verify=tls_context())
 
     def request(self, node: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         url = f"{self.base_url_of(node)}/plugins-api/supertest/{path.lstrip('/')}"
