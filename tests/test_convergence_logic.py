@@ -323,6 +323,28 @@ def test_node_active_everywhere_message_and_terminal() -> None:
     )
 
 
+def test_an_old_decommissioned_row_after_a_reactivation_is_lag_not_a_verdict() -> None:
+    # Legion answered before the reactivation reached hetzner-1: it still holds the old row.
+    old = row("ovh-1", "decommissioned", updated=BEFORE)
+    reactivated = row("ovh-1", "syncing", updated=LATER)
+    views = {
+        "hetzner-1": [row("hetzner-1"), row("scaleway-1"), old],
+        "scaleway-1": [row("hetzner-1"), row("scaleway-1"), reactivated],
+        "ovh-1": [row("hetzner-1"), row("scaleway-1"), reactivated],
+    }
+    for judge in (
+        NodeActiveJudge("ovh-1", started_at=START),
+        MembershipJudge(NODES, started_at=START),
+    ):
+        result = judge.judge(views, {})
+        assert result.terminal is None, result.terminal
+        assert not result.done and "hetzner-1" in result.lagging
+    # The same old row with nothing newer anywhere is a decommission: terminal at once.
+    alone = {name: [row("hetzner-1"), row("scaleway-1"), old] for name in NODES}
+    result = NodeActiveJudge("ovh-1", started_at=START).judge(alone, {})
+    assert result.terminal is not None and "unexpectedly decommissioned" in result.terminal
+
+
 def archive_view(rows: list[dict], servers: list[str] | None = None) -> dict:
     return {"rows": rows, "servers": servers or []}
 

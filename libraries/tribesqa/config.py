@@ -203,6 +203,9 @@ class TimeoutProfile(ConfigModel):
     stays_stale: Annotated[float, Field(gt=0)]
     legion_operation: Annotated[float, Field(gt=0)]
     ssh_command: Annotated[float, Field(gt=0)]
+    #: How far a node's clock may be from the runner's: a node-written timestamp compared with
+    #: a runner time ("activated after ${before}") gets this much benefit of the doubt.
+    clock_skew: Annotated[float, Field(ge=0)] = 0.0
 
 
 class TargetFile(ConfigModel):

@@ -2,10 +2,10 @@
 
 A test's *scenario* is its ``scenario:<name>`` tag. Its *nodes* are its ``node:<name>`` tags,
 which the keyword library adds for every node the test reached (management API, SSH, plugin
-API), setup and teardown of the test included. A cell shows the worst status of the tests of
-that scenario that reached that node (FAIL > PASS > SKIP) and links each test to its entry in
-log.html (``log.html#<test id>``). Tests that reached no node (Legion-only checks) are in the
-``(no node)`` row; tests without a scenario tag in the ``(no scenario)`` column.
+API, a Legion step on a named node), setup and teardown of the test included. A cell shows the
+worst status of the tests of that scenario that reached that node (FAIL > PASS > SKIP) and links
+each test to its entry in log.html (``log.html#<test id>``). Tests that reached no node (e.g.
+``Legion Node List Should Be Empty`` alone) are in the ``(no node)`` row; tests without a scenario tag in the ``(no scenario)`` column.
 
 ``tribes-qa run`` writes ``<outputdir>/fleet-matrix.html`` after every run;
 ``tribes-qa matrix OUTPUT.xml`` builds it for any output.xml (e.g. one merged with rebot).

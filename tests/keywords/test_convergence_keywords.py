@@ -13,7 +13,6 @@ import base64
 import json
 import re
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,29 +90,27 @@ Build Cluster
 """
 
 
-def _timeouts_table(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table: dict[str, Any]
-) -> Iterator[Path]:
+def _timeouts_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table: dict[str, Any]) -> Path:
     path = tmp_path / "timeouts.yaml"
     path.write_text(yaml.safe_dump(table))
     (tmp_path / "conv_helpers.py").write_text(HELPERS)
     monkeypatch.setenv("TRIBES_QA_TIMEOUTS", str(path))
-    yield path
+    return path
 
 
 @pytest.fixture
-def short_timeouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def short_timeouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Waits that are meant to fail give up after 1.5 s."""
-    yield from _timeouts_table(tmp_path, monkeypatch, SHORT_TIMEOUTS)
+    return _timeouts_table(tmp_path, monkeypatch, SHORT_TIMEOUTS)
 
 
 @pytest.fixture
-def roomy_timeouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def roomy_timeouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Waits that are meant to pass get room for a loaded machine (they return when met)."""
     sim = {**SHORT_TIMEOUTS["TIMEOUTS"]["sim"]}
     for wait in ("node_active", "membership_converged", "plugin_state_converged", "case_visible"):
         sim[wait] = 15
-    yield from _timeouts_table(tmp_path, monkeypatch, {"TIMEOUTS": {"sim": sim}})
+    return _timeouts_table(tmp_path, monkeypatch, {"TIMEOUTS": {"sim": sim}})
 
 
 def waited_s(message: str) -> float:
@@ -415,3 +412,35 @@ Unknown Expected Field
     tests = by_name(run_robot(suite, name="arguments"))
     assert "has no timezone" in tests["Naive Time"].message
     assert "unknown field(s) colour" in tests["Unknown Expected Field"].message
+
+
+SKEW = (
+    SETTINGS
+    + r"""
+*** Test Cases ***
+Node Clock Within The Allowance
+    ${now}=    Get Current Time UTC
+    ${ahead}=    Evaluate    $now + datetime.timedelta(seconds=1800)
+    Activation Should Be Fresh    ovh-1    ${ahead}
+
+Node Clock Beyond The Allowance
+    ${now}=    Get Current Time UTC
+    ${ahead}=    Evaluate    $now + datetime.timedelta(seconds=7200)
+    Activation Should Be Fresh    ovh-1    ${ahead}
+"""
+)
+
+
+def test_clock_skew_allowance_applies_to_node_timestamps(
+    run_robot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A runner clock an hour behind the nodes' is what a 3600 s allowance forgives.
+    sim = {**SHORT_TIMEOUTS["TIMEOUTS"]["sim"], "clock_skew": 3600}
+    _timeouts_table(tmp_path, monkeypatch, {"TIMEOUTS": {"sim": sim}})
+    result = run_robot(SKEW, name="skew")
+    tests = by_name(result)
+    assert tests["Node Clock Within The Allowance"].status == "PASS", result.console[-3000:]
+    beyond = tests["Node Clock Beyond The Allowance"]
+    assert beyond.status == "FAIL"
+    assert beyond.message.startswith("activation of ovh-1 is not fresh (not after "), beyond.message
+    assert "allowing 3600 s of clock skew" in beyond.message

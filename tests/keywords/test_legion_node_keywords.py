@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.keywords.conftest import RunRobot
+
+# Another team's node on the same fleet: joined through Legion, not through this suite.
+HELPERS = """
+from robot.libraries.BuiltIn import BuiltIn
+
+
+def join_a_node_behind_the_suites_back(provider):
+    ctx = BuiltIn().get_library_instance("tribesqa.library.TribesLibrary").ctx
+    legion = ctx.require_target().legion
+    planned = legion.plan_join(provider, 1)
+    legion.materialize()
+    return planned[0].name
+"""
 
 SUITE = """
 *** Settings ***
 Library           tribesqa.library.TribesLibrary
+Library           ${CURDIR}/legion_helpers.py
 Suite Setup       Open Target
 Suite Teardown    Close Target
 
@@ -61,16 +77,24 @@ Bad Input Fails With A Clear Message
     Run Keyword And Expect Error    *'count' got value 'many'*integer*    Plan Join Nodes    ovh    many
     Run Keyword And Expect Error    *provider must be one of*    Plan Join Nodes    azure    1
 
+A Node The Suite Did Not Provision Is Never Decommissioned
+    ${foreign}=    Join A Node Behind The Suites Back    ovh
+    Run Keyword And Expect Error
+    ...    will not decommission ${foreign}: not provisioned by this suite (it provisioned hetzner-1)*
+    ...    Decommission Every Node Except    hetzner-1
+    Wait Until Node Is Active Everywhere    ${foreign}
+
 Destroying Everything Empties Legion
     Destroy All Nodes
     Legion Node List Should Be Empty
 """
 
 
-def test_legion_and_node_keywords(run_robot: RunRobot) -> None:
+def test_legion_and_node_keywords(run_robot: RunRobot, tmp_path: Path) -> None:
+    (tmp_path / "legion_helpers.py").write_text(HELPERS)
     result = run_robot(SUITE, name="legion_node")
     failures = {t.name: t.message for t in result.suite.all_tests if t.status != "PASS"}
     assert failures == {}, failures
-    assert result.statistics.total.passed == 6
+    assert result.statistics.total.passed == 7
     log = (result.output_dir / "log.html").read_text()
     assert "Traceback" not in log

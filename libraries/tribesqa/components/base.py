@@ -38,7 +38,11 @@ class Component:
                 except Exception as error:
                     errors[name] = str(error)
         if errors:
-            detail = "; ".join(f"{node}: {message}" for node, message in errors.items())
+            # Messages that already open with "node <name>" are not prefixed twice.
+            detail = "; ".join(
+                message if message.startswith(f"node {node}") else f"{node}: {message}"
+                for node, message in errors.items()
+            )
             raise TribesFailure(f"{what} failed on {len(errors)} of {len(names)} node(s): {detail}")
         return results
 

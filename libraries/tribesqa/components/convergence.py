@@ -380,11 +380,14 @@ class StatusMemory:
         *,
         member: bool,
         may_decommission: bool = False,
+        superseded: bool = False,
     ) -> str | None:
         """Record one row as one observer saw it; return a terminal reason or None.
 
         ``member``: the row's node is one the caller expects alive, so seeing it decommissioned
         is terminal even if this wait never saw it active; ``may_decommission`` allows it.
+        ``superseded``: another observer already holds a newer row for the node (see
+        :class:`NewerRows`), so an old ``decommissioned`` row here is lag, not a verdict.
         """
         node_id = str(row.get("node_id"))
         status = str(row.get("status"))
@@ -392,7 +395,7 @@ class StatusMemory:
         before = self.highest.get(key)
         reason = None
         if status == "decommissioned":
-            if not may_decommission and (member or before == "active"):
+            if not may_decommission and not superseded and (member or before == "active"):
                 reason = (
                     f"node {node_id} unexpectedly decommissioned on {observer} "
                     f"(decommissioned_at {row.get('decommissioned_at')})"
@@ -410,6 +413,39 @@ class StatusMemory:
                     f"{_iso(self.started_at)}; no resync was asked before the wait)"
                 )
         return reason
+
+
+class NewerRows:
+    """Per poll: is a node's ``decommissioned`` row older than a live row another observer has?
+
+    Rows are last-writer-wins per node. Right after a reactivation a slow observer may still
+    hold the old ``decommissioned`` row while others already hold the new ``syncing`` or
+    ``active`` one: that observer lags, the node was not decommissioned again. Computed lazily,
+    once per node id, only when a decommissioned row is seen.
+    """
+
+    def __init__(self, views: Iterable[Iterable[Mapping[str, Any]] | None]) -> None:
+        self._views = [rows for rows in views if rows is not None]
+        self._newest_live: dict[str, datetime | None] = {}
+
+    def _newest_live_update(self, node_id: str) -> datetime | None:
+        if node_id not in self._newest_live:
+            times = [
+                _row_time(row, "updated_at")
+                for rows in self._views
+                for row in rows
+                if str(row.get("node_id")) == node_id and row.get("status") != "decommissioned"
+            ]
+            known = [t for t in times if t is not None]
+            self._newest_live[node_id] = max(known) if known else None
+        return self._newest_live[node_id]
+
+    def supersede(self, row: Mapping[str, Any]) -> bool:
+        if row.get("status") != "decommissioned":
+            return False
+        newest = self._newest_live_update(str(row.get("node_id")))
+        updated = _row_time(row, "updated_at")
+        return newest is not None and updated is not None and newest > updated
 
 
 class MembershipJudge(_Judge):
@@ -462,6 +498,7 @@ class MembershipJudge(_Judge):
         terminal = None
         groups: dict[tuple[Any, ...], list[str]] = {}
         group_of: dict[str, tuple[Any, ...]] = {}
+        newer = NewerRows(views[n] for n in reachable)
         for observer in reachable:
             rows = views[observer]
             for row in rows:
@@ -471,6 +508,7 @@ class MembershipJudge(_Judge):
                     row,
                     member=node_id in self.members,
                     may_decommission=self._allowed_decommissioned(node_id),
+                    superseded=newer.supersede(row),
                 )
                 terminal = terminal or reason
             key = _view_key(_by_id(rows))
@@ -543,13 +581,16 @@ class NodeActiveJudge(_Judge):
         terminal = None
         by_state: dict[str, list[str]] = {}
         mismatches: list[Mismatch] = []
+        newer = NewerRows(views[n] for n in nodes)
         for observer in (n for n in nodes if views[n] is not None):
             row = _by_id(views[observer]).get(self.node_id)
             if row is None:
                 by_state.setdefault("without a row", []).append(observer)
                 mismatches.append(Mismatch(observer, self.node_id, PRESENCE, "present", "missing"))
                 continue
-            reason = self.memory.observe(observer, row, member=True)
+            reason = self.memory.observe(
+                observer, row, member=True, superseded=newer.supersede(row)
+            )
             terminal = terminal or reason
             status = str(row.get("status"))
             if status != "active":
@@ -1366,8 +1407,9 @@ class ConvergenceKeywords(Component):
         """Every remaining active node keeps ``node``'s row as ``decommissioned`` and no longer syncs with it.
 
         Polls up to ``membership_converged``: the row exists with status ``decommissioned`` and
-        ``decommissioned_at`` set (not before ``since``, an RFC 3339 time or a datetime), and
-        ``node``'s transport address is none of the observers' ``sync.status`` servers.
+        ``decommissioned_at`` set (not before ``since``, an RFC 3339 time or a datetime, less
+        the ``clock_skew`` allowance of the timeouts table), and ``node``'s transport address is
+        none of the observers' ``sync.status`` servers.
 
         Example:
         | ${before}=    Get Current Time UTC
@@ -1381,8 +1423,10 @@ class ConvergenceKeywords(Component):
         if not observers:
             raise TribesFailure(f"node {node}: no remaining active node to check the archive on")
         record = records.get(node)
-        judge = ArchiveJudge(node, record.transport_address if record else None, moment)
         timeouts = self.ctx.require_timeouts()
+        if moment is not None:
+            moment -= timedelta(seconds=timeouts.clock_skew)
+        judge = ArchiveJudge(node, record.transport_address if record else None, moment)
 
         def probe(observer: str) -> dict[str, Any]:
             client = self._poll_client(observer)
@@ -1411,7 +1455,8 @@ class ConvergenceKeywords(Component):
         """``node``'s ``activated_at`` is later than ``after`` on every active node (one look).
 
         Use it after a reactivation or replacement: take the time before the step with
-        ``Get Current Time UTC``.
+        ``Get Current Time UTC``. ``after`` is moved back by the ``clock_skew`` of the timeouts
+        table (node clocks against the runner's; 0 on the simulator).
 
         Example:
         | ${before}=    Get Current Time UTC
@@ -1419,7 +1464,8 @@ class ConvergenceKeywords(Component):
         | Activation Should Be Fresh    ovh-1    ${before}
         """
         node = str(node)
-        moment = parse_time(after, "after")
+        skew = self.ctx.require_timeouts().clock_skew
+        moment = parse_time(after, "after") - timedelta(seconds=skew)
         observers = self.nodes_or_active(())
         if node not in observers:
             observers.append(node)
@@ -1434,8 +1480,9 @@ class ConvergenceKeywords(Component):
                 matrix=membership_matrix(views),
                 mismatches=mismatches,
             )
+            allowance = f", allowing {skew:g} s of clock skew" if skew else ""
             message = (
-                f"activation of {node} is not fresh (not after {_iso(moment)}): "
+                f"activation of {node} is not fresh (not after {_iso(moment)}{allowance}): "
                 f"{judgement.problem}; {judgement.agreement}"
             )
             raise self._failure(message, judgement, None, title="membership row \\ observer")

@@ -24,6 +24,7 @@ class LegionKeywords(Component):
 
     def _provisioned(self, record: NodeRecord) -> NodeRecord:
         self.ctx.remember(record)
+        self.ctx.note_node(record.name)  # a Legion-only step still belongs to its node's row
         if record.name not in self.ctx.provisioned:
             self.ctx.provisioned.append(record.name)
         return record
@@ -128,11 +129,13 @@ class LegionKeywords(Component):
     @keyword
     def decommission_node(self, node: str) -> NodeRecord:
         """Ask Legion to decommission ``node``; check the archived rows with ``Node Should Be Archived As Decommissioned``."""
+        self.ctx.note_node(node)
         return self.ctx.require_target().legion.decommission(node)
 
     @keyword
     def decommission_should_be_refused(self, node: str, reason: str = "unsafe-operation") -> str:
         """Legion must refuse to decommission ``node`` with error ``reason``; returns its message."""
+        self.ctx.note_node(node)
         try:
             record = self.ctx.require_target().legion.decommission(node)
         except LegionError as error:
@@ -149,16 +152,19 @@ class LegionKeywords(Component):
     @keyword
     def replace_node(self, node: str, provider: str) -> NodeRecord:
         """Replace ``node`` with a new node on ``provider`` (decommission + join); returns the new record."""
+        self.ctx.note_node(node)
         return self._provisioned(self.ctx.require_target().legion.replace(node, provider.lower()))
 
     @keyword
     def reactivate_node(self, node: str) -> NodeRecord:
         """Ask Legion to bring a decommissioned ``node`` back; check it with ``Wait Until Node Is Active Everywhere``."""
+        self.ctx.note_node(node)
         return self.ctx.require_target().legion.reactivate(node)
 
     @keyword
     def destroy_node(self, node: str) -> None:
         """Destroy ``node`` (its server is gone afterwards)."""
+        self.ctx.note_node(node)
         self.ctx.require_target().legion.destroy(node)
         if node in self.ctx.provisioned:
             self.ctx.provisioned.remove(node)

@@ -192,6 +192,42 @@ class PluginKeywords(Component):
             + ("; ".join(str(line) for line in log[-6:]) or "empty")
         )
 
+    @keyword
+    def plugin_should_be_serving_on(self, *nodes: str) -> None:
+        """On every given node (every ready node if none): API healthy and both tables present.
+
+        The nodes are checked concurrently; one failure names every node that is not serving
+        and why (see `Plugin API Should Be Healthy`, `Plugin Tables Should Exist`).
+
+        Example: ``Plugin Should Be Serving On    hetzner-1    scaleway-1``
+        """
+
+        def serving(node: str) -> None:
+            self.plugin_api_should_be_healthy(node)
+            self.plugin_tables_should_exist(node)
+
+        names = self.nodes_or_active(nodes)
+        self.on_each(names, serving, what="plugin serving check")
+        logger.info(f"plugin {PLUGIN_NAME} healthy with its tables on {', '.join(names)}")
+
+    @keyword
+    def plugin_should_be_gone_from(self, *nodes: str) -> None:
+        """On every given node (every ready node if none): API absent (404) and tables dropped.
+
+        The nodes are checked concurrently; one failure names every node where the plugin is
+        still there and how (see `Plugin API Should Be Absent`, `Plugin Tables Should Not Exist`).
+
+        Example: ``Plugin Should Be Gone From    hetzner-1    scaleway-1``
+        """
+
+        def gone(node: str) -> None:
+            self.plugin_api_should_be_absent(node)
+            self.plugin_tables_should_not_exist(node)
+
+        names = self.nodes_or_active(nodes)
+        self.on_each(names, gone, what="plugin removal check")
+        logger.info(f"plugin {PLUGIN_NAME} absent, tables dropped on {', '.join(names)}")
+
     # -- writes and reads ----------------------------------------------------------------------
     @keyword
     def new_run_id(self) -> str:

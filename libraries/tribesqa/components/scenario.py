@@ -235,8 +235,24 @@ class ScenarioKeywords(Component):
 
     @keyword
     def decommission_every_node_except(self, keep: str) -> list[str]:
-        """Decommission every ready node but ``keep``, one at a time; returns their names."""
+        """Decommission every ready node but ``keep``, one at a time; returns their names.
+
+        Only nodes this suite provisioned are ever decommissioned: if the fleet has a ready
+        node the suite did not provision (a shared or long-lived fleet), it fails before
+        touching anything, naming those nodes, since ``keep`` cannot become the last
+        active node without decommissioning someone else's node.
+
+        Example: ``Decommission Every Node Except    hetzner-1``
+        """
+        keep = str(keep)
         others = [name for name in self.ctx.active_names() if name != keep]
+        foreign = [name for name in others if name not in self.ctx.provisioned]
+        if foreign:
+            raise TribesFailure(
+                f"will not decommission {', '.join(foreign)}: not provisioned by this suite "
+                f"(it provisioned {', '.join(self.ctx.provisioned) or 'nothing'}); point this "
+                "suite at a fleet it owns"
+            )
         for name in others:
             BuiltIn().run_keyword("Decommission Node", name)
             BuiltIn().run_keyword("Node Should Be Archived As Decommissioned", name)
