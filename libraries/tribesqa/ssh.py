@@ -9,18 +9,35 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from paramiko import SSHException
-from SSHLibrary.abstractclient import SSHClientException
-from SSHLibrary.pythonclient import PythonSSHClient
+if TYPE_CHECKING:
+    from SSHLibrary.pythonclient import PythonSSHClient
 
-# A session that died with its node (crash, restart) raises paramiko's SSHException
-# ("SSH session not active"): reconnect once, like for a closed socket.
-_SESSION_ERRORS = (SSHClientException, SSHException, OSError, EOFError)
+
+@functools.cache
+def _ssh_stack() -> tuple[Any, tuple[type[BaseException], ...]]:
+    """SSHLibrary's client class and the errors of a dead session, imported on first use.
+
+    SSHLibrary and paramiko cost about 0.16 s of CPU to import; a robot process that never opens
+    an SSH session (a simulator run, one pabot process per suite) should not pay it.
+    """
+    from paramiko import SSHException
+    from SSHLibrary.abstractclient import SSHClientException
+    from SSHLibrary.pythonclient import PythonSSHClient
+
+    # A session that died with its node (crash, restart) raises paramiko's SSHException
+    # ("SSH session not active"): reconnect once, like for a closed socket.
+    return PythonSSHClient, (SSHClientException, SSHException, OSError, EOFError)
+
+
+def _session_errors() -> tuple[type[BaseException], ...]:
+    return _ssh_stack()[1]
 
 
 class SshCommandError(AssertionError):
@@ -76,7 +93,8 @@ class SshSessions:
             self._close_one(node)
         if self.key_file is None:
             raise SshCommandError(f"node {node}: no SSH key configured for this target")
-        client = PythonSSHClient(
+        client_class, _ = _ssh_stack()
+        client = client_class(
             endpoint.host,
             alias=node,
             port=endpoint.port,
@@ -87,7 +105,7 @@ class SshSessions:
             client.login_with_public_key(
                 endpoint.user, str(self.key_file), None, keep_alive_interval="0s"
             )
-        except _SESSION_ERRORS as error:
+        except _session_errors() as error:
             raise SshCommandError(
                 f"node {node}: SSH login as {endpoint.user}@{endpoint.host}:{endpoint.port} failed: {error}"
             ) from None
@@ -122,7 +140,7 @@ class SshSessions:
                         command, timeout=timeout_s or self.timeout_s
                     )
                     return CommandResult(node, purpose, stdout, stderr, int(rc))
-                except _SESSION_ERRORS as error:
+                except _session_errors() as error:
                     self._close_one(node)
                     # A command that timed out may have run: running it again could apply a
                     # write twice. Only a session that went away before the command is retried.
