@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -201,14 +202,12 @@ class PluginKeywords(Component):
 
         Example: ``Plugin Should Be Serving On    hetzner-1    scaleway-1``
         """
-
-        def serving(node: str) -> None:
-            self.plugin_api_should_be_healthy(node)
-            self.plugin_tables_should_exist(node)
-
-        names = self.nodes_or_active(nodes)
-        self.on_each(names, serving, what="plugin serving check")
-        logger.info(f"plugin {PLUGIN_NAME} healthy with its tables on {', '.join(names)}")
+        self._check_every_node(
+            nodes,
+            (self.plugin_api_should_be_healthy, self.plugin_tables_should_exist),
+            what="plugin serving check",
+            held="healthy with its tables",
+        )
 
     @keyword
     def plugin_should_be_gone_from(self, *nodes: str) -> None:
@@ -219,14 +218,30 @@ class PluginKeywords(Component):
 
         Example: ``Plugin Should Be Gone From    hetzner-1    scaleway-1``
         """
+        self._check_every_node(
+            nodes,
+            (self.plugin_api_should_be_absent, self.plugin_tables_should_not_exist),
+            what="plugin removal check",
+            held="absent, tables dropped",
+        )
 
-        def gone(node: str) -> None:
-            self.plugin_api_should_be_absent(node)
-            self.plugin_tables_should_not_exist(node)
+    def _check_every_node(
+        self,
+        nodes: tuple[str, ...],
+        checks: tuple[Callable[[str], object], ...],
+        *,
+        what: str,
+        held: str,
+    ) -> None:
+        """Run ``checks`` in order on each node, the nodes concurrently; fail once for all."""
+
+        def check(node: str) -> None:
+            for one in checks:
+                one(node)
 
         names = self.nodes_or_active(nodes)
-        self.on_each(names, gone, what="plugin removal check")
-        logger.info(f"plugin {PLUGIN_NAME} absent, tables dropped on {', '.join(names)}")
+        self.on_each(names, check, what=what)
+        logger.info(f"plugin {PLUGIN_NAME} {held} on {', '.join(names)}")
 
     # -- writes and reads ----------------------------------------------------------------------
     @keyword
