@@ -16,6 +16,7 @@ import logging
 import random
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -333,16 +334,20 @@ class SimNode:
     def own_row(self) -> dict[str, Any] | None:
         return self.store.member(self.node_id)
 
-    def derived_servers(self) -> dict[str, str]:
-        """Transport addresses of the other active rows."""
+    def _peer_addresses(self, keep: Callable[[dict[str, Any]], bool]) -> dict[str, str]:
+        """Transport addresses of the other members ``keep`` accepts; none once decommissioned."""
         own = self.own_row()
         if own is None or own["status"] == "decommissioned":
             return {}
         return {
             row["node_id"]: row["transport_address"]
             for row in self.store.members()
-            if row["node_id"] != self.node_id and row["status"] == "active"
+            if row["node_id"] != self.node_id and keep(row)
         }
+
+    def derived_servers(self) -> dict[str, str]:
+        """Transport addresses of the other active rows."""
+        return self._peer_addresses(lambda row: row["status"] == "active")
 
     def reconcile_servers(self) -> None:
         if self._closed or not self.ready:
@@ -446,16 +451,11 @@ class SimNode:
         member, so a push is the only way it learns (say) that its peer turned active again
         after both ran a full resync at the same time; without it both wait for the other.
         """
-        own = self.own_row()
-        if own is None or own["status"] == "decommissioned":
-            return {}
-        return {
-            row["node_id"]: row["transport_address"]
-            for row in self.store.members()
-            if row["node_id"] != self.node_id
-            and row["status"] != "decommissioned"
-            and row["node_id"] not in self.blocked_peers
-        }
+        return self._peer_addresses(
+            lambda row: (
+                row["status"] != "decommissioned" and row["node_id"] not in self.blocked_peers
+            )
+        )
 
     async def _publish(self, events: list[SyncEvent], targets: dict[str, str]) -> None:
         if self.http is None or not targets:

@@ -9,6 +9,7 @@ are. Every fleet the suite opens is stopped by its ``Close Target``.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,11 @@ SIM_AS_REAL_VARIABLES = ROOT / "variables" / "sim-as-real.yaml"
 VENV_BIN = ROOT / ".venv" / "bin"
 
 RunRobot = Callable[..., Any]
+
+
+def put_venv_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sim-as-real target runs its Legion CLI and SSH command templates by name."""
+    monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 @pytest.fixture

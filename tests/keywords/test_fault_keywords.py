@@ -15,7 +15,12 @@ from typing import Any
 
 import pytest
 
-from tests.keywords.conftest import ROOT, SIM_AS_REAL_VARIABLES, SIM_VARIABLES, VENV_BIN
+from tests.keywords.conftest import (
+    ROOT,
+    SIM_AS_REAL_VARIABLES,
+    SIM_VARIABLES,
+    put_venv_on_path,
+)
 from tribesqa.config import FAULT_OPERATIONS, TargetKind, fill_template, validate_target_file
 from tribesqa.ssh import CommandResult, SshEndpointInfo
 from tribesqa.targets.real import CommandNemesis
@@ -134,7 +139,7 @@ def test_fault_keywords_through_the_simulator_nemesis(run_robot: Any) -> None:
 def test_fault_keywords_through_command_templates(
     run_robot: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    put_venv_on_path(monkeypatch)
     _check(run_robot(SUITE, variablefile=SIM_AS_REAL_VARIABLES, name="faults-real"))
 
 

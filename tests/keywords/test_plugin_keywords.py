@@ -8,7 +8,6 @@ catch that.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -16,16 +15,16 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.keywords.conftest import (
+    SIM_AS_REAL_VARIABLES,
+    SIM_VARIABLES,
+    RunRobot,
+    put_venv_on_path,
+)
 from tribesqa.components.plugins import PluginKeywords, migration_history
 from tribesqa.context import LibraryContext
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.models import Diagnostics
-
-ROOT = Path(__file__).resolve().parents[2]
-SIM_VARIABLES = ROOT / "variables" / "sim.yaml"
-SIM_AS_REAL_VARIABLES = ROOT / "variables" / "sim-as-real.yaml"
-VENV_BIN = ROOT / ".venv" / "bin"
-RunRobot = Any
 
 CASE = {
     "id": "case-1",
@@ -317,7 +316,7 @@ def test_plugin_keywords_over_http_on_the_simulator(run_robot: RunRobot) -> None
 def test_plugin_keywords_over_ssh_with_the_real_strategy(
     run_robot: RunRobot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    put_venv_on_path(monkeypatch)
     result = run_robot(SUITE, variablefile=SIM_AS_REAL_VARIABLES, name="plugins-ssh")
     _assert_all_passed(result)
 

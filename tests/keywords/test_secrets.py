@@ -24,7 +24,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.keywords.conftest import SIM_AS_REAL_VARIABLES, SIM_VARIABLES, VENV_BIN
+from tests.keywords.conftest import (
+    SIM_AS_REAL_VARIABLES,
+    SIM_VARIABLES,
+    put_venv_on_path,
+)
 from tribesqa.keys import AdminKey
 
 SUITE = """
@@ -132,7 +136,7 @@ def test_no_secret_reaches_the_robot_outputs(
     # Short: the simulator's Unix sockets live in the fleet directory (108-byte path limit).
     fleets = Path(tempfile.mkdtemp(prefix="tq-secrets-"))
     if kind == "sim-as-real":
-        monkeypatch.setenv("PATH", f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+        put_venv_on_path(monkeypatch)
     variables = _variables_for(kind, tmp_path, fleets)
     try:
         result = run_robot(SUITE, variablefile=variables, name=kind, loglevel="TRACE")
