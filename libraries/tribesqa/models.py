@@ -30,10 +30,14 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeInt,
+    PlainSerializer,
     ValidationError,
+    WrapValidator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from tribesqa.node_time import fraction_digits, render
 
 __all__ = [
     "ERROR_HTTP_STATUS",
@@ -311,6 +315,42 @@ def _as_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+class NodeTime(datetime):
+    """A parsed node time that remembers how many fractional-second digits its writer used.
+
+    Comparisons with runner times must happen at the writer's precision (``tribesqa.node_time``),
+    and JSON-shaped rows are re-serialised from the models: without the digits a node's
+    ``…43.902Z`` would come back as ``…43.902000Z`` and look microsecond-precise.
+    """
+
+    digits: int = 6
+
+    @classmethod
+    def of(cls, moment: datetime, digits: int) -> NodeTime:
+        made = cls(
+            moment.year,
+            moment.month,
+            moment.day,
+            moment.hour,
+            moment.minute,
+            moment.second,
+            moment.microsecond,
+            tzinfo=moment.tzinfo,
+        )
+        made.digits = digits
+        return made
+
+
+def _keep_digits(value: Any, handler: Any) -> datetime:
+    parsed = handler(value)
+    digits = fraction_digits(value) if isinstance(value, str) else getattr(value, "digits", 6)
+    return NodeTime.of(parsed, digits)
+
+
+def _render_time(value: datetime) -> str:
+    return render(value, getattr(value, "digits", 6))
+
+
 def _check_pubkey(value: str) -> str:
     if not _PUBKEY_RE.fullmatch(value):
         raise ValueError("must be a 64-character lowercase hex public key")
@@ -341,9 +381,13 @@ def _check_transport_address(value: str) -> str:
     return value
 
 
-#: An RFC 3339 timestamp with a timezone, normalised to UTC.
+#: An RFC 3339 timestamp with a timezone, normalised to UTC; JSON keeps the writer's precision.
 Timestamp = Annotated[
-    AwareDatetime, BeforeValidator(_reject_epoch_numbers), AfterValidator(_as_utc)
+    AwareDatetime,
+    BeforeValidator(_reject_epoch_numbers),
+    AfterValidator(_as_utc),
+    WrapValidator(_keep_digits),
+    PlainSerializer(_render_time, when_used="json"),
 ]
 #: A Nostr x-only public key: 64 lowercase hex characters.
 Pubkey = Annotated[str, AfterValidator(_check_pubkey)]

@@ -17,6 +17,9 @@ from tribes_sim.faults import parse_faults
 ROLLOUT_STAGES = ("pull", "build", "switch", "migrate", "restart")
 
 
+TIMESTAMP_PRECISIONS = ("seconds", "milliseconds", "microseconds")
+
+
 @dataclass
 class SimConfig:
     """Timing and behaviour knobs shared by Legion, node hosts and nodes."""
@@ -37,6 +40,8 @@ class SimConfig:
     nodes_per_host: int = 1
     legion_wait_active_s: float = 30.0
     missing_substitutes: list[str] = field(default_factory=list)
+    # isoformat timespec of every time a node or Legion writes: seconds, milliseconds, microseconds
+    timestamp_precision: str = "milliseconds"
     faults: list[str] = field(default_factory=list)
 
     def has_fault(self, name: str) -> bool:
@@ -50,6 +55,11 @@ class SimConfig:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         config = cls(**known)
         config.faults = sorted(parse_faults(config.faults))
+        if config.timestamp_precision not in TIMESTAMP_PRECISIONS:
+            raise ValueError(
+                f"timestamp_precision {config.timestamp_precision!r}: "
+                f"must be one of {', '.join(TIMESTAMP_PRECISIONS)}"
+            )
         return config
 
     @classmethod

@@ -58,6 +58,12 @@ CATALOGUE: dict[str, Fault] = {
             "Legion sync endpoints equal the transport addresses peers report",
         ),
         Fault(
+            "backdated-decommission",
+            "Legion stamps a decommission a minute in the past.",
+            ("cluster_lifecycle",),
+            "decommissioned_at is the time of the decommission",
+        ),
+        Fault(
             "stale-activated-at",
             "A reactivated or resynced node keeps its previous activated_at.",
             ("cluster_lifecycle", "trust_expansion_replay"),

@@ -35,7 +35,7 @@ from typing import Any
 from aiohttp import web
 
 from tribes_sim.config import SimConfig
-from tribes_sim.node import NodeSpec
+from tribes_sim.node import NodeSpec, set_timestamp_precision
 from tribes_sim.node_http import NodeServers
 
 log = logging.getLogger("tribes_sim.host")
@@ -173,7 +173,9 @@ def run_host(socket_path: Path, config_path: Path) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
-    asyncio.run(serve(socket_path, SimConfig.load(config_path)))
+    config = SimConfig.load(config_path)
+    set_timestamp_precision(config.timestamp_precision)
+    asyncio.run(serve(socket_path, config))
 
 
 def _fork_host(socket_path: Path, log_path: Path, config_path: Path) -> int:

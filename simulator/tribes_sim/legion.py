@@ -30,7 +30,7 @@ from aiohttp import web
 
 from tribes_sim.config import SimConfig
 from tribes_sim.hlc import HybridLogicalClock
-from tribes_sim.node import PROVIDER_REGIONS, utc_now
+from tribes_sim.node import PROVIDER_REGIONS, backdated, set_timestamp_precision, utc_now
 from tribes_sim.procs import pid_alive
 from tribesqa.keys import AdminKey, write_key_file
 from tribesqa.nip98 import authorization_for
@@ -743,6 +743,8 @@ class Legion:
                 409, "unsafe-operation", f"decommission {name} refused: it is the last active node"
             )
         now = utc_now()
+        if self.config.has_fault("backdated-decommission"):
+            now = backdated(now, 60)
         self._row(node, status="decommissioned", decommissioned_at=now)
         node["status"] = "decommissioned"
         await self.push_membership()
@@ -1001,6 +1003,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     config = SimConfig.load(args.dir / "sim-config.json")
+    set_timestamp_precision(config.timestamp_precision)
     asyncio.run(serve(args.dir, config, args.port))
     return 0
 

@@ -18,13 +18,13 @@ import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from tribes_sim.config import SimConfig
+from tribes_sim.config import TIMESTAMP_PRECISIONS, SimConfig
 from tribes_sim.generations import GenerationTree, system_store_path
 from tribes_sim.hlc import HybridLogicalClock
 from tribes_sim.store import LEGION_ORIGIN, NodeStore, SyncEvent
@@ -43,8 +43,27 @@ BASELINE_COMMIT = "baseline"
 log = logging.getLogger("tribes_sim.node")
 
 
+# How finely nodes and Legion stamp times (an isoformat ``timespec``). Real Tribes nodes may write
+# whole seconds; ``SimConfig.timestamp_precision`` lets a run make the simulator do the same.
+_TIMESPEC = {"timespec": "milliseconds"}
+
+
+def set_timestamp_precision(precision: str) -> None:
+    """Make every later ``utc_now`` of this process stamp at ``precision``."""
+    if precision not in TIMESTAMP_PRECISIONS:
+        raise ValueError(f"timestamp_precision must be one of {', '.join(TIMESTAMP_PRECISIONS)}")
+    _TIMESPEC["timespec"] = precision
+
+
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    moment = datetime.now(UTC).isoformat(timespec=_TIMESPEC["timespec"])
+    return moment.replace("+00:00", "Z")
+
+
+def backdated(stamp: str, seconds: float) -> str:
+    """``stamp`` (a ``utc_now`` text) moved ``seconds`` into the past, same precision."""
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")) - timedelta(seconds=seconds)
+    return moment.isoformat(timespec=_TIMESPEC["timespec"]).replace("+00:00", "Z")
 
 
 class NodeRefused(Exception):

@@ -31,6 +31,7 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "one-way-sync": re.compile(r"event|case|plugin state", re.I),
     "heal-loses-writes": re.compile(r"case|plugin state|counter", re.I),
     "wrong-transport-address": re.compile(r"sync endpoint|transport", re.I),
+    "backdated-decommission": re.compile(r"decommissioned_at", re.I),
     "stale-activated-at": re.compile(r"activated_at|activation", re.I),
     "selected-not-running": re.compile(r"selected|running", re.I),
     "replay-accepted": re.compile(r"replay", re.I),

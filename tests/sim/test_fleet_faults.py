@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import pytest
 from fleetkit import FAST_ROLLOUT, FleetRegistry, SimFleet, consistently, eventually
@@ -121,6 +122,19 @@ def stale_activated_at(fleet: SimFleet) -> None:
     eventually(active_again)
 
 
+def backdated_decommission(fleet: SimFleet) -> None:
+    fleet.legion.decommission(JOIN)
+
+    def backdated() -> None:
+        row = rows_on(fleet, INIT)[JOIN]
+        assert row["status"] == "decommissioned", row
+        stamped = datetime.fromisoformat(str(row["decommissioned_at"]))
+        written = datetime.fromisoformat(str(row["updated_at"]))
+        assert written - stamped >= timedelta(seconds=59), row
+
+    eventually(backdated)
+
+
 def selected_not_running(fleet: SimFleet) -> None:
     job_id = fleet.start_rollout(INIT)
     job = fleet.wait_job(INIT, job_id)
@@ -176,6 +190,7 @@ CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "one-way-sync": (2, {}, one_way_sync),
     "heal-loses-writes": (2, {}, heal_loses_writes),
     "wrong-transport-address": (1, {}, wrong_transport_address),
+    "backdated-decommission": (2, {}, backdated_decommission),
     "stale-activated-at": (2, {}, stale_activated_at),
     "selected-not-running": (1, {}, selected_not_running),
     "replay-accepted": (1, {}, replay_accepted),

@@ -49,6 +49,7 @@ from tribesqa.models import (
     parse_method_result,
     parse_payload,
 )
+from tribesqa.node_time import NodeStamp, bound_text, certainly_after, not_before, parse_stamp
 from tribesqa.tls import tls_context
 from tribesqa.waiting import (
     SYSTEM_CLOCK,
@@ -179,6 +180,17 @@ def _row_time(row: Mapping[str, Any] | None, name: str) -> datetime | None:
     try:
         return parse_time(value, name)
     except TribesFailure:
+        return None
+
+
+def _row_stamp(row: Mapping[str, Any] | None, name: str) -> NodeStamp | None:
+    """A node-written time of a row with the precision the node wrote it at (None if unset)."""
+    value = None if row is None else row.get(name)
+    if value is None:
+        return None
+    try:
+        return parse_stamp(value)
+    except (TypeError, ValueError):
         return None
 
 
@@ -362,16 +374,21 @@ class StatusMemory:
 
     _RANK = {"syncing": 0, "active": 1}
 
-    def __init__(self, started_at: datetime, grace_s: float = REGRESSION_GRACE_S) -> None:
+    def __init__(
+        self, started_at: datetime, grace_s: float = REGRESSION_GRACE_S, skew_s: float = 0.0
+    ) -> None:
         self.started_at = started_at
         self.grace_s = grace_s
+        self.skew_s = skew_s
         self.highest: dict[tuple[str, str], str] = {}
 
     def _written_during_wait(self, row: Mapping[str, Any]) -> bool:
-        updated = _row_time(row, "updated_at")
+        updated = _row_stamp(row, "updated_at")
         if updated is None:
             return False  # unknown: never fail fast on a guess
-        return updated > self.started_at + timedelta(seconds=self.grace_s)
+        # A node clock ahead by up to skew_s must not make an older row look written meanwhile.
+        begun = self.started_at + timedelta(seconds=self.grace_s)
+        return certainly_after(updated, begun, self.skew_s)
 
     def observe(
         self,
@@ -463,10 +480,11 @@ class MembershipJudge(_Judge):
         *,
         started_at: datetime,
         grace_s: float = REGRESSION_GRACE_S,
+        skew_s: float = 0.0,
     ) -> None:
         self.members = [node_id_of(m) for m in members]
         self.expected = {k: dict(v) for k, v in (expected or {}).items()}
-        self.memory = StatusMemory(started_at, grace_s)
+        self.memory = StatusMemory(started_at, grace_s, skew_s)
 
     def _allowed_decommissioned(self, node_id: str) -> bool:
         return self.expected.get(node_id, {}).get("status") == "decommissioned"
@@ -570,10 +588,15 @@ class NodeActiveJudge(_Judge):
     """``node``'s row is ``active`` on every observer; decommissioned or backwards is terminal."""
 
     def __init__(
-        self, node: str, *, started_at: datetime, grace_s: float = REGRESSION_GRACE_S
+        self,
+        node: str,
+        *,
+        started_at: datetime,
+        grace_s: float = REGRESSION_GRACE_S,
+        skew_s: float = 0.0,
     ) -> None:
         self.node_id = node_id_of(node)
-        self.memory = StatusMemory(started_at, grace_s)
+        self.memory = StatusMemory(started_at, grace_s, skew_s)
 
     def judge(self, views: Mapping[str, Any], errors: Mapping[str, str]) -> Judgement:
         nodes = list(views)
@@ -623,19 +646,50 @@ class ArchiveJudge(_Judge):
     """``node`` is archived as decommissioned on every observer and is none of its sync servers.
 
     A view is ``{"rows": [...], "servers": [url, ...]}`` (cluster_nodes.list + sync.status).
+    ``decommissioned_at`` must not be before ``since`` at the node's precision, allowing
+    ``skew_s`` (``tribesqa.node_time.not_before``).
+
+    Settled (fails at that poll, no wait can change it): a row updated during this step (its
+    ``updated_at`` not before ``since``) whose ``decommissioned_at`` is before ``since``: the
+    node wrote a wrong time now. An *old* row (updated before ``since``) may still be replaced
+    by the new decommission, so it only lags.
     """
 
+    SETTLED = ("decommissioned_at written during the step is before since",)
+
     def __init__(
-        self, node: str, transport_address: str | None, since: datetime | None = None
+        self,
+        node: str,
+        transport_address: str | None,
+        since: datetime | None = None,
+        skew_s: float = 0.0,
     ) -> None:
         self.node_id = node_id_of(node)
         self.transport_address = (transport_address or "").rstrip("/") or None
         self.since = since
+        self.skew_s = skew_s
+
+    def _stamp_problem(
+        self, observer: str, row: Mapping[str, Any], stamp: NodeStamp
+    ) -> tuple[str, str | None]:
+        """(problem, settled reason or None) of a ``decommissioned_at`` before ``since``."""
+        assert self.since is not None
+        bound = bound_text(self.since, self.skew_s, stamp)
+        allowance = f", allowing {self.skew_s:g} s of clock skew" if self.skew_s else ""
+        problem = (
+            f"decommissioned_at {stamp.text()} on {observer} is before {bound} "
+            f"(the step began {_iso(self.since)}{allowance})"
+        )
+        updated = _row_stamp(row, "updated_at")
+        written_now = updated is not None and not_before(updated, self.since, self.skew_s)
+        settled = f"{problem} (settled: the row was written during the step)"
+        return problem, settled if written_now else None
 
     def judge(self, views: Mapping[str, Any], errors: Mapping[str, str]) -> Judgement:
         nodes = list(views)
         problems: list[str] = []
         mismatches: list[Mismatch] = []
+        terminal: str | None = None
         for observer in nodes:
             view = views[observer]
             if view is None:
@@ -652,22 +706,22 @@ class ArchiveJudge(_Judge):
                 mismatches.append(
                     Mismatch(observer, self.node_id, "status", "decommissioned", status)
                 )
-            stamp = _row_time(row, "decommissioned_at")
+            stamp = _row_stamp(row, "decommissioned_at")
             if stamp is None:
                 problems.append(f"decommissioned_at not set on {observer}")
                 mismatches.append(
                     Mismatch(observer, self.node_id, "decommissioned_at", "set", None)
                 )
-            elif self.since is not None and stamp < self.since:
-                problems.append(
-                    f"decommissioned_at {row.get('decommissioned_at')} on {observer} is before {_iso(self.since)}"
-                )
+            elif self.since is not None and not not_before(stamp, self.since, self.skew_s):
+                problem, settled = self._stamp_problem(observer, row, stamp)
+                problems.append(problem)
+                terminal = terminal or settled
                 mismatches.append(
                     Mismatch(
                         observer,
                         self.node_id,
                         "decommissioned_at",
-                        f">= {_iso(self.since)}",
+                        f">= {bound_text(self.since, self.skew_s, stamp)}",
                         row.get("decommissioned_at"),
                     )
                 )
@@ -686,6 +740,7 @@ class ArchiveJudge(_Judge):
             problem="" if done else "; ".join(problems),
             agreement=_agree_phrase(len(nodes) - len(lagging), len(nodes)),
             lagging=lagging,
+            terminal=None if done else terminal,
             mismatches=mismatches,
             explain=lambda: (
                 membership_matrix({n: None if v is None else v["rows"] for n, v in views.items()}),
@@ -695,9 +750,17 @@ class ArchiveJudge(_Judge):
 
 
 def activation_problems(
-    node: str, views: Mapping[str, Any], errors: Mapping[str, str], after: datetime
+    node: str,
+    views: Mapping[str, Any],
+    errors: Mapping[str, str],
+    after: datetime,
+    skew_s: float = 0.0,
 ) -> tuple[list[str], list[Mismatch]]:
-    """Observers whose row of ``node`` lacks an ``activated_at`` later than ``after``."""
+    """Observers whose row of ``node`` lacks an ``activated_at`` not before ``after``.
+
+    Compared at the node's precision after the ``skew_s`` allowance
+    (``tribesqa.node_time.not_before``): an activation in the same tick as ``after`` is fresh.
+    """
     node_id = node_id_of(node)
     problems: list[str] = []
     mismatches: list[Mismatch] = []
@@ -710,16 +773,15 @@ def activation_problems(
             problems.append(f"{observer} has no row")
             mismatches.append(Mismatch(observer, node_id, PRESENCE, "present", "missing"))
             continue
-        stamp = _row_time(row, "activated_at")
-        if stamp is None or stamp <= after:
+        stamp = _row_stamp(row, "activated_at")
+        if stamp is None or not not_before(stamp, after, skew_s):
             shown = row.get("activated_at")
+            wanted = _iso(after) if stamp is None else bound_text(after, skew_s, stamp)
             problems.append(
                 f"{observer} has activated_at {shown}"
                 + (f" (status {row.get('status')})" if row.get("status") != "active" else "")
             )
-            mismatches.append(
-                Mismatch(observer, node_id, "activated_at", f"> {_iso(after)}", shown)
-            )
+            mismatches.append(Mismatch(observer, node_id, "activated_at", f">= {wanted}", shown))
     return problems, mismatches
 
 
@@ -1359,7 +1421,8 @@ class ConvergenceKeywords(Component):
     ) -> list[dict[str, Any]]:
         names = self.nodes_or_active(nodes)
         timeouts = self.ctx.require_timeouts()
-        judge = MembershipJudge(names, expected, started_at=self.clock.wall())
+        skew = self.ctx.require_timeouts().clock_skew
+        judge = MembershipJudge(names, expected, started_at=self.clock.wall(), skew_s=skew)
         spec = _WaitSpec(
             "membership differs" if once else "membership not converged",
             "membership matches" if once else "membership converged",
@@ -1390,7 +1453,7 @@ class ConvergenceKeywords(Component):
         self._learn_node_ids()
         observers = [n for n in self.ctx.active_names() if n != node] + [node]
         timeouts = self.ctx.require_timeouts()
-        judge = NodeActiveJudge(node, started_at=self.clock.wall())
+        judge = NodeActiveJudge(node, started_at=self.clock.wall(), skew_s=timeouts.clock_skew)
         spec = _WaitSpec(
             f"node {node} not active everywhere",
             f"node {node} active everywhere",
@@ -1424,9 +1487,8 @@ class ConvergenceKeywords(Component):
             raise TribesFailure(f"node {node}: no remaining active node to check the archive on")
         record = records.get(node)
         timeouts = self.ctx.require_timeouts()
-        if moment is not None:
-            moment -= timedelta(seconds=timeouts.clock_skew)
-        judge = ArchiveJudge(node, record.transport_address if record else None, moment)
+        address = record.transport_address if record else None
+        judge = ArchiveJudge(node, address, moment, timeouts.clock_skew)
 
         def probe(observer: str) -> dict[str, Any]:
             client = self._poll_client(observer)
@@ -1465,12 +1527,12 @@ class ConvergenceKeywords(Component):
         """
         node = str(node)
         skew = self.ctx.require_timeouts().clock_skew
-        moment = parse_time(after, "after") - timedelta(seconds=skew)
+        moment = parse_time(after, "after")
         observers = self.nodes_or_active(())
         if node not in observers:
             observers.append(node)
         views, errors = self._once(observers, self._membership_rows_patient)
-        problems, mismatches = activation_problems(node, views, errors, moment)
+        problems, mismatches = activation_problems(node, views, errors, moment, skew)
         if problems:
             good = len(observers) - len({m.node for m in mismatches} | set(errors))
             judgement = Judgement(
@@ -1482,7 +1544,8 @@ class ConvergenceKeywords(Component):
             )
             allowance = f", allowing {skew:g} s of clock skew" if skew else ""
             message = (
-                f"activation of {node} is not fresh (not after {_iso(moment)}{allowance}): "
+                f"activation of {node} is not fresh (before {_iso(moment)} at the node's "
+                f"precision{allowance}): "
                 f"{judgement.problem}; {judgement.agreement}"
             )
             raise self._failure(message, judgement, None, title="membership row \\ observer")
