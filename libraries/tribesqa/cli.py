@@ -57,11 +57,26 @@ def sim_up(
         int | None,
         typer.Option(min=1, help="Nodes per host process (default: 1, or 10 above 10 nodes)."),
     ] = None,
+    owner_pid: Annotated[
+        int | None,
+        typer.Option(
+            "--owner-pid",
+            help="The process that owns the fleet: when it dies unstopped, the fleet and its "
+            "directory are removed (by tribes-qa run, or the next fleet started beside it).",
+        ),
+    ] = None,
 ) -> None:
     """Start Legion plus an N-node cluster in the background; print where the descriptor is."""
     from tribes_sim.faults import UnknownFaultError
     from tribes_sim.fleet import FleetError, LegionClientError, start_fleet
+    from tribesqa.fleet_dirs import sweep_orphan_fleets, write_owner
 
+    if owner_pid is not None:
+        # Owned by a robot process: the runner (or a later run) stops and removes the fleet,
+        # keys included, when that process dies without stopping it.
+        directory = directory.resolve()
+        sweep_orphan_fleets(directory.parent)
+        write_owner(directory, owner_pid, remove=True)
     try:
         descriptor = start_fleet(
             directory,
@@ -99,12 +114,25 @@ def sim_status(
 @sim_app.command("down")
 def sim_down(
     directory: Annotated[Path, typer.Option("--dir", help="Fleet directory.")] = DEFAULT_SIM_DIR,
+    remove: Annotated[
+        bool,
+        typer.Option("--remove", help="Also delete the fleet directory (it holds the keys)."),
+    ] = False,
 ) -> None:
-    """Stop Legion and every node; leave no process behind."""
+    """Stop Legion and every node; leave no process behind (and, with --remove, no file)."""
     from tribes_sim.fleet import stop_fleet
+    from tribesqa.fleet_dirs import remove_fleet_dir
 
-    was_running = stop_fleet(directory.resolve())
+    directory = directory.resolve()
+    was_running = stop_fleet(directory)
     typer.echo("stopped" if was_running else "no fleet was running")
+    if remove:
+        try:
+            removed = remove_fleet_dir(directory)
+        except ValueError as error:
+            typer.echo(f"tribes-qa sim down: {error}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"removed {directory}" if removed else f"no directory {directory}")
 
 
 config_app = typer.Typer(help="Check target, roster and timeouts files.", no_args_is_help=True)

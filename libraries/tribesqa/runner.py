@@ -25,10 +25,8 @@ pabot specifics (pabot 5.2, read from its source):
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -248,10 +246,9 @@ def run_fleets(run_id: str) -> dict[Path, dict[str, object]]:
         if "tribes_sim.legion" not in words or "--dir" not in words[:-1]:
             continue
         directory = Path(words[words.index("--dir") + 1])
-        owner: dict[str, object] = {}
-        with contextlib.suppress(OSError, ValueError):
-            owner = json.loads((directory / "owner.json").read_text())
-        fleets[directory] = owner
+        from tribesqa.fleet_dirs import read_owner
+
+        fleets[directory] = read_owner(directory)
     return fleets
 
 
@@ -264,6 +261,7 @@ def _alive(pid: object) -> bool:
 def stop_fleets(run_id: str, *, orphans_only: bool = False) -> list[Path]:
     """Stop the run's fleets (only those whose owning robot process died, with ``orphans_only``)."""
     from tribes_sim.fleet import stop_fleet
+    from tribesqa.fleet_dirs import remove_fleet_dir
 
     stopped = []
     for directory, owner in run_fleets(run_id).items():
@@ -272,7 +270,8 @@ def stop_fleets(run_id: str, *, orphans_only: bool = False) -> list[Path]:
         with contextlib.suppress(Exception):
             stop_fleet(directory, timeout_s=10.0)
         if owner.get("remove"):
-            shutil.rmtree(directory, ignore_errors=True)
+            with contextlib.suppress(OSError, ValueError):
+                remove_fleet_dir(directory)
         stopped.append(directory)
     return stopped
 

@@ -111,6 +111,8 @@ def _variables_for(kind: str, tmp_path: Path, fleets: Path) -> Path:
     else:
         text = SIM_AS_REAL_VARIABLES.read_text()
         assert "{tmp}/tribes-qa-sim-as-real" in text
+        # Keep the fleet directory after the run: the scan needs the keys it looks for.
+        text = text.replace("down, --remove,", "down,")
         target.write_text(text.replace("{tmp}/tribes-qa-sim-as-real", str(fleets)))
     return target
 

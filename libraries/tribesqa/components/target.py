@@ -12,6 +12,7 @@ from robot.result import TestCase
 
 from tribesqa.components.base import Component
 from tribesqa.config import RosterEntry, parse_target
+from tribesqa.default_target import ensure_target_variables
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.models import NodeRecord
 from tribesqa.shared_fleet import EXCLUSIVE, LocalStore, SharedFleetGuard, SharedHandle
@@ -44,20 +45,21 @@ class TargetKeywords(Component):
     def open_target(self, target: Any = None, roster: Any = None) -> None:
         """Open the fleet this run targets: ``${TARGET}`` from the variables file by default.
 
+        With no ``${TARGET}`` at all (plain ``robot suites/``), the default target
+        ``variables/sim.yaml`` is used exactly as if it were given with ``--variablefile``;
+        the log says which target was chosen and why.
+
         On the simulator this starts a private fleet (Legion, no nodes yet) for the suite; on a
         real fleet it runs the target's setup command, if any. Call it in ``Suite Setup``.
 
         Example: ``Suite Setup    Open Target``
         """
         builtin = BuiltIn()
+        why = "target given to Open Target" if target is not None else ensure_target_variables()
         raw_target = target if target is not None else builtin.get_variable_value("${TARGET}")
-        if raw_target is None:
-            raise TribesFailure(
-                "no target: pass --variablefile variables/sim.yaml (or another target file)"
-            )
         raw_roster = roster if roster is not None else builtin.get_variable_value("${ROSTER}")
         opened = self.ctx.open_target(raw_target, raw_roster, self.ctx.labels.suite)
-        logger.info(f"Target: {opened.describe()}")
+        logger.info(f"Target: {opened.describe()}; {why}")
 
     @keyword
     def close_target(self) -> None:
@@ -129,6 +131,8 @@ class TargetKeywords(Component):
             logger.info(f"Attached to shared target {shared.id} (opened here)")
             return
         builtin = BuiltIn()
+        if target is None:
+            logger.info(ensure_target_variables())
         raw_target = target if target is not None else builtin.get_variable_value("${TARGET}")
         raw_roster = roster if roster is not None else builtin.get_variable_value("${ROSTER}")
         kind = parse_target(raw_target).kind.value

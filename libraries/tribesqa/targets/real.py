@@ -204,10 +204,12 @@ class RealTarget(Target):
             "label": f"{safe_label(label)}-{secrets.token_hex(3)}",
             "results_dir": str(self.results_dir),
             "tmp": tempfile.gettempdir(),
+            "runner_pid": os.getpid(),
         }
+        # Opened before the setup runs: a setup that fails half-way still gets its teardown.
+        self.opened = True
         if self.settings.setup_command:
             self._local(self.settings.setup_command, "setup_command")
-        self.opened = True
         self._legion = CliLegion(self.settings, self.values, self.timeouts.legion_operation)
 
     # -- a fleet shared by several robot processes (the per-node gate under pabot) ------------

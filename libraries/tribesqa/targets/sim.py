@@ -7,11 +7,12 @@ import json
 import os
 import re
 import secrets
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from robot.api import logger
 
 from tribes_sim.fleet import (
     LegionClient,
@@ -22,6 +23,7 @@ from tribes_sim.fleet import (
 )
 from tribesqa.config import DEFAULT_NODE_COMMANDS, SimSettings, TargetConfig, TimeoutProfile
 from tribesqa.config import PluginTransport as PluginTransportKind
+from tribesqa.fleet_dirs import remove_fleet_dir, sweep_orphan_fleets, write_owner
 from tribesqa.keys import AdminKey
 from tribesqa.ssh import SshEndpointInfo, SshSessions
 from tribesqa.targets.base import LegionDriver, LegionError, Nemesis, PluginTransport, Target
@@ -98,18 +100,6 @@ def safe_label(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", leaf).strip("_")[:32] or "fleet"
 
 
-# ``<fleet dir>/owner.json``: {"pid": the robot process that owns the fleet, or null once it is
-# shared with the whole run; "remove": whether the directory goes when the fleet stops}.
-# ``tribes-qa run`` stops a fleet whose owner died (pabot's --processtimeout kills robot, not
-# Legion, which runs in its own session) and, at the end of a run, every fleet the run started.
-OWNER_FILE = "owner.json"
-
-
-def write_owner(fleet_dir: Path, pid: int | None, remove: bool) -> None:
-    fleet_dir.mkdir(parents=True, exist_ok=True)
-    (fleet_dir / OWNER_FILE).write_text(json.dumps({"pid": pid, "remove": remove}))
-
-
 class SimTarget(Target):
     kind = "sim"
 
@@ -126,6 +116,8 @@ class SimTarget(Target):
 
     def open(self, label: str) -> None:
         base = Path(self.settings.fleets_dir) if self.settings.fleets_dir else default_fleets_dir()
+        for swept in sweep_orphan_fleets(base):
+            logger.info(f"removed the fleet of a run that died without closing it: {swept}")
         self.fleet_dir = (base / f"{safe_label(label)}-{secrets.token_hex(3)}").resolve()
         write_owner(self.fleet_dir, os.getpid(), not self.settings.keep_fleet_dirs)
         descriptor = start_fleet(
@@ -204,7 +196,7 @@ class SimTarget(Target):
         if self.fleet_dir is not None:
             stop_fleet(self.fleet_dir)
             if not self.settings.keep_fleet_dirs:
-                shutil.rmtree(self.fleet_dir, ignore_errors=True)
+                remove_fleet_dir(self.fleet_dir)
         self._legion = None
         self._nemesis = None
 
