@@ -209,13 +209,15 @@ def start_legion(directory: Path, timeout_s: float = 20.0) -> dict[str, Any]:
     log_file.close()
     deadline = time.monotonic() + timeout_s
     try:
-        while time.monotonic() < deadline:
+        while True:  # the last look at or after the deadline
             info = legion_info(directory)
             if info:
                 return info
             if process.poll() is not None:
                 tail = (directory / "legion.log").read_text()[-2000:]
                 raise FleetError(f"Legion exited with {process.returncode} while starting:\n{tail}")
+            if time.monotonic() >= deadline:
+                break
             time.sleep(0.02)
     except BaseException:
         # Interrupted (Ctrl-C, a runner's SIGTERM) before Legion was up: nobody could stop it

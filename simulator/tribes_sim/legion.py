@@ -405,7 +405,7 @@ class Legion:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         last = "no answer"
-        while loop.time() < deadline:
+        while True:  # the last look at or after the deadline
             try:
                 async with self.http.get(f"{node['admin_url']}/healthz") as response:
                     await response.read()
@@ -414,6 +414,8 @@ class Legion:
                     last = f"HTTP {response.status}"
             except (aiohttp.ClientError, TimeoutError) as error:
                 last = f"{type(error).__name__}"
+            if loop.time() >= deadline:
+                break
             await asyncio.sleep(0.01)
         raise LegionError(
             504, "node-not-ready", f"{node['name']} not healthy after {timeout_s} s ({last})"
@@ -577,7 +579,9 @@ class Legion:
         lagging: dict[str, str] = {}
         activated_at: str | None = None
         calls = 0
-        while loop.time() < deadline:
+        # Ask, then check the deadline: the last look is taken at or after it, so a join that
+        # completes during the final pause is never reported as a timeout.
+        while True:
             asked = [pending[node["name"]]] if node["name"] in pending else list(pending.values())
             calls += len(asked)
             views = await asyncio.gather(
@@ -602,6 +606,8 @@ class Legion:
                 )
                 self.save()
                 return calls
+            if loop.time() >= deadline:
+                break
             await asyncio.sleep(0.01 if node["name"] in pending else 0.01 + 0.0005 * len(pending))
         shown = "; ".join(f"{name} {state}" for name, state in lagging.items() if name in pending)
         if node["name"] in pending:

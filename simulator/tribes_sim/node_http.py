@@ -86,7 +86,10 @@ class NodeServers:
             await web.SockSite(runner, sockets[listener]).start()
             self.runners.append(runner)
         await self._start_ssh(saved, low, high, rng)
-        ports_file.write_text(json.dumps(self.ports))
+        # Atomic: the runner reads this file while a node restarts and must never see it empty.
+        partial = ports_file.with_suffix(".json.partial")
+        partial.write_text(json.dumps(self.ports))
+        os.replace(partial, ports_file)
         await node.start()
         return self.describe()
 
