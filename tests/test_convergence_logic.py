@@ -217,7 +217,7 @@ def test_status_memory_grace_and_reactivation() -> None:
 
 
 def test_unexpected_decommission_of_a_member_is_terminal() -> None:
-    gone = [row("hetzner-1"), row("scaleway-1"), row("ovh-1", "decommissioned")]
+    gone = [row("hetzner-1"), row("scaleway-1"), row("ovh-1", "decommissioned", updated=LATER)]
     judge = MembershipJudge(NODES, started_at=START)
     probe = ScriptedFleet({"hetzner-1": [gone], "scaleway-1": [ALL_ACTIVE], "ovh-1": [ALL_ACTIVE]})
     with pytest.raises(WaitTerminal):
@@ -225,6 +225,25 @@ def test_unexpected_decommission_of_a_member_is_terminal() -> None:
     assert judge.last is not None
     assert judge.last.terminal is not None
     assert judge.last.terminal.startswith("node ovh-1 unexpectedly decommissioned on hetzner-1")
+
+
+def test_a_decommission_in_the_same_tick_as_a_live_row_is_lag_not_a_verdict() -> None:
+    # Written by different writers in one tick (or within the skew allowance): which came last
+    # cannot be told, so the wait goes on; the deadline still reports a member not active.
+    same_tick = [row("hetzner-1"), row("scaleway-1"), row("ovh-1", "decommissioned")]
+    judge = MembershipJudge(NODES, started_at=START)
+    probe = ScriptedFleet(
+        {"hetzner-1": [same_tick], "scaleway-1": [ALL_ACTIVE], "ovh-1": [ALL_ACTIVE]}
+    )
+    with pytest.raises(WaitTimeout):
+        wait(judge, probe)
+    assert judge.last is not None and judge.last.terminal is None
+    assert "node ovh-1 still decommissioned on hetzner-1" in judge.last.problem
+    skewed = [row("hetzner-1"), row("scaleway-1"), row("ovh-1", "decommissioned", updated=LATER)]
+    within = MembershipJudge(NODES, started_at=START, skew_s=120)  # LATER - BEFORE = 65 s
+    views = {"hetzner-1": skewed, "scaleway-1": ALL_ACTIVE, "ovh-1": ALL_ACTIVE}
+    assert within.judge(views, {}).terminal is None
+    assert MembershipJudge(NODES, started_at=START, skew_s=30).judge(views, {}).terminal
 
 
 def test_archived_row_of_a_former_member_is_fine_and_expected_decommission_too() -> None:
@@ -315,7 +334,7 @@ def test_node_active_everywhere_message_and_terminal() -> None:
         "node ovh-1 not active everywhere: node ovh-1 still syncing on hetzner-1 after 20.0 s; "
         "2 of 3 nodes agree"
     )
-    gone = [row("hetzner-1"), row("scaleway-1"), row("ovh-1", "decommissioned")]
+    gone = [row("hetzner-1"), row("scaleway-1"), row("ovh-1", "decommissioned", updated=LATER)]
     result = judge.judge({"hetzner-1": gone, "scaleway-1": ALL_ACTIVE, "ovh-1": ALL_ACTIVE}, {})
     assert result.terminal is not None and "decommissioned" in result.terminal
     assert (

@@ -247,3 +247,19 @@ def test_the_skew_allowance_is_named_and_applied() -> None:
     )
     assert "is before 2026-12-01T19:44:44Z" in refused.problem
     assert "allowing 2 s of clock skew" in refused.problem
+
+
+def test_every_judge_that_fails_fast_names_its_settled_checks() -> None:
+    from tribesqa.components import convergence
+
+    judges = {
+        name: cls
+        for name, cls in vars(convergence).items()
+        if isinstance(cls, type)
+        and issubclass(cls, convergence._Judge)
+        and cls.__name__ != "_Judge"
+    }
+    failing_fast = {"MembershipJudge", "NodeActiveJudge", "ArchiveJudge"}
+    assert failing_fast <= set(judges)
+    for name, cls in judges.items():
+        assert bool(cls.SETTLED) == (name in failing_fast), name

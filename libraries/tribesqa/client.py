@@ -7,8 +7,6 @@ method and the cause, e.g. ``node ovh-1 / rollout.start refused: substitutes-mis
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,6 +16,15 @@ from tribesqa.keys import AdminKey
 from tribesqa.models import parse_method_result
 from tribesqa.nip98 import Nip98Auth
 from tribesqa.tls import tls_context
+from tribesqa.waiting import (
+    SYSTEM_CLOCK,
+    Clock,
+    Observation,
+    Verdict,
+    WaitTerminal,
+    WaitTimeout,
+    poll_until,
+)
 
 
 class ManagementError(AssertionError):
@@ -46,13 +53,13 @@ class ManagementClient:
         timeout_s: float,
         ready_timeout_s: float,
         retry_interval_s: float = 0.1,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.node = node
         self.admin_url = admin_url.rstrip("/")
         self.ready_timeout_s = ready_timeout_s
         self.retry_interval_s = retry_interval_s
-        self._sleep = sleep
+        self._clock = clock
         self.http = httpx.Client(
             auth=Nip98Auth(key),
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
@@ -73,34 +80,66 @@ class ManagementClient:
             raise ManagementError(self.node, "healthz", "unreachable", _cause(error)) from None
         return response.status_code, _json_or_text(response)
 
+    def _post(self, method: str, body: dict[str, Any]) -> tuple[int, Any]:
+        try:
+            response = self.http.post(self.endpoint, json=body)
+        except httpx.HTTPError as error:
+            raise ManagementError(self.node, method, "unreachable", _cause(error)) from None
+        return response.status_code, _json_or_text(response)
+
+    def _until_ready(self, method: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """Repeat the call while the node answers 503 (booting, restarting), up to node_ready.
+
+        Through the one wait engine. An unreachable node ends the wait at once, as the first
+        call would have; after the deadline the last answer (a 503) is returned.
+        """
+
+        def judge(observations: dict[str, Observation]) -> Verdict:
+            seen = observations[self.node]
+            if seen.error is not None:
+                return Verdict(False, "unreachable", [self.node], terminal=seen.error)
+            status = seen.value[0]
+            return Verdict(status != 503, f"HTTP {status}", [] if status != 503 else [self.node])
+
+        try:
+            result = poll_until(
+                [self.node],
+                lambda _: self._post(method, body),
+                judge,
+                what=f"node {self.node} ready for {method}",
+                timeout_s=self.ready_timeout_s,
+                interval_s=self.retry_interval_s,
+                clock=self._clock,
+                max_workers=1,
+            )
+        except WaitTerminal as failure:
+            cause = failure.result.observations[self.node].error or "no answer"
+            raise ManagementError(self.node, method, "unreachable", cause) from None
+        except WaitTimeout as timeout:
+            return timeout.result.observations[self.node].value
+        return result.observations[self.node].value
+
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """Return the ``result`` of ``method``; raise ManagementError otherwise."""
-        deadline = time.monotonic() + self.ready_timeout_s
         body = {"method": method, "params": params or {}}
-        while True:
-            try:
-                response = self.http.post(self.endpoint, json=body)
-            except httpx.HTTPError as error:
-                raise ManagementError(self.node, method, "unreachable", _cause(error)) from None
-            payload = _json_or_text(response)
-            if response.status_code == 503 and time.monotonic() < deadline:
-                self._sleep(self.retry_interval_s)
-                continue
-            if not isinstance(payload, dict):
-                raise ManagementError(
-                    self.node,
-                    method,
-                    "invalid-payload",
-                    f"HTTP {response.status_code}, body is not a JSON object: {str(payload)[:200]}",
-                    response.status_code,
-                )
-            if response.status_code == 200 and payload.get("ok") is True:
-                return payload.get("result")
-            code = str(payload.get("error") or f"http-{response.status_code}")
-            message = str(payload.get("message") or "")
-            if response.status_code == 503:
-                message = f"still not ready after {self.ready_timeout_s:g} s {message}".strip()
-            raise ManagementError(self.node, method, code, message, response.status_code)
+        status, payload = self._post(method, body)
+        if status == 503 and self.ready_timeout_s > 0:
+            status, payload = self._until_ready(method, body)
+        if not isinstance(payload, dict):
+            raise ManagementError(
+                self.node,
+                method,
+                "invalid-payload",
+                f"HTTP {status}, body is not a JSON object: {str(payload)[:200]}",
+                status,
+            )
+        if status == 200 and payload.get("ok") is True:
+            return payload.get("result")
+        code = str(payload.get("error") or f"http-{status}")
+        message = str(payload.get("message") or "")
+        if status == 503:
+            message = f"still not ready after {self.ready_timeout_s:g} s {message}".strip()
+        raise ManagementError(self.node, method, code, message, status)
 
     def call_typed(self, method: str, params: dict[str, Any] | None = None) -> BaseModel:
         """Like ``call`` but validated against the contract model of ``method``."""

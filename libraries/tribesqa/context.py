@@ -12,7 +12,7 @@ from typing import Any
 from tribesqa.client import ManagementClient
 from tribesqa.config import TargetConfig, TimeoutProfile, load_timeouts, parse_roster, parse_target
 from tribesqa.keys import AdminKey
-from tribesqa.models import NodeRecord
+from tribesqa.models import LegionNodeStatus, NodeRecord
 from tribesqa.ssh import SshEndpointInfo, SshSessions
 from tribesqa.targets import Target, create_target
 from tribesqa.targets.base import PluginTransport
@@ -125,10 +125,7 @@ class LibraryContext:
         """Use a fleet another process opened (``handle`` from its ``shared_handle()``); closing
         it here releases only this process's clients, never the fleet."""
         target = self._new_target(raw_target, raw_roster)
-        attach = getattr(target, "attach", None)
-        if attach is None:
-            raise AssertionError(f"a {target.kind} target cannot attach to a shared fleet")
-        attach(handle)
+        target.attach(handle)
         self._install(target)
         self.shared_id = shared_id
         return target
@@ -145,9 +142,7 @@ class LibraryContext:
 
     def _install(self, target: Target) -> Target:
         self.target = target
-        bind = getattr(target, "bind", None)
-        if bind is not None:
-            bind(self.ssh, self.ssh_endpoint, self.member_names, self.transport_host_port)
+        target.bind(self.ssh, self.ssh_endpoint, self.member_names, self.transport_host_port)
         return target
 
     def close_target(self) -> list[str]:
@@ -212,11 +207,11 @@ class LibraryContext:
         return [
             n
             for n, r in self.refresh_records().items()
-            if r.admin_url and r.status.value in ("ready", "decommissioned")
+            if r.admin_url and r.status in (LegionNodeStatus.READY, LegionNodeStatus.DECOMMISSIONED)
         ]
 
     def active_names(self) -> list[str]:
-        return [n for n, r in self.refresh_records().items() if r.status.value == "ready"]
+        return [n for n, r in self.refresh_records().items() if r.status is LegionNodeStatus.READY]
 
     def transport_host_port(self, name: str) -> str:
         record = self.record(name)

@@ -51,13 +51,22 @@ def load_default_variables(path: Path = DEFAULT_VARIABLES) -> dict[str, Any]:
     return data
 
 
-def ensure_target_variables(builtin: BuiltIn | None = None) -> str:
-    """Make sure ``${TARGET}`` exists; return one log line saying which target and why."""
+def target_origin(builtin: BuiltIn | None = None) -> str:
+    """Where ``${TARGET}`` came from, for the log."""
+    builtin = builtin or BuiltIn()
+    if _given_on_command_line(builtin, "TARGET"):
+        return "target from the command line (--variablefile/--variable)"
+    return "target from the suite's own variables"
+
+
+def ensure_target_variables(builtin: BuiltIn | None = None) -> str | None:
+    """Set the default target's variables when ``${TARGET}`` is missing.
+
+    Returns the log line saying so, or None when a target was given (nothing was changed).
+    """
     builtin = builtin or BuiltIn()
     if builtin.get_variable_value("${TARGET}") is not None:
-        if _given_on_command_line(builtin, "TARGET"):
-            return "target from the command line (--variablefile/--variable)"
-        return "target from the suite's own variables"
+        return None
     data = load_default_variables()
     kept = []
     for name, value in data.items():

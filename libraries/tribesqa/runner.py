@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import secrets
 import signal
 import socket
@@ -183,7 +184,7 @@ def build_command(request: RunRequest, argfiles: list[Path] | None = None) -> li
         host, port = parse_host_port(request.pabotlib_attach)
         pabot += ["--no-pabotlib", "--pabotlibhost", host, "--pabotlibport", str(port)]
     else:
-        pabot += ["--pabotlibport", str(request.pabotlib_port or 0)]
+        pabot += ["--pabotlibport", str(request.pabotlib_port or pick_pabotlib_port())]
     if request.shard:
         pabot += ["--shard", request.shard]
     if request.process_timeout:
@@ -233,9 +234,14 @@ def _signal_and_wait(pids: list[int], run_id: str, grace_s: float) -> None:
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and set(pids) & set(marked_processes(run_id)):
         time.sleep(0.1)
-    for pid in set(pids) & set(marked_processes(run_id)):
+    killed = set(pids) & set(marked_processes(run_id))
+    for pid in killed:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    # SIGKILL is not instant: return when they are gone, so "nothing left" is true on return.
+    deadline = time.monotonic() + grace_s
+    while killed and time.monotonic() < deadline and killed & set(marked_processes(run_id)):
+        time.sleep(0.05)
 
 
 def run_fleets(run_id: str) -> dict[Path, dict[str, object]]:
@@ -310,6 +316,24 @@ def pabotlib_reachable(host: str, port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1.0):
         return True
     return False
+
+
+# PabotLib's port when the run names none. pabot's own "--pabotlibport 0" binds port 0, closes
+# it and hands the number to PabotLib, which binds it a second later: a port from the ephemeral
+# range (32768-60999 here), which any of the simulator's outgoing connections may take first.
+# This block is below both the ephemeral range and the simulator's node ports (12000-29999).
+PABOTLIB_PORTS = (10000, 11999)
+
+
+def pick_pabotlib_port(attempts: int = 64) -> int:
+    """A free port from ``PABOTLIB_PORTS`` (random, so two runs rarely try the same one)."""
+    low, high = PABOTLIB_PORTS
+    rng = random.Random()
+    for _ in range(attempts):
+        port = rng.randint(low, high)
+        if port_free(port):
+            return port
+    raise RunError(f"no free port for PabotLib in {low}-{high}")
 
 
 def port_free(port: int) -> bool:

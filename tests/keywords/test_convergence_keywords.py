@@ -227,7 +227,9 @@ DIVERGED = (
     Force Full Resync    ovh-1
     ${case}=    Conv Create Case    hetzner-1    run-9    written-while-split
     Set Suite Variable    ${CASE}    ${case}
-    Wait Until Case Is Visible On Node    scaleway-1    run-9    ${case}
+    # Setup, not under test: the 1.5 s waits of this suite are for the checks meant to fail.
+    Wait Until Keyword Succeeds    30 s    0.1 s
+    ...    Wait Until Case Is Visible On Node    scaleway-1    run-9    ${case}
 
 *** Test Cases ***
 Membership Diverged
@@ -304,7 +306,7 @@ def test_a_diverged_cluster_fails_each_wait_with_a_message_and_a_marked_table(
 
     stale = tests["Stale Check Catches A Visible Case"].message
     assert re.match(
-        r"case case-\w+ appeared on scaleway-1 after 0\.\d s \(expected it to stay", stale
+        r"case case-\w+ appeared on scaleway-1 after \d+\.\d s \(expected it to stay", stale
     )
     invisible = tests["Case Not Visible On Partitioned Node"].message
     assert re.fullmatch(r"run run-9: case case-\w+ not visible on ovh-1 after \d+\.\d s", invisible)
@@ -380,7 +382,9 @@ def test_simulator_faults_are_caught(run_robot: Any, short_timeouts: Path, tmp_p
     assert endpoints.startswith("sync endpoints do not match transport addresses: hetzner-1: ")
     for node in ("hetzner-1", "scaleway-1", "ovh-1"):
         assert re.search(
-            rf"{node}: Legion says http://127\.0\.0\.1:(\d+), peers report http://127\.0\.0\.1:\d+ \(every node\); unreachable: GET http://127\.0\.0\.1:\1/: ConnectError",
+            # Legion's wrong port is usually closed (ConnectError), but another fleet's node
+            # may listen there: the mismatch is the verdict, the reachability is extra.
+            rf"{node}: Legion says http://127\.0\.0\.1:(\d+), peers report http://127\.0\.0\.1:\d+ \(every node\)",
             endpoints,
         ), endpoints
     report = html_messages(tests["Sync Endpoints Are Wrong"])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.parallel.conftest import REPO, Env, load, marked_processes
+from tests.parallel.conftest import REPO, Env, load, marked_processes, wait_until_gone
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,8 @@ def test_interrupting_a_pabot_run_leaves_nothing_behind(env: Env, signum: int) -
     process.send_signal(signum)
     output = finish(process)
     assert process.returncode != 0, output[-2000:]
-    left = marked_processes(env.marker)
+    # A SIGKILLed process takes a moment to go: bounded wait, never a fixed sleep.
+    left = wait_until_gone(env.marker)
     assert left == [], "left behind:\n" + "\n".join(cmd for _, cmd in left)
     assert env.fleet_dirs() == [], "fleet directories left behind"
     # pabot still merges a report; the interrupted tests are marked failed.
@@ -89,11 +90,11 @@ def test_a_suite_killed_by_processtimeout_is_reported_failed(env: Env) -> None:
     for name in ("b_neighbour", "c_neighbour", "d_neighbour", "e_neighbour"):
         (suites / f"{name}.robot").write_text(
             f"*** Test Cases ***\n{name} Keeps Running\n    [Tags]    scenario:neighbour\n"
-            "    Sleep    6s\n"
+            "    Sleep    5s\n"
         )
     out = env.tmp / "results"
     process = env.start(
-        "run", "--parallel", "2", "--process-timeout", "10", "--target", str(env.target),
+        "run", "--parallel", "2", "--process-timeout", "15", "--target", str(env.target),
         "--outputdir", str(out), str(suites),
     )  # fmt: skip
     wait_for(env, "tribes_sim.host")
@@ -120,6 +121,6 @@ def test_a_suite_killed_by_processtimeout_is_reported_failed(env: Env) -> None:
     for name in ("b_neighbour", "c_neighbour", "d_neighbour", "e_neighbour"):
         assert tests[f"{name} Keeps Running"].status == "PASS"
     assert (out / "report.html").is_file() and (out / "fleet-matrix.html").is_file()
-    assert marked_processes(env.marker) == []
+    assert wait_until_gone(env.marker) == []
     assert env.fleet_dirs() == []
     assert Path(out / "log.html").read_text().count("processtimeout") >= 1

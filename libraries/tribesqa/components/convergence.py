@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import httpx
 from robot.api import logger
 from robot.api.deco import keyword
 
@@ -45,12 +44,12 @@ from tribesqa.models import (
     Case,
     ClusterNodeRow,
     Event,
+    LegionNodeStatus,
     PluginState,
     parse_method_result,
     parse_payload,
 )
 from tribesqa.node_time import NodeStamp, bound_text, certainly_after, not_before, parse_stamp
-from tribesqa.tls import tls_context
 from tribesqa.waiting import (
     SYSTEM_CLOCK,
     Clock,
@@ -169,18 +168,6 @@ def parse_time(value: Any, name: str = "time") -> datetime:
             f"argument {name} has no timezone ({value!r}); use 'Get Current Time UTC'"
         )
     return moment.astimezone(UTC)
-
-
-def _row_time(row: Mapping[str, Any] | None, name: str) -> datetime | None:
-    if row is None:
-        return None
-    value = row.get(name)
-    if value is None:
-        return None
-    try:
-        return parse_time(value, name)
-    except TribesFailure:
-        return None
 
 
 def _row_stamp(row: Mapping[str, Any] | None, name: str) -> NodeStamp | None:
@@ -349,8 +336,14 @@ def _explain_membership(views: Mapping[str, Any]) -> tuple[Matrix, str]:
 
 
 class _Judge:
-    """Base of the stateful judges: callable as a ``waiting.Judge``, remembers the last reading."""
+    """Base of the stateful judges: callable as a ``waiting.Judge``, remembers the last reading.
 
+    ``SETTLED`` names the checks whose failing evidence no later poll can change: the wait fails
+    at that poll (``Judgement.terminal``), with the same message, table and artifacts as a
+    timeout. Every other failing check is "not yet" and waits for the deadline.
+    """
+
+    SETTLED: tuple[str, ...] = ()
     last: Judgement | None = None
 
     def judge(self, views: Mapping[str, Any], errors: Mapping[str, str]) -> Judgement:
@@ -441,28 +434,40 @@ class NewerRows:
     once per node id, only when a decommissioned row is seen.
     """
 
-    def __init__(self, views: Iterable[Iterable[Mapping[str, Any]] | None]) -> None:
+    def __init__(
+        self, views: Iterable[Iterable[Mapping[str, Any]] | None], skew_s: float = 0.0
+    ) -> None:
         self._views = [rows for rows in views if rows is not None]
+        self._skew_s = skew_s
         self._newest_live: dict[str, datetime | None] = {}
 
     def _newest_live_update(self, node_id: str) -> datetime | None:
+        """The latest instant a live row of ``node_id`` may have been written (its tick's end)."""
         if node_id not in self._newest_live:
-            times = [
-                _row_time(row, "updated_at")
+            stamps = [
+                _row_stamp(row, "updated_at")
                 for rows in self._views
                 for row in rows
                 if str(row.get("node_id")) == node_id and row.get("status") != "decommissioned"
             ]
-            known = [t for t in times if t is not None]
-            self._newest_live[node_id] = max(known) if known else None
+            ends = [s.moment + s.resolution for s in stamps if s is not None]
+            self._newest_live[node_id] = max(ends) if ends else None
         return self._newest_live[node_id]
 
     def supersede(self, row: Mapping[str, Any]) -> bool:
+        """True unless the decommissioned row is certainly newer than every live row.
+
+        The rows come from different writers (Legion, the node itself), at their precision and
+        by their clocks: in doubt the decommissioned row is taken as lag, so the wait goes on
+        instead of failing fast on a guess.
+        """
         if row.get("status") != "decommissioned":
             return False
         newest = self._newest_live_update(str(row.get("node_id")))
-        updated = _row_time(row, "updated_at")
-        return newest is not None and updated is not None and newest > updated
+        updated = _row_stamp(row, "updated_at")
+        if newest is None or updated is None:
+            return False
+        return not certainly_after(updated, newest, self._skew_s)
 
 
 class MembershipJudge(_Judge):
@@ -472,6 +477,12 @@ class MembershipJudge(_Judge):
     ``expected`` says otherwise for them). Terminal: a row goes backwards, or a member (or a
     row this wait saw active) is decommissioned although ``expected`` does not say so.
     """
+
+    SETTLED = (
+        "a row written during the wait goes active -> syncing (no resync was asked)",
+        "a member, or a row this wait saw active, is decommissioned, certainly after every "
+        "live row of that node (at the nodes' precision, allowing the clock skew)",
+    )
 
     def __init__(
         self,
@@ -516,7 +527,7 @@ class MembershipJudge(_Judge):
         terminal = None
         groups: dict[tuple[Any, ...], list[str]] = {}
         group_of: dict[str, tuple[Any, ...]] = {}
-        newer = NewerRows(views[n] for n in reachable)
+        newer = NewerRows((views[n] for n in reachable), self.memory.skew_s)
         for observer in reachable:
             rows = views[observer]
             for row in rows:
@@ -587,6 +598,8 @@ class MembershipJudge(_Judge):
 class NodeActiveJudge(_Judge):
     """``node``'s row is ``active`` on every observer; decommissioned or backwards is terminal."""
 
+    SETTLED = MembershipJudge.SETTLED
+
     def __init__(
         self,
         node: str,
@@ -604,7 +617,7 @@ class NodeActiveJudge(_Judge):
         terminal = None
         by_state: dict[str, list[str]] = {}
         mismatches: list[Mismatch] = []
-        newer = NewerRows(views[n] for n in nodes)
+        newer = NewerRows((views[n] for n in nodes), self.memory.skew_s)
         for observer in (n for n in nodes if views[n] is not None):
             row = _by_id(views[observer]).get(self.node_id)
             if row is None:
@@ -1279,7 +1292,9 @@ class ConvergenceKeywords(Component):
                 clock=self.clock,
                 describe=describe,
                 max_workers=MAX_PROBE_WORKERS,
-                probe_timeout_s=self._probe_timeout(),
+                # One look is patient (the client retries a 503 up to node_ready): a slow answer
+                # is an answer, not "unreachable"; polls are bounded so a slow node cannot stall.
+                probe_timeout_s=None if once else self._probe_timeout(),
             )
         except ConvergenceFailure as failure:
             judgement = judge.last
@@ -1446,7 +1461,11 @@ class ConvergenceKeywords(Component):
         """
         node = str(node)
         record = self.ctx.refresh_records().get(node)
-        if record is None or record.status.value in ("failed", "destroyed", "planned"):
+        if record is None or record.status in (
+            LegionNodeStatus.FAILED,
+            LegionNodeStatus.DESTROYED,
+            LegionNodeStatus.PLANNED,
+        ):
             # Nothing to wait for: fail at once rather than after node_active.
             state = "not known to Legion" if record is None else f"{record.status.value} in Legion"
             raise TribesFailure(f"node {node} cannot become active everywhere: it is {state}")
@@ -1482,7 +1501,9 @@ class ConvergenceKeywords(Component):
         node = str(node)
         moment = None if since in (None, "", "None") else parse_time(since, "since")
         records = self.ctx.refresh_records()
-        observers = [n for n, r in records.items() if r.status.value == "ready" and n != node]
+        observers = [
+            n for n, r in records.items() if r.status is LegionNodeStatus.READY and n != node
+        ]
         if not observers:
             raise TribesFailure(f"node {node}: no remaining active node to check the archive on")
         record = records.get(node)
@@ -1574,6 +1595,7 @@ class ConvergenceKeywords(Component):
         records = self.ctx.refresh_records()
         views, errors = self._once(names, self._membership_rows_patient)
         timeout = min(self.ctx.require_timeouts().management_call, 5.0)
+        target = self.ctx.require_target()
 
         def reach(name: str) -> str | None:
             record = records.get(name)
@@ -1582,13 +1604,7 @@ class ConvergenceKeywords(Component):
                 return None
             # ws/wss endpoints are HTTP(S) servers until the upgrade.
             url = re.sub(r"^ws", "http", endpoint.rstrip("/")) + SYNC_HEALTH_PATH
-            try:
-                response = httpx.get(url, timeout=timeout, verify=tls_context())
-            except httpx.HTTPError as error:
-                return f"GET {url}: {type(error).__name__}: {error}"[:200]
-            if response.status_code >= 500:
-                return f"GET {url} answered HTTP {response.status_code}"
-            return None
+            return target.sync_endpoint_problem(url, timeout)
 
         reachability, _ = self._once(names, reach)
         failures: list[str] = []
@@ -1826,6 +1842,15 @@ class ConvergenceKeywords(Component):
             found = _find_item(state, item_id) if isinstance(state, Mapping) else None
             return "absent" if found is None else f"PRESENT ({found[0][:-1]})"
 
+        # One read before the window opens the node's transport (an SSH login can take longer
+        # than a poll): inside the window every read counts, and a slow first one is no evidence.
+        try:
+            self._plugin_state(node, run_id)
+        except Exception as error:
+            raise TribesFailure(
+                f"{what}: could not read the plugin state of {node} before the window "
+                f"({_short_error(str(error))})"
+            ) from None
         try:
             result = consistently(
                 [node],
@@ -1836,7 +1861,8 @@ class ConvergenceKeywords(Component):
                 interval_s=timeouts.poll_interval,
                 clock=self.clock,
                 describe=describe,
-                probe_timeout_s=self._probe_timeout(),
+                # A read that cannot answer within a whole management call is a failed read.
+                probe_timeout_s=max(self._probe_timeout(), timeouts.management_call),
             )
         except ConvergenceFailure as failure:
             judgement = judge.last

@@ -11,9 +11,9 @@ strategy's command templates (``TARGET.real.faults``) over SSH on the node or ru
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from robot.api import logger
 from robot.api.deco import keyword
@@ -21,6 +21,7 @@ from robot.api.deco import keyword
 from tribesqa.components.base import Component
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.targets.base import Nemesis
+from tribesqa.waiting import WaitTimeout, all_nodes_satisfy, poll_until
 
 
 @dataclass(frozen=True)
@@ -66,23 +67,28 @@ class FaultKeywords(Component):
         if stale is not None:
             stale.close()
         self.ctx.refresh_records()
-        start = time.monotonic()
-        deadline = start + timeouts.node_ready
-        last = "no answer yet"
-        while True:
-            try:
-                status, body = self.ctx.client(node).healthz()
-                if status == 200:
-                    return time.monotonic() - start
-                last = f"HTTP {status} {body}"
-            except AssertionError as error:  # unreachable, or not (yet) known to Legion
-                last = str(error)
-            if time.monotonic() >= deadline:
-                raise TribesFailure(
-                    f"node {node} not healthy {timeouts.node_ready:g} s after {after}: "
-                    f"last /healthz answer: {last}"
-                )
-            time.sleep(timeouts.poll_interval)
+
+        def healthy(_: str) -> tuple[int, Any]:
+            return self.ctx.client(node).healthz()
+
+        try:
+            result = poll_until(
+                [node],
+                healthy,
+                all_nodes_satisfy(lambda answer: answer[0] == 200, label="healthy"),
+                what=f"node {node} healthy after {after}",
+                timeout_s=timeouts.node_ready,
+                interval_s=timeouts.poll_interval,
+                max_workers=1,
+            )
+        except WaitTimeout as timeout:
+            seen = timeout.result.observations[node]
+            last = seen.error or f"HTTP {seen.value[0]} {seen.value[1]}"
+            raise TribesFailure(
+                f"node {node} not healthy {timeouts.node_ready:g} s after {after}: "
+                f"last /healthz answer: {last}"
+            ) from None
+        return result.elapsed_s
 
     def _restart_and_wait(self, nemesis: Nemesis, node: str, after: str) -> None:
         nemesis.restart(node)

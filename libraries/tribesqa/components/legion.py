@@ -12,7 +12,7 @@ from robot.api.deco import keyword
 from tribesqa.components.base import Component, as_int
 from tribesqa.context import LibraryContext
 from tribesqa.diagnostics import TribesFailure
-from tribesqa.models import GraphRun, LegionSnapshot, NodeRecord
+from tribesqa.models import GraphRun, GraphRunState, LegionSnapshot, NodeRecord
 from tribesqa.targets.base import LegionError
 
 
@@ -221,7 +221,7 @@ class LegionKeywords(Component):
 
 
 def _succeeded(run: GraphRun) -> GraphRun:
-    if run.state.value != "succeeded":
+    if run.state is not GraphRunState.SUCCEEDED:
         raise TribesFailure(
             f"Legion graph run {run.id} {run.state.value}: {run.error or 'no reason given'}"
         )

@@ -11,7 +11,6 @@ from robot.api.deco import keyword
 
 from tribesqa.client import ManagementError
 from tribesqa.components.base import Component
-from tribesqa.config import DEFAULT_NODE_COMMANDS
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.models import (
     ClusterNodesList,
@@ -267,10 +266,7 @@ class NodeKeywords(Component):
         Uses the target's command templates (``readlink -f ${TRIBES_ROOT:-}/...``), as an
         operator would; returns ``{"selected": path, "running": path}``.
         """
-        commands = DEFAULT_NODE_COMMANDS
-        real = getattr(self.ctx.require_target(), "settings", None)
-        if real is not None and hasattr(real, "node_commands"):
-            commands = {**commands, **real.node_commands}
+        commands = self.ctx.require_target().node_commands()
         links = {}
         for name in ("selected", "running"):
             result = self.ctx.ssh().run(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from robot.api import logger
@@ -12,8 +11,17 @@ from robot.libraries.BuiltIn import BuiltIn
 from tribesqa.components.base import Component
 from tribesqa.context import LibraryContext
 from tribesqa.diagnostics import TribesFailure
-from tribesqa.models import GraphRun, MemberStatus, NodeRecord
-from tribesqa.waiting import ConvergenceFailure, Observation, Verdict, consistently
+from tribesqa.models import GraphRun, LegionNodeStatus, MemberStatus, NodeRecord
+from tribesqa.waiting import (
+    ConvergenceFailure,
+    Observation,
+    Verdict,
+    WaitTerminal,
+    WaitTimeout,
+    all_nodes_satisfy,
+    consistently,
+    poll_until,
+)
 
 
 class ScenarioKeywords(Component):
@@ -61,11 +69,14 @@ class ScenarioKeywords(Component):
                 )
             pairs.append((node, status))
         if not pairs:
-            legion_to_member = {"ready": "active", "decommissioned": "decommissioned"}
+            legion_to_member = {
+                LegionNodeStatus.READY: MemberStatus.ACTIVE,
+                LegionNodeStatus.DECOMMISSIONED: MemberStatus.DECOMMISSIONED,
+            }
             pairs = [
-                (name, legion_to_member[r.status.value])
+                (name, legion_to_member[r.status].value)
                 for name, r in records.items()
-                if r.status.value in legion_to_member
+                if r.status in legion_to_member
             ]
         expected: dict[str, dict[str, Any]] = {}
         for node, status in pairs:
@@ -112,30 +123,41 @@ class ScenarioKeywords(Component):
         self, node: str, timeout_s: float, interval_s: float
     ) -> None:
         """A join in flight: wait until Legion has started the node and it holds its own row."""
-        deadline = time.monotonic() + timeout_s
-        last = "not known to Legion"
-        while True:
+
+        def state(_: str) -> str:
             record = self.ctx.refresh_records().get(node)
-            if record is not None and record.status.value in ("failed", "destroyed"):
-                raise TribesFailure(
-                    f"node {node} is {record.status.value} in Legion, so it cannot be syncing"
-                )
-            if record is not None and record.admin_url:
-                try:
-                    rows = self.ctx.client(node).call_typed("cluster_nodes.list").by_id()  # type: ignore[attr-defined]
-                except Exception as error:
-                    last = f"not answering ({error})"
-                else:
-                    if node in rows:
-                        return
-                    last = "running but without its own membership row"
-            elif record is not None:
-                last = f"{record.status.value} in Legion"
-            if time.monotonic() >= deadline:
-                raise TribesFailure(
-                    f"node {node} never started syncing within {timeout_s:g} s: {last}"
-                )
-            time.sleep(interval_s)
+            if record is None:
+                return "not known to Legion"
+            if record.status in (LegionNodeStatus.FAILED, LegionNodeStatus.DESTROYED):
+                return f"{record.status.value} in Legion"
+            if not record.admin_url:
+                return f"{record.status.value} in Legion"
+            rows = self.ctx.client(node).call_typed("cluster_nodes.list").by_id()  # type: ignore[attr-defined]
+            return "syncing" if node in rows else "running but without its own membership row"
+
+        def gone(_: str, seen: str) -> str | None:
+            if seen.endswith(("failed in Legion", "destroyed in Legion")):
+                return f"node {node} is {seen.removesuffix(' in Legion')} in Legion, so it cannot be syncing"
+            return None
+
+        try:
+            poll_until(
+                [node],
+                state,
+                all_nodes_satisfy(lambda seen: seen == "syncing", label="syncing", terminal=gone),
+                what=f"node {node} started syncing",
+                timeout_s=timeout_s,
+                interval_s=interval_s,
+                max_workers=1,
+            )
+        except WaitTerminal as failure:
+            raise TribesFailure(str(failure.result.verdict.terminal)) from None
+        except WaitTimeout as timeout:
+            seen = timeout.result.observations[node]
+            last = seen.value if seen.error is None else f"not answering ({seen.error})"
+            raise TribesFailure(
+                f"node {node} never started syncing within {timeout_s:g} s: {last}"
+            ) from None
 
     @keyword
     def node_should_stay_syncing_for(self, node: str, duration: float | None = None) -> None:

@@ -12,9 +12,9 @@ from robot.result import TestCase
 
 from tribesqa.components.base import Component
 from tribesqa.config import RosterEntry, parse_target
-from tribesqa.default_target import ensure_target_variables
+from tribesqa.default_target import ensure_target_variables, target_origin
 from tribesqa.diagnostics import TribesFailure
-from tribesqa.models import NodeRecord
+from tribesqa.models import GraphRunState, LegionNodeStatus, NodeRecord
 from tribesqa.shared_fleet import EXCLUSIVE, LocalStore, SharedFleetGuard, SharedHandle
 
 PABOTLIB = "pabot.PabotLib"
@@ -55,7 +55,10 @@ class TargetKeywords(Component):
         Example: ``Suite Setup    Open Target``
         """
         builtin = BuiltIn()
-        why = "target given to Open Target" if target is not None else ensure_target_variables()
+        if target is not None:
+            why = "target given to Open Target"
+        else:
+            why = ensure_target_variables() or target_origin()
         raw_target = target if target is not None else builtin.get_variable_value("${TARGET}")
         raw_roster = roster if roster is not None else builtin.get_variable_value("${ROSTER}")
         opened = self.ctx.open_target(raw_target, raw_roster, self.ctx.labels.suite)
@@ -106,10 +109,7 @@ class TargetKeywords(Component):
         | Set Parallel Value For Key    tribes-qa.gate.target    ${handle}
         """
         target = self.ctx.require_target()
-        share = getattr(target, "shared_handle", None)
-        if share is None:
-            raise TribesFailure(f"a {target.kind} target cannot be shared")
-        handle = SharedHandle.new(target.kind, share(), self.ctx.provisioned)
+        handle = SharedHandle.new(target.kind, target.shared_handle(), self.ctx.provisioned)
         self.ctx.provisioned.clear()
         self.ctx.shared_id = handle.id
         logger.info(f"Shared target {handle.id}: {target.describe()}")
@@ -131,8 +131,9 @@ class TargetKeywords(Component):
             logger.info(f"Attached to shared target {shared.id} (opened here)")
             return
         builtin = BuiltIn()
-        if target is None:
-            logger.info(ensure_target_variables())
+        defaulted = ensure_target_variables() if target is None else None
+        if defaulted:
+            logger.info(defaulted)
         raw_target = target if target is not None else builtin.get_variable_value("${TARGET}")
         raw_roster = roster if roster is not None else builtin.get_variable_value("${ROSTER}")
         kind = parse_target(raw_target).kind.value
@@ -159,9 +160,7 @@ class TargetKeywords(Component):
             self.attach_to_shared_target(handle)
         target = self.ctx.require_target()
         # The closing process takes ownership, so closing stops the fleet, not just its clients.
-        self._heal_destroy_and_close(
-            list(shared.provisioned), getattr(target, "take_ownership", None)
-        )
+        self._heal_destroy_and_close(list(shared.provisioned), target.take_ownership)
         logger.info(f"Closed shared target {shared.id}")
 
     @keyword
@@ -244,11 +243,9 @@ class TargetKeywords(Component):
         missing = [
             entry
             for entry in roster
-            if entry.node not in records or records[entry.node].status.value != "ready"
+            if entry.node not in records or records[entry.node].status is not LegionNodeStatus.READY
         ]
-        may_provision = target.kind == "sim" or bool(
-            getattr(getattr(target, "settings", None), "provision_missing_roster_nodes", False)
-        )
+        may_provision = target.provisions_missing_roster_nodes
         if not missing:
             if may_provision:
                 self._install_roster_plugins(roster)
@@ -265,7 +262,9 @@ class TargetKeywords(Component):
         for entry in missing:
             provider = entry.provider.value if entry.provider else entry.node.split("-")[0]
             if (
-                not any(r.status.value == "ready" for r in self.ctx.refresh_records().values())
+                not any(
+                    r.status is LegionNodeStatus.READY for r in self.ctx.refresh_records().values()
+                )
                 and not planned
             ):
                 record = target.legion.provision_init(provider)
@@ -279,7 +278,7 @@ class TargetKeywords(Component):
                 )
         if planned:
             run = target.legion.materialize()
-            if run.state.value != "succeeded":
+            if run.state is not GraphRunState.SUCCEEDED:
                 raise TribesFailure(f"roster graph run {run.id} {run.state.value}: {run.error}")
         self._install_roster_plugins(roster)
         records = self.ctx.refresh_records()

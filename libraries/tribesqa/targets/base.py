@@ -12,10 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tribesqa.config import TargetConfig, TimeoutProfile
+import httpx
+
+from tribesqa.config import DEFAULT_NODE_COMMANDS, TargetConfig, TimeoutProfile
 from tribesqa.keys import AdminKey
 from tribesqa.models import GraphRun, LegionSnapshot, NodeRecord, parse_payload
 from tribesqa.ssh import SshEndpointInfo, SshSessions
+from tribesqa.tls import tls_context
 
 
 class LegionError(AssertionError):
@@ -153,6 +156,53 @@ class Target(ABC):
 
     @abstractmethod
     def ssh_key_file(self) -> Path | None: ...
+
+    # -- a fleet shared by several robot processes (the per-node gate under pabot) ------------
+    @abstractmethod
+    def shared_handle(self) -> dict[str, Any]:
+        """What another process needs to attach (JSON-shaped, no secrets); from now on this
+        process only attaches too: its close() releases its clients, never the fleet."""
+
+    @abstractmethod
+    def attach(self, handle: dict[str, Any]) -> None:
+        """Use the fleet another process opened and shared (``shared_handle``); start nothing."""
+
+    @abstractmethod
+    def take_ownership(self) -> None:
+        """The next close() stops the fleet (the last process of a shared fleet calls this)."""
+
+    # -- what the keywords may ask of any target ---------------------------------------------
+    def bind(
+        self,
+        sessions: Callable[[], SshSessions],
+        endpoint_of: Callable[[str], SshEndpointInfo],
+        node_names: Callable[[], list[str]],
+        transport_of: Callable[[str], str],
+    ) -> None:
+        """Receive the library's SSH sessions and node lookups (the context calls it once the
+        target is open or attached). Strategies that need neither ignore it."""
+        del sessions, endpoint_of, node_names, transport_of
+
+    @property
+    def provisions_missing_roster_nodes(self) -> bool:
+        """May ``Ensure Roster Nodes Exist`` create roster nodes Legion lacks? (never on a real
+        fleet unless its file says so)."""
+        return False
+
+    def node_commands(self) -> dict[str, str]:
+        """The shell templates run on a node over SSH (generation links, plugin requests)."""
+        return dict(DEFAULT_NODE_COMMANDS)
+
+    def sync_endpoint_problem(self, url: str, timeout_s: float) -> str | None:
+        """Does a sync endpoint answer from the runner? None, or what went wrong (a real mesh
+        endpoint may refuse a plain GET: any answer below 500 counts as serving)."""
+        try:
+            response = httpx.get(url, timeout=timeout_s, verify=tls_context())
+        except httpx.HTTPError as error:
+            return f"GET {url}: {type(error).__name__}: {error}"[:200]
+        if response.status_code >= 500:
+            return f"GET {url} answered HTTP {response.status_code}"
+        return None
 
     def describe(self) -> dict[str, Any]:
         """What the artifacts may record about the target (no secrets)."""

@@ -233,6 +233,13 @@ class RealTarget(Target):
         """The next close() runs the teardown_command (the last process of a shared fleet)."""
         self.opened = True
 
+    @property
+    def provisions_missing_roster_nodes(self) -> bool:
+        return self.settings.provision_missing_roster_nodes
+
+    def node_commands(self) -> dict[str, str]:
+        return {**DEFAULT_NODE_COMMANDS, **self.settings.node_commands}
+
     def bind(
         self,
         sessions: Callable[[], SshSessions],

@@ -155,6 +155,10 @@ class SimTarget(Target):
         """The next close() stops the fleet (the last process of a shared fleet calls this)."""
         self.attached = False
 
+    @property
+    def provisions_missing_roster_nodes(self) -> bool:
+        return True  # a private simulated fleet starts empty
+
     def plugin_transport(
         self, sessions: SshSessions, endpoint_of: Callable[[str], SshEndpointInfo]
     ) -> PluginTransport:
