@@ -22,7 +22,7 @@ import paramiko
 import pytest
 from SSHLibrary import SSHLibrary
 
-from tribes_sim.ssh import (
+from tribes_sim.node.ssh_server import (
     SimSshServer,
     generate_ssh_keypair,
     public_key_fingerprint,

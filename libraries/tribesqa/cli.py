@@ -67,7 +67,7 @@ def sim_up(
     ] = None,
 ) -> None:
     """Start Legion plus an N-node cluster in the background; print where the descriptor is."""
-    from tribes_sim.faults import UnknownFaultError
+    from tribes_sim.fault_catalogue import UnknownFaultError
     from tribes_sim.fleet import FleetError, LegionClientError, start_fleet
     from tribesqa.fleet_dirs import sweep_orphan_fleets, write_owner
 

@@ -22,12 +22,12 @@ from typing import Any
 
 import httpx
 
-from tribes_sim.config import SimConfig
-from tribes_sim.faults import parse_faults
+from tribes_sim.fault_catalogue import parse_faults
+from tribes_sim.loopback_tls import client_tls_context
 from tribes_sim.procs import pid_alive
-from tribes_sim.ssh import generate_ssh_keypair
-from tribesqa.keys import AdminKey, write_key_file
-from tribesqa.tls import tls_context
+from tribes_sim.schnorr_keys import SchnorrKey, read_key, write_key
+from tribes_sim.settings import SimConfig
+from tribes_sim.ssh_keys import generate_ssh_keypair
 
 JOIN_PROVIDERS = ("scaleway", "ovh", "hetzner")
 
@@ -66,7 +66,9 @@ class LegionClient:
     def __init__(self, url: str, timeout_s: float = 120.0) -> None:
         self.url = url.rstrip("/")
         self.http = httpx.Client(
-            base_url=self.url, timeout=httpx.Timeout(timeout_s, connect=5.0), verify=tls_context()
+            base_url=self.url,
+            timeout=httpx.Timeout(timeout_s, connect=5.0),
+            verify=client_tls_context(),
         )
 
     def close(self) -> None:
@@ -158,12 +160,12 @@ def prepare_fleet_dir(
     secrets_dir.mkdir(mode=0o700, exist_ok=True)
     admin_path = secrets_dir / "admin.key"
     if not admin_path.exists():
-        write_key_file(admin_path, AdminKey.generate())
+        write_key(admin_path, SchnorrKey.generate())
     ssh_key = secrets_dir / "ssh_client"
     if not ssh_key.exists():
         generate_ssh_keypair(ssh_key, comment="tribes-qa")
     keys = {
-        "admin_pubkey": AdminKey.from_file(admin_path).pubkey_hex,
+        "admin_pubkey": read_key(admin_path).public_hex,
         "ssh_client_public": Path(str(ssh_key) + ".pub").read_text().strip(),
     }
     (directory / "fleet-keys.json").write_text(json.dumps(keys, indent=1))

@@ -34,9 +34,9 @@ from typing import Any
 
 from aiohttp import web
 
-from tribes_sim.config import SimConfig
 from tribes_sim.node import NodeSpec, set_timestamp_precision
-from tribes_sim.node_http import NodeServers
+from tribes_sim.node.servers import NodeServers
+from tribes_sim.settings import SimConfig
 
 log = logging.getLogger("tribes_sim.host")
 PR_SET_PDEATHSIG = 1

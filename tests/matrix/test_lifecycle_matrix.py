@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.matrix.conftest import REPO, RESULTS, SuiteRun, run_matrix
-from tribes_sim.faults import CATALOGUE
+from tribes_sim.fault_catalogue import CATALOGUE
 
 # The first teeth test carries the module fixture (every fault x suite run, two at a time):
 # pytest-timeout counts fixture setup, so the default 300 s would cut a loaded run short.

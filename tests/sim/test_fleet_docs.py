@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tribes_sim.faults import CATALOGUE
+from tribes_sim.fault_catalogue import CATALOGUE
 
 FAULTS_MD = Path(__file__).resolve().parents[2] / "docs" / "faults.md"
 SUITES = Path(__file__).resolve().parents[2] / "suites"

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 from fleetkit import FAST_ROLLOUT, FleetRegistry, SimFleet, consistently, eventually
 
-from tribes_sim.faults import CATALOGUE
+from tribes_sim.fault_catalogue import CATALOGUE
 from tribes_sim.fleet import LegionClientError
 from tribesqa.nip98 import authorization_header, build_auth_event
 

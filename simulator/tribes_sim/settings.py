@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tribes_sim.faults import parse_faults
+from tribes_sim.fault_catalogue import parse_faults
 
 ROLLOUT_STAGES = ("pull", "build", "switch", "migrate", "restart")
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import functools
 import logging
 import os
 import pty
@@ -38,6 +37,16 @@ from typing import Any
 
 import asyncssh
 
+from tribes_sim.node.ssh_sessions import (
+    CLOSE_TIMEOUT_S,
+    exit_quietly,
+    interactive_shell_argv,
+    kill_session,
+    output_drained,
+    take_controlling_terminal,
+)
+from tribes_sim.ssh_keys import generate_ssh_keypair, public_key_fingerprint
+
 __all__ = [
     "SimSshServer",
     "generate_ssh_keypair",
@@ -47,31 +56,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: How long ``close()`` waits for session handlers and connections to wind down.
-_CLOSE_TIMEOUT_S = 5.0
-
-
-def generate_ssh_keypair(private_path: Path, comment: str = "") -> str:
-    """Create an ed25519 key pair in OpenSSH format and return the public key line.
-
-    The private key goes to ``private_path`` (mode 0600, replaced atomically if it exists), the
-    public key line to ``private_path`` + ``.pub``. Used for node host keys and for the fleet's
-    client key.
-    """
-    private_path = Path(private_path)
-    private_path.parent.mkdir(parents=True, exist_ok=True)
-    key = asyncssh.generate_private_key("ssh-ed25519", comment=comment or None)
-    _write_atomically(private_path, key.export_private_key("openssh"), mode=0o600)
-    public_line = key.export_public_key("openssh").decode("ascii").strip()
-    public_path = private_path.with_name(private_path.name + ".pub")
-    _write_atomically(public_path, (public_line + "\n").encode("ascii"), mode=0o644)
-    return public_line
-
-
-def public_key_fingerprint(public_key_line: str) -> str:
-    """Return the OpenSSH SHA-256 fingerprint (``SHA256:<base64>``) of a public key line."""
-    return asyncssh.import_public_key(public_key_line.strip()).get_fingerprint("sha256")
 
 
 def shell_prompt(user: str, node: str) -> str:
@@ -152,14 +136,14 @@ class SimSshServer:
             if self._acceptor is not None:
                 self._acceptor.close()
             for leader in list(self._session_leaders):
-                _kill_session(leader, whole_session=True)
+                kill_session(leader, whole_session=True)
             connections = list(self._connections)
             for connection in connections:
                 connection.close()
             pending = [*self._handlers, *(c.wait_closed() for c in connections)]
             if pending:
                 _done, not_done = await asyncio.wait(
-                    [asyncio.ensure_future(p) for p in pending], timeout=_CLOSE_TIMEOUT_S
+                    [asyncio.ensure_future(p) for p in pending], timeout=CLOSE_TIMEOUT_S
                 )
                 for leftover in not_done:
                     leftover.cancel()
@@ -202,30 +186,30 @@ class SimSshServer:
             await self._serve(process)
         except Exception:
             log.exception("ssh session failed")
-            _exit_quietly(process, 255)
+            exit_quietly(process, 255)
         finally:
             # Also runs asyncssh's clean-up of the redirections (closing pipes and transports).
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(process.wait_closed(), _CLOSE_TIMEOUT_S)
+                await asyncio.wait_for(process.wait_closed(), CLOSE_TIMEOUT_S)
             if task is not None:
                 self._handlers.discard(task)
 
     async def _serve(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         if self._closing:
-            _exit_quietly(process, 255)
+            exit_quietly(process, 255)
             return
         if process.subsystem is not None:
             process.stderr.write(f"subsystem {process.subsystem} not supported\n".encode())
-            _exit_quietly(process, 1)
+            exit_quietly(process, 1)
             return
         term_type = process.term_type
         on_pty = term_type is not None
         if process.command is not None:
             argv = ["/bin/sh", "-c", process.command]
         elif on_pty:
-            argv = list(_interactive_shell_argv())
+            argv = list(interactive_shell_argv())
         else:
-            argv = [_interactive_shell_argv()[0]]  # like `ssh -T`: commands from stdin, no prompt
+            argv = [interactive_shell_argv()[0]]  # like `ssh -T`: commands from stdin, no prompt
         env = self._child_environment(term_type)
 
         if process.command is None and self.login_banner:
@@ -240,7 +224,7 @@ class SimSshServer:
                 child = await self._spawn_on_pipes(process, argv, env)
         except OSError as exc:
             process.stderr.write(f"{argv[0]}: {exc}\n".encode())
-            _exit_quietly(process, 127)
+            exit_quietly(process, 127)
             return
 
         self._session_leaders.add(child.pid)
@@ -253,14 +237,14 @@ class SimSshServer:
 
         # Let output still in flight (e.g. in the pty buffer) reach the client before the exit
         # status closes the channel. Bounded by the channel: a client that leaves stops it.
-        if await _output_drained(process):
+        if await output_drained(process):
             with contextlib.suppress(OSError, asyncssh.Error):
                 process.stdout.write_eof()
         if returncode < 0:
             with contextlib.suppress(OSError, asyncssh.Error, ValueError):
                 process.exit_with_signal(signal.Signals(-returncode).name.removeprefix("SIG"))
         else:
-            _exit_quietly(process, returncode)
+            exit_quietly(process, returncode)
 
     async def _supervise(
         self,
@@ -280,7 +264,7 @@ class SimSshServer:
             # command left running in the background dies with the command: no orphans. An
             # interactive shell puts background jobs in process groups of their own, hence the
             # whole-session sweep on a pty.
-            _kill_session(child.pid, whole_session=job_control)
+            kill_session(child.pid, whole_session=job_control)
         return await exited
 
     async def _spawn_on_pipes(
@@ -305,7 +289,7 @@ class SimSshServer:
                 stdin=child.stdin, stdout=child.stdout, stderr=child.stderr, send_eof=False
             )
         except BaseException:
-            _kill_session(child.pid, whole_session=False)
+            kill_session(child.pid, whole_session=False)
             await child.wait()
             raise
         return child
@@ -335,7 +319,7 @@ class SimSshServer:
                 start_new_session=True,
                 # Make the pty the session's controlling terminal (job control, ^C, SIGHUP).
                 # The hook only issues one ioctl, so it is safe despite other threads.
-                preexec_fn=_take_controlling_terminal,
+                preexec_fn=take_controlling_terminal,
             )
         except BaseException:
             os.close(primary)
@@ -349,7 +333,7 @@ class SimSshServer:
             # asyncssh takes ownership of both descriptors (one write and one read transport).
             await process.redirect(stdin=writer_fd, stdout=primary, send_eof=False)
         except BaseException:
-            _kill_session(child.pid, whole_session=True)
+            kill_session(child.pid, whole_session=True)
             await child.wait()
             raise
         # Window changes and signals from the client go to the shell.
@@ -363,7 +347,7 @@ class SimSshServer:
             "LANG": "C.UTF-8",
             "USER": self.user,
             "LOGNAME": self.user,
-            "SHELL": _interactive_shell_argv()[0],
+            "SHELL": interactive_shell_argv()[0],
             "PS1": self.prompt,
             "HISTFILE": "",  # an empty HISTFILE keeps bash from writing history into cwd
         }
@@ -440,94 +424,3 @@ async def start_ssh_server(
     )
     await server._listen(host, port, asyncssh.read_private_key(Path(host_key_path)))
     return server
-
-
-@functools.cache
-def _interactive_shell_argv() -> tuple[str, ...]:
-    """The interactive shell: bash without rc files and without readline, else plain sh.
-
-    Without readline bash prints exactly the prompt and what the pty echoes (no bracketed-paste
-    or redraw escape sequences in what SSHLibrary reads).
-    """
-    if os.access("/bin/bash", os.X_OK):
-        return ("/bin/bash", "--noprofile", "--norc", "--noediting", "-i")
-    return ("/bin/sh", "-i")
-
-
-def _take_controlling_terminal() -> None:
-    """Child side, after setsid(): adopt stdin (the pty) as the controlling terminal."""
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
-def _kill_session(leader: int, *, whole_session: bool) -> None:
-    """SIGKILL a session's process group and, if asked, every other process of the session."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(leader, signal.SIGKILL)
-    if whole_session:
-        for pid in _session_members(leader):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-
-
-def _session_members(session_id: int) -> list[int]:
-    """Pids whose session id is ``session_id`` (Linux /proc; empty where /proc is missing)."""
-    members: list[int] = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return members
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat_file:
-                stat = stat_file.read()
-        except OSError:
-            continue
-        # Fields after the parenthesised command name: state ppid pgrp session ...
-        fields = stat.rpartition(b")")[2].split()
-        if len(fields) > 3 and int(fields[3]) == session_id:
-            members.append(int(entry))
-    return members
-
-
-async def _output_drained(process: asyncssh.SSHServerProcess[bytes]) -> bool:
-    """Wait until the child's stdout/stderr were forwarded up to their end of file.
-
-    Returns False if the channel closed first (asyncssh then drops the redirections without
-    waking drain waiters, so the close is awaited alongside).
-    """
-
-    async def drain_both() -> None:
-        await process.stdout.drain()
-        await process.stderr.drain()
-
-    drained = asyncio.ensure_future(drain_both())
-    channel_closed = asyncio.ensure_future(process.channel.wait_closed())
-    try:
-        await asyncio.wait({drained, channel_closed}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in (drained, channel_closed):
-            waiter.cancel()
-    return drained.done() and not drained.cancelled() and drained.exception() is None
-
-
-def _exit_quietly(process: asyncssh.SSHServerProcess[bytes], status: int) -> None:
-    """Report an exit status unless the channel is already gone."""
-    with contextlib.suppress(OSError, asyncssh.Error):
-        process.exit(status)
-
-
-def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
-    """Write ``data`` to ``path`` via a temporary file created with ``mode`` (never wider)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
