@@ -39,8 +39,6 @@ WAIT_PREFIXES = (
     "restart node",
     "crash node",
     "ensure roster nodes exist",
-    "run gate lifecycle checks",
-    "run destructive gate checks",
     "cluster status should be healthy",
     "node should be archived",
 )

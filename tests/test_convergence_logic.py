@@ -295,9 +295,16 @@ def test_expected_table_flags_missing_and_unexpected_rows() -> None:
 
 
 def test_normalize_expected_forms_and_errors() -> None:
-    as_text = normalize_expected('{"ovh-1": {"status": "active", "scope": "full"}}')
-    assert as_text == {"ovh-1": {"status": "active", "scope": "full"}}
-    assert normalize_expected("{'ovh-1': 'syncing'}") == {"ovh-1": {"status": "syncing"}}
+    # Text tables are Robot's to convert (the keyword's dict | list type); here they are refused.
+    full = normalize_expected({"ovh-1": {"status": "active", "scope": "full"}})
+    assert full == {"ovh-1": {"status": "active", "scope": "full"}}
+    assert normalize_expected({"ovh-1": "syncing"}) == {"ovh-1": {"status": "syncing"}}
+    assert normalize_expected([{"node": "ovh-1", "status": "active"}]) == {
+        "ovh-1": {"status": "active"}
+    }
+    assert normalize_expected({"ovh-1": "active"}, {"ovh-1": "id-7"}.get) == {
+        "id-7": {"status": "active"}
+    }
     assert normalize_expected(None) == {}
     with pytest.raises(TribesFailure, match="unknown field"):
         normalize_expected({"ovh-1": {"colour": "red"}})

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tribesqa.components.convergence import ArchiveJudge, activation_problems, learn_node_ids
+from tribesqa.components.convergence import ArchiveJudge, activation_problems
 from tribesqa.models import parse_method_result
 from tribesqa.node_time import (
     NodeStamp,
@@ -164,11 +164,6 @@ def as_the_library_reads_it(row: dict[str, str | None]) -> list[dict[str, object
     """The row through the contract models, exactly as ``fetch_membership_rows`` returns it."""
     view = parse_method_result("cluster_nodes.list", {"nodes": [row]}, source="node hetzner-1")
     return [r.model_dump(mode="json") for r in view.nodes]
-
-
-@pytest.fixture(autouse=True)
-def _ids() -> None:
-    learn_node_ids({"ovh-1": "ovh-1"})
 
 
 def test_the_models_keep_the_nodes_precision() -> None:

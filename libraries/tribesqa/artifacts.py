@@ -21,7 +21,6 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 from tribesqa.client import ManagementClient, ManagementError
 from tribesqa.diffing import Matrix, membership_matrix, summarize
+from tribesqa.fan_out import fan_out
 from tribesqa.models import find_secret_material
 
 __all__ = [
@@ -319,13 +319,12 @@ def capture_snapshot(
 
     documents: dict[str, dict[str, Any]] = {}
     if admin_urls:
-        with ThreadPoolExecutor(max_workers=min(32, len(admin_urls))) as pool:
-            futures = {name: pool.submit(one, name) for name in sorted(admin_urls)}
-            for name, future in futures.items():
-                try:
-                    documents[name] = future.result()
-                except Exception as error:  # building the client failed: still a file
-                    documents[name] = {"node": name, "error": f"capture failed: {error}"}
+        captured, failed = fan_out(sorted(admin_urls), one)
+        for name in sorted(admin_urls):  # building the client failed: still a file
+            documents[name] = captured.get(name) or {
+                "node": name,
+                "error": f"capture failed: {failed.get(name)}",
+            }
     else:
         result.problems.append("no node with an admin URL to capture")
 

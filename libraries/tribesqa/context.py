@@ -101,6 +101,9 @@ class LibraryContext:
         # up to reach it (management API, polls, SSH, sync address) or whose plugin API it calls.
         # The target component tags the test node:<name> for each (the fleet matrix reads them).
         self.touched: set[str] = set()
+        # Legion's node name -> membership node_id (they differ on a real fleet; learned from
+        # Legion's clusterMembership). Cleared with the target: another fleet, other ids.
+        self.node_ids: dict[str, str] = {}
         # The handle id when the target is a shared one this process attached to.
         self.shared_id: str | None = None
         # Installed by ArtifactKeywords: capture the failure snapshot now and return its links
@@ -169,7 +172,17 @@ class LibraryContext:
         self._key = None
         self.records.clear()
         self.provisioned.clear()
+        self.node_ids.clear()
         return problems
+
+    def node_id(self, name: str) -> str:
+        """The membership ``node_id`` of the machine Legion calls ``name`` (the name itself
+        until Legion says otherwise: the simulator uses names as ids)."""
+        return self.node_ids.get(str(name), str(name))
+
+    def learn_node_ids(self, pairs: dict[str, str]) -> None:
+        """Record Legion's node name -> membership node_id mapping."""
+        self.node_ids.update({str(k): str(v) for k, v in pairs.items()})
 
     def require_target(self) -> Target:
         if self.target is None:
@@ -201,6 +214,14 @@ class LibraryContext:
     def remember(self, record: NodeRecord) -> None:
         with self._lock:
             self.records[record.name] = record
+
+    def provisioned_node(self, record: NodeRecord) -> NodeRecord:
+        """A node this suite created: remembered, tagged on the test, destroyed in teardown."""
+        self.remember(record)
+        self.note_node(record.name)  # a Legion-only step still belongs to its node's row
+        if record.name not in self.provisioned:
+            self.provisioned.append(record.name)
+        return record
 
     def member_names(self) -> list[str]:
         """Nodes that run (ready or decommissioned-but-running), as Legion lists them."""
@@ -242,17 +263,31 @@ class LibraryContext:
             raise AssertionError(
                 f"node {name} has no admin URL yet (Legion status {record.status.value})"
             )
-        timeouts = self.require_timeouts()
-        client = ManagementClient(
-            name,
-            record.admin_url,
-            self.admin_key(),
-            timeout_s=timeouts.management_call,
-            ready_timeout_s=timeouts.node_ready,
-            retry_interval_s=timeouts.poll_interval,
-        )
+        client = self.new_client(name, record.admin_url, patient=True)
         self.clients[name] = client
         return client
+
+    def new_client(
+        self,
+        name: str,
+        admin_url: str,
+        *,
+        patient: bool,
+        timeout_s: float | None = None,
+        key: AdminKey | None = None,
+    ) -> ManagementClient:
+        """The one place management clients are made: signed with the admin key, timed by the
+        table. ``patient``: a 503 (booting, restarting) is retried up to ``node_ready``; polls
+        and snapshots are not patient (a booting node is "not yet", at once)."""
+        timeouts = self.require_timeouts()
+        return ManagementClient(
+            name,
+            admin_url,
+            key if key is not None else self.admin_key(),
+            timeout_s=timeouts.management_call if timeout_s is None else timeout_s,
+            ready_timeout_s=timeouts.node_ready if patient else 0.0,
+            retry_interval_s=timeouts.poll_interval,
+        )
 
     # -- SSH and plugin API -------------------------------------------------------------------------
     def ssh(self) -> SshSessions:

@@ -21,10 +21,19 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
-SHARED = "shared"
-EXCLUSIVE = "exclusive"
+
+class HoldMode(StrEnum):
+    """How a process holds the shared fleet: side by side (``shared``) or alone (``exclusive``)."""
+
+    SHARED = "shared"
+    EXCLUSIVE = "exclusive"
+
+
+SHARED = HoldMode.SHARED.value
+EXCLUSIVE = HoldMode.EXCLUSIVE.value
 
 
 class ParallelStore(Protocol):

@@ -177,6 +177,8 @@ Every Keyword Passes On A Healthy Cluster
     Length Should Be    ${rows}    3
     &{expected}=    Create Dictionary    hetzner-1=active    scaleway-1=active    ovh-1=active
     Membership Should Match    ${expected}
+    # A table written as text: Robot converts it (the argument is typed dict | list).
+    Membership Should Match    {"hetzner-1": "active", "scaleway-1": "active", "ovh-1": "active"}
     Wait Until Cluster Converged    hetzner-1    ovh-1
     Wait Until Node Is Active Everywhere    ovh-1
     Cluster Status Should Be Healthy On Nodes
@@ -190,7 +192,7 @@ Every Keyword Passes On A Healthy Cluster
     Should Be Equal As Integers    ${seen.counter}    2
     ${ev}=    Wait Until Event Is Visible On Node    hetzner-1    run-1    ${event}
     Should Be Equal    ${ev.case_id}    ${case}
-    ${state}=    Wait Until Plugin State Converged    run-1    1    1
+    ${state}=    Wait Until Plugin State Converged    run-1    expected_cases=1    expected_events=1
     Length Should Be    ${state}[cases]    1
     Wait Until Plugin State Converged    run-1    hetzner-1    ovh-1
     Node Should Stay Stale For    ovh-1    run-1    case-never-written    duration=0.3
@@ -199,11 +201,11 @@ Every Keyword Passes On A Healthy Cluster
     Node Should Be Archived As Decommissioned    ovh-1    since=${before}
     &{archived}=    Create Dictionary    status=decommissioned
     &{after}=    Create Dictionary    hetzner-1=active    scaleway-1=active    ovh-1=${archived}
-    Wait Until Cluster Converged    ${after}
+    Wait Until Cluster Converged    expected=${after}
     ${before}=    Get Current Time UTC
     Reactivate Node    ovh-1
     Activation Should Be Fresh    ovh-1    ${before}
-    Wait Until Cluster Converged    ${expected}
+    Wait Until Cluster Converged    expected=${expected}
 """
 )
 
@@ -410,7 +412,7 @@ Naive Time
 Unknown Expected Field
     &{row}=    Create Dictionary    colour=red
     &{expected}=    Create Dictionary    hetzner-1=${row}
-    Wait Until Cluster Converged    ${expected}
+    Wait Until Cluster Converged    expected=${expected}
 """
     )
     tests = by_name(run_robot(suite, name="arguments"))

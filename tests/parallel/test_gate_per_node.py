@@ -12,7 +12,7 @@ from tests.parallel.conftest import Env, keyword_runs, load, messages, write_tar
 
 pytestmark = pytest.mark.slow
 
-READ_ONLY = ("Gate Preconditions Should Hold", "Run Gate Lifecycle Checks")
+READ_ONLY = ("Gate Preconditions Should Hold", "The Gate Lifecycle Checks Pass On Node")
 
 
 def overlaps(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool:
@@ -51,7 +51,7 @@ def test_gate_per_node_shares_one_fleet_and_serializes_destructive_checks(env: E
         node = suite.metadata["Gate node"]
         preconditions = messages(suite, "Gate Preconditions Should Hold")
         assert preconditions == [f"gate preconditions hold on {node}"], preconditions
-    destructive = keyword_runs(result, "Run Destructive Gate Checks")
+    destructive = keyword_runs(result, "The Destructive Gate Checks Pass On Node")
     assert len(destructive) == 3
     others = [run for name in READ_ONLY for run in keyword_runs(result, name)] + destructive
     for suite_id, start, end, _ in destructive:

@@ -119,13 +119,8 @@ class ArtifactKeywords(Component):
         def client_for(name: str, admin_url: str) -> ManagementClient:
             if key is None:
                 raise RuntimeError("the admin key could not be loaded")
-            return ManagementClient(
-                name,
-                admin_url,
-                key,
-                timeout_s=call_timeout,
-                ready_timeout_s=0.0,
-                retry_interval_s=timeouts.poll_interval,
+            return self.ctx.new_client(
+                name, admin_url, patient=False, timeout_s=call_timeout, key=key
             )
 
         result = capture_snapshot(

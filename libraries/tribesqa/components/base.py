@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from tribesqa.context import LibraryContext
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.fan_out import fan_out
 
 T = TypeVar("T")
 
@@ -28,15 +28,7 @@ class Component:
     ) -> dict[str, T]:
         """Run ``action`` on every node concurrently; fail once, naming every node that failed."""
         names = list(nodes)
-        results: dict[str, T] = {}
-        errors: dict[str, str] = {}
-        with ThreadPoolExecutor(max_workers=min(32, max(1, len(names)))) as pool:
-            futures = {name: pool.submit(action, name) for name in names}
-            for name, future in futures.items():
-                try:
-                    results[name] = future.result()
-                except Exception as error:
-                    errors[name] = str(error)
+        results, errors = fan_out(names, action)
         if errors:
             # Messages that already open with "node <name>" are not prefixed twice.
             detail = "; ".join(
@@ -45,10 +37,3 @@ class Component:
             )
             raise TribesFailure(f"{what} failed on {len(errors)} of {len(names)} node(s): {detail}")
         return results
-
-
-def as_int(value: Any, name: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise TribesFailure(f"argument {name} must be a whole number, got {value!r}") from None

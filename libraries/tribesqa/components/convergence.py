@@ -11,13 +11,10 @@ with the differing cells marked; links to the snapshot captured at that moment).
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +37,7 @@ from tribesqa.diffing import (
     summarize,
     to_plain,
 )
+from tribesqa.fan_out import fan_out
 from tribesqa.models import (
     Case,
     ClusterNodeRow,
@@ -81,7 +79,6 @@ __all__ = [
     "activation_problems",
     "describe_membership",
     "fetch_membership_rows",
-    "node_id_of",
     "normalize_expected",
     "parse_time",
     "sync_endpoint_problems",
@@ -92,7 +89,6 @@ SYNC_HEALTH_PATH = "/"
 on its port (a real mesh endpoint may answer 400/404/426 to a plain GET; only a transport error
 or a 5xx counts as unreachable)."""
 
-_NODE_IDS: dict[str, str] = {}
 
 REGRESSION_GRACE_S = 1.0
 """A row written less than this long after a wait began still counts as written before it
@@ -108,20 +104,6 @@ _MAX_REPORT_MISMATCHES = 100
 _MAX_LISTED = 3
 
 Rows = list[dict[str, Any]]
-
-
-def node_id_of(name: str) -> str:
-    """The membership ``node_id`` of the machine Legion calls ``name``.
-
-    Learned from Legion's ``clusterMembership`` (``node`` -> ``node_id``); a name Legion has not
-    mapped is taken as its own id (the simulator uses the name as the id).
-    """
-    return _NODE_IDS.get(str(name), str(name))
-
-
-def learn_node_ids(pairs: Mapping[str, str]) -> None:
-    """Record Legion's node name -> membership node_id mapping."""
-    _NODE_IDS.update({str(k): str(v) for k, v in pairs.items()})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,26 +171,17 @@ def _by_id(rows: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
     return {str(row.get("node_id")): row for row in rows}
 
 
-def normalize_expected(expected: Any) -> dict[str, dict[str, Any]]:
+def normalize_expected(
+    expected: Any, id_of: Callable[[str], str] = str
+) -> dict[str, dict[str, Any]]:
     """Expected membership as ``node_id -> {field: value}``.
 
     Accepts a mapping of node name -> fields (Robot ``&{}``), a mapping of node name -> status
     string (shorthand), a list of mappings that each name their node (``node``, ``name`` or
-    ``node_id``), or the same as a JSON / Python literal string.
+    ``node_id``). Robot turns a dictionary or list literal given as text into one first.
     """
     if expected is None:
         return {}
-    if isinstance(expected, str):
-        text = expected.strip()
-        try:
-            expected = json.loads(text)
-        except ValueError:
-            try:
-                expected = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                raise TribesFailure(
-                    f"expected membership must be a dictionary or a list of dictionaries, got {text!r}"
-                ) from None
     if isinstance(expected, Mapping):
         items = [(str(name), fields) for name, fields in expected.items()]
     elif isinstance(expected, list | tuple):
@@ -236,7 +209,7 @@ def normalize_expected(expected: Any) -> dict[str, dict[str, Any]]:
                 f"expected row of {name}: unknown field(s) {', '.join(unknown)} "
                 f"(known: {', '.join(sorted(MEMBER_FIELDS))})"
             )
-        table[node_id_of(name)] = {str(k): _plain_value(v) for k, v in fields.items()}
+        table[id_of(name)] = {str(k): _plain_value(v) for k, v in fields.items()}
     return table
 
 
@@ -493,7 +466,7 @@ class MembershipJudge(_Judge):
         grace_s: float = REGRESSION_GRACE_S,
         skew_s: float = 0.0,
     ) -> None:
-        self.members = [node_id_of(m) for m in members]
+        self.members = [str(m) for m in members]
         self.expected = {k: dict(v) for k, v in (expected or {}).items()}
         self.memory = StatusMemory(started_at, grace_s, skew_s)
 
@@ -608,7 +581,7 @@ class NodeActiveJudge(_Judge):
         grace_s: float = REGRESSION_GRACE_S,
         skew_s: float = 0.0,
     ) -> None:
-        self.node_id = node_id_of(node)
+        self.node_id = str(node)
         self.memory = StatusMemory(started_at, grace_s, skew_s)
 
     def judge(self, views: Mapping[str, Any], errors: Mapping[str, str]) -> Judgement:
@@ -677,7 +650,7 @@ class ArchiveJudge(_Judge):
         since: datetime | None = None,
         skew_s: float = 0.0,
     ) -> None:
-        self.node_id = node_id_of(node)
+        self.node_id = str(node)
         self.transport_address = (transport_address or "").rstrip("/") or None
         self.since = since
         self.skew_s = skew_s
@@ -774,7 +747,7 @@ def activation_problems(
     Compared at the node's precision after the ``skew_s`` allowance
     (``tribesqa.node_time.not_before``): an activation in the same tick as ``after`` is fresh.
     """
-    node_id = node_id_of(node)
+    node_id = str(node)
     problems: list[str] = []
     mismatches: list[Mismatch] = []
     for observer, rows in views.items():
@@ -810,7 +783,7 @@ def sync_endpoint_problems(
     ``reachability`` is None when the endpoint answered HTTP on its scheme and port, else the error.
     """
     problems: list[str] = []
-    node_id = node_id_of(node)
+    node_id = str(node)
     reported: dict[str, list[str]] = {}
     for observer, rows in peer_views.items():
         if rows is None:
@@ -1099,32 +1072,6 @@ class TribeJudge(_Judge):
         )
 
 
-def _split_node_args(
-    value: Any, nodes: Sequence[str], *, allowed: Callable[[str], bool]
-) -> tuple[Any, list[str]]:
-    """Robot passes a first node name into an optional argument: move it back to the nodes."""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.upper() in ("", "NONE"):
-            return None, list(nodes)
-        if not allowed(text):
-            return None, [text, *nodes]
-    return value, list(nodes)
-
-
-def _looks_like_table(text: str) -> bool:
-    return text.startswith(("{", "["))
-
-
-def _optional_count(value: Any, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise TribesFailure(f"argument {name} must be a whole number, got {value!r}") from None
-
-
 MAX_PROBE_WORKERS = 64
 """Concurrent probes per attempt: a 50-node fleet is polled in one wave."""
 
@@ -1228,7 +1175,7 @@ class ConvergenceKeywords(Component):
         except Exception as error:  # the mapping is an aid; names stay usable as ids
             logger.debug(f"node ids not refreshed from Legion: {error}")
             return
-        learn_node_ids({m.node: m.node_id for m in snapshot.cluster_membership})
+        self.ctx.learn_node_ids({m.node: m.node_id for m in snapshot.cluster_membership})
 
     def _probe_timeout(self) -> float:
         timeouts = self.ctx.require_timeouts()
@@ -1329,15 +1276,7 @@ class ConvergenceKeywords(Component):
         client = self.ctx.clients.get(key)
         if client is not None and client.admin_url == record.admin_url.rstrip("/"):
             return client
-        timeouts = self.ctx.require_timeouts()
-        client = ManagementClient(
-            node,
-            record.admin_url,
-            self.ctx.admin_key(),
-            timeout_s=timeouts.management_call,
-            ready_timeout_s=0.0,
-            retry_interval_s=timeouts.poll_interval,
-        )
+        client = self.ctx.new_client(node, record.admin_url, patient=False)
         previous = self.ctx.clients.get(key)
         self.ctx.clients[key] = client
         if previous is not None:
@@ -1365,31 +1304,17 @@ class ConvergenceKeywords(Component):
     def _once(
         self, nodes: Sequence[str], probe: Callable[[str], Any]
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        """Probe every node once, concurrently; errors are data."""
-        views: dict[str, Any] = {}
-        errors: dict[str, str] = {}
-        with ThreadPoolExecutor(max_workers=max(1, min(MAX_PROBE_WORKERS, len(nodes)))) as pool:
-            futures = {node: pool.submit(probe, node) for node in nodes}
-            for node, future in futures.items():
-                try:
-                    views[node] = future.result()
-                except Exception as error:
-                    views[node] = None
-                    errors[node] = " ".join(str(error).split()) or type(error).__name__
-        return views, errors
-
-    def _expected_and_nodes(
-        self, expected: Any, nodes: Sequence[str]
-    ) -> tuple[dict[str, dict[str, Any]], list[str]]:
-        expected, names = _split_node_args(expected, nodes, allowed=_looks_like_table)
-        return normalize_expected(expected), names
+        """Probe every node once, concurrently; errors are data (the view is None)."""
+        results, errors = fan_out(nodes, probe, max_workers=MAX_PROBE_WORKERS)
+        folded = {node: " ".join(text.split()) for node, text in errors.items()}
+        return {node: results.get(node) for node in nodes}, folded
 
     # -- membership ----------------------------------------------------------------------------
     @keyword
     def wait_until_cluster_converged(
         self,
-        expected: dict[str, Any] | list[dict[str, Any]] | str | None = None,
         *nodes: str,
+        expected: dict[str, Any] | list[dict[str, Any]] | None = None,
     ) -> list[dict[str, Any]]:
         """Wait until every active node reports the same membership, with every member ``active``.
 
@@ -1403,21 +1328,19 @@ class ConvergenceKeywords(Component):
         message naming node(s) and property, one table of rows x nodes with the differing cells
         marked, the timeline and links to the snapshot taken then. Returns the converged rows.
 
-        A first argument that is a node name (not a table) is taken as a node.
-
         Example:
         | ${rows}=    Wait Until Cluster Converged
         | &{ovh}=    Create Dictionary    status=decommissioned
         | &{expected}=    Create Dictionary    hetzner-1=active    scaleway-1=active    ovh-1=${ovh}
-        | Wait Until Cluster Converged    ${expected}    hetzner-1    scaleway-1
+        | Wait Until Cluster Converged    hetzner-1    scaleway-1    expected=${expected}
         """
-        table, names = self._expected_and_nodes(expected, nodes)
-        return self._membership(table, names, once=False)
+        table = normalize_expected(expected, self.ctx.node_id)
+        return self._membership(table, list(nodes), once=False)
 
     @keyword
     def membership_should_match(
         self,
-        expected: dict[str, Any] | list[dict[str, Any]] | str | None = None,
+        expected: dict[str, Any] | list[dict[str, Any]],
         *nodes: str,
     ) -> list[dict[str, Any]]:
         """One look (no waiting): every node's membership equals the others' and ``expected``.
@@ -1428,8 +1351,8 @@ class ConvergenceKeywords(Component):
         | &{expected}=    Create Dictionary    hetzner-1=active    scaleway-1=active
         | Membership Should Match    ${expected}
         """
-        table, names = self._expected_and_nodes(expected, nodes)
-        return self._membership(table, names, once=True)
+        table = normalize_expected(expected, self.ctx.node_id)
+        return self._membership(table, list(nodes), once=True)
 
     def _membership(
         self, expected: dict[str, dict[str, Any]], nodes: Sequence[str], *, once: bool
@@ -1437,7 +1360,8 @@ class ConvergenceKeywords(Component):
         names = self.nodes_or_active(nodes)
         timeouts = self.ctx.require_timeouts()
         skew = self.ctx.require_timeouts().clock_skew
-        judge = MembershipJudge(names, expected, started_at=self.clock.wall(), skew_s=skew)
+        members = [self.ctx.node_id(name) for name in names]
+        judge = MembershipJudge(members, expected, started_at=self.clock.wall(), skew_s=skew)
         spec = _WaitSpec(
             "membership differs" if once else "membership not converged",
             "membership matches" if once else "membership converged",
@@ -1472,7 +1396,9 @@ class ConvergenceKeywords(Component):
         self._learn_node_ids()
         observers = [n for n in self.ctx.active_names() if n != node] + [node]
         timeouts = self.ctx.require_timeouts()
-        judge = NodeActiveJudge(node, started_at=self.clock.wall(), skew_s=timeouts.clock_skew)
+        judge = NodeActiveJudge(
+            self.ctx.node_id(node), started_at=self.clock.wall(), skew_s=timeouts.clock_skew
+        )
         spec = _WaitSpec(
             f"node {node} not active everywhere",
             f"node {node} active everywhere",
@@ -1499,7 +1425,7 @@ class ConvergenceKeywords(Component):
         | Node Should Be Archived As Decommissioned    ovh-1    since=${before}
         """
         node = str(node)
-        moment = None if since in (None, "", "None") else parse_time(since, "since")
+        moment = None if since is None else parse_time(since, "since")
         records = self.ctx.refresh_records()
         observers = [
             n for n, r in records.items() if r.status is LegionNodeStatus.READY and n != node
@@ -1509,7 +1435,7 @@ class ConvergenceKeywords(Component):
         record = records.get(node)
         timeouts = self.ctx.require_timeouts()
         address = record.transport_address if record else None
-        judge = ArchiveJudge(node, address, moment, timeouts.clock_skew)
+        judge = ArchiveJudge(self.ctx.node_id(node), address, moment, timeouts.clock_skew)
 
         def probe(observer: str) -> dict[str, Any]:
             client = self._poll_client(observer)
@@ -1520,7 +1446,7 @@ class ConvergenceKeywords(Component):
         def describe(view: Any) -> str:
             if not isinstance(view, Mapping):
                 return short_repr(view)
-            row = _by_id(view["rows"]).get(node_id_of(node))
+            row = _by_id(view["rows"]).get(self.ctx.node_id(node))
             state = "no row" if row is None else str(row.get("status"))
             return f"{node}:{state}, {len(view['servers'])} servers"
 
@@ -1553,7 +1479,9 @@ class ConvergenceKeywords(Component):
         if node not in observers:
             observers.append(node)
         views, errors = self._once(observers, self._membership_rows_patient)
-        problems, mismatches = activation_problems(node, views, errors, moment, skew)
+        problems, mismatches = activation_problems(
+            self.ctx.node_id(node), views, errors, moment, skew
+        )
         if problems:
             good = len(observers) - len({m.node for m in mismatches} | set(errors))
             judgement = Judgement(
@@ -1621,7 +1549,7 @@ class ConvergenceKeywords(Component):
                 rows = views.get(observer)
                 if rows is None:
                     continue
-                row = _by_id(rows).get(node_id_of(name))
+                row = _by_id(rows).get(self.ctx.node_id(name))
                 cells[(name, observer)] = (
                     None if row is None else {"transport_address": row.get("transport_address")}
                 )
@@ -1715,43 +1643,23 @@ class ConvergenceKeywords(Component):
     def wait_until_plugin_state_converged(
         self,
         run_id: str,
-        expected_cases: int | str | None = None,
-        expected_events: int | str | None = None,
         *nodes: str,
+        expected_cases: int | None = None,
+        expected_events: int | None = None,
     ) -> dict[str, Any]:
         """Wait until every node holds the same supertest cases, events and counters for ``run_id``.
 
         Optional ``expected_cases`` / ``expected_events``: how many each node must hold. Polls
         the plugin API (HTTP or SSH, per target) up to ``plugin_state_converged``; the report
         shows ``case:<id>`` / ``event:<id>`` rows x nodes. Returns the converged state
-        (``cases``, ``events``). A first optional argument that is a node name is a node.
+        (``cases``, ``events``). Nodes: every active node, or the ones given.
 
         Example:
         | Wait Until Plugin State Converged    ${run_id}    expected_cases=2    expected_events=3
+        | Wait Until Plugin State Converged    ${run_id}    hetzner-1    ovh-1
         """
-
-        # Robot fills the optional counts before the node list: the first value that is not
-        # a count starts the node names.
-        counts: list[Any] = []
-        leading: list[str] = []
-        for value in (expected_cases, expected_events):
-            text = str(value).strip() if value is not None else ""
-            if leading or (
-                isinstance(value, str)
-                and text.upper() not in ("", "NONE")
-                and not text.lstrip("-").isdigit()
-            ):
-                if text and text.upper() != "NONE":
-                    leading.append(text)
-                counts.append(None)
-            else:
-                counts.append(None if text.upper() in ("", "NONE") else value)
-        names = self.nodes_or_active([*leading, *nodes])
-        judge = PluginStateJudge(
-            str(run_id),
-            _optional_count(counts[0], "expected_cases"),
-            _optional_count(counts[1], "expected_events"),
-        )
+        names = self.nodes_or_active(nodes)
+        judge = PluginStateJudge(str(run_id), expected_cases, expected_events)
         timeouts = self.ctx.require_timeouts()
         spec = _WaitSpec(
             f"plugin state of run {run_id} not converged",
@@ -1823,9 +1731,9 @@ class ConvergenceKeywords(Component):
         node: str,
         run_id: str,
         case_or_event_id: str,
-        duration: float | None = None,
+        duration: timedelta | None = None,
     ) -> None:
-        """``case_or_event_id`` stays ABSENT on ``node`` for ``duration`` seconds ("consistently").
+        """``case_or_event_id`` stays ABSENT on ``node`` for ``duration`` ("consistently").
 
         Default duration: the ``stays_stale`` timeout. Fails at the first poll where the id
         appears (or the plugin state cannot be read), naming the node and when it appeared.
@@ -1834,7 +1742,7 @@ class ConvergenceKeywords(Component):
         """
         node, run_id, item_id = str(node), str(run_id), str(case_or_event_id)
         timeouts = self.ctx.require_timeouts()
-        seconds = timeouts.stays_stale if duration in (None, "", "None") else float(duration)
+        seconds = timeouts.stays_stale if duration is None else duration.total_seconds()
         judge = StaysAbsentJudge(item_id)
         what = f"{node} did not stay stale for {seconds:g} s"
 

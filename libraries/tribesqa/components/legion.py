@@ -9,10 +9,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from robot.api import logger
 from robot.api.deco import keyword
 
-from tribesqa.components.base import Component, as_int
+from tribesqa.components.base import Component
 from tribesqa.context import LibraryContext
 from tribesqa.diagnostics import TribesFailure
-from tribesqa.models import GraphRun, GraphRunState, LegionSnapshot, NodeRecord
+from tribesqa.models import GraphRun, GraphRunState, LegionSnapshot, NodeRecord, Provider
 from tribesqa.targets.base import LegionError
 
 
@@ -23,26 +23,20 @@ class LegionKeywords(Component):
         self._background: Future[GraphRun] | None = None
 
     def _provisioned(self, record: NodeRecord) -> NodeRecord:
-        self.ctx.remember(record)
-        self.ctx.note_node(record.name)  # a Legion-only step still belongs to its node's row
-        if record.name not in self.ctx.provisioned:
-            self.ctx.provisioned.append(record.name)
-        return record
+        return self.ctx.provisioned_node(record)
 
     @keyword
-    def provision_init_node(self, provider: str = "hetzner") -> NodeRecord:
+    def provision_init_node(self, provider: Provider = Provider.HETZNER) -> NodeRecord:
         """Provision the cluster's first node on ``provider``; returns its Legion record.
 
         Example: ``${init}=    Provision Init Node    hetzner`` then use ``${init.name}``.
         """
-        return self._provisioned(self.ctx.require_target().legion.provision_init(provider.lower()))
+        return self._provisioned(self.ctx.require_target().legion.provision_init(provider.value))
 
     @keyword
-    def plan_join_nodes(self, provider: str, count: int = 1) -> list[NodeRecord]:
+    def plan_join_nodes(self, provider: Provider, count: int = 1) -> list[NodeRecord]:
         """Plan ``count`` join nodes on ``provider`` (status ``planned``); materialize them later."""
-        planned = self.ctx.require_target().legion.plan_join(
-            provider.lower(), as_int(count, "count")
-        )
+        planned = self.ctx.require_target().legion.plan_join(provider.value, count)
         for record in planned:
             self._provisioned(record)
         return planned
@@ -122,7 +116,7 @@ class LegionKeywords(Component):
         Returns the interrupted run (``state`` ``interrupted``, ``materialized`` lists what
         joined). The remaining nodes stay planned.
         """
-        run = self.ctx.require_target().legion.materialize(as_int(nodes, "nodes"))
+        run = self.ctx.require_target().legion.materialize(nodes)
         self.ctx.refresh_records()
         return run
 
@@ -150,10 +144,10 @@ class LegionKeywords(Component):
         )
 
     @keyword
-    def replace_node(self, node: str, provider: str) -> NodeRecord:
+    def replace_node(self, node: str, provider: Provider) -> NodeRecord:
         """Replace ``node`` with a new node on ``provider`` (decommission + join); returns the new record."""
         self.ctx.note_node(node)
-        return self._provisioned(self.ctx.require_target().legion.replace(node, provider.lower()))
+        return self._provisioned(self.ctx.require_target().legion.replace(node, provider.value))
 
     @keyword
     def reactivate_node(self, node: str) -> NodeRecord:

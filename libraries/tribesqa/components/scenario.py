@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from robot.api import logger
@@ -11,7 +12,13 @@ from robot.libraries.BuiltIn import BuiltIn
 from tribesqa.components.base import Component
 from tribesqa.context import LibraryContext
 from tribesqa.diagnostics import TribesFailure
-from tribesqa.models import GraphRun, LegionNodeStatus, MemberStatus, NodeRecord
+from tribesqa.models import (
+    GenerationStatus,
+    GraphRun,
+    LegionNodeStatus,
+    MemberStatus,
+    RolloutPreview,
+)
 from tribesqa.waiting import (
     ConvergenceFailure,
     Observation,
@@ -93,16 +100,23 @@ class ScenarioKeywords(Component):
     @keyword
     def plan_one_join_node_per_provider(self, *providers: str) -> list[str]:
         """Plan one join node on each provider (in order); returns the planned names."""
-        names = []
-        for provider in providers:
-            planned: list[NodeRecord] = BuiltIn().run_keyword("Plan Join Nodes", provider, 1)
-            names.append(planned[0].name)
-        return names
+        legion = self.ctx.require_target().legion
+        return [
+            self.ctx.provisioned_node(legion.plan_join(str(provider).lower(), 1)[0]).name
+            for provider in providers
+        ]
 
     @keyword
-    def rollout_preview_should_install_plugin(self, node: str, plugin: str, commit: str) -> None:
-        """The preview on ``node`` adds ``plugin``, removes nothing, needs a restart, and has all substitutes."""
-        preview = BuiltIn().run_keyword("Preview Rollout", node, plugin, commit)
+    def preview_should_install_plugin(
+        self, node: str, preview: RolloutPreview, plugin: str, commit: str = ""
+    ) -> None:
+        """``node``'s ``preview`` (from ``Preview Rollout``) adds ``plugin``, removes nothing,
+        needs a restart and has every substitute.
+
+        Example:
+        | ${preview}=    Preview Rollout    hetzner-1    supertest    ${COMMIT}
+        | Preview Should Install Plugin    hetzner-1    ${preview}    supertest    ${COMMIT}
+        """
         problems = []
         if plugin not in preview.delta.plugins_added:
             problems.append(
@@ -116,7 +130,8 @@ class ScenarioKeywords(Component):
             problems.append("it does not list the services that need a restart")
         if problems:
             raise TribesFailure(
-                f"node {node}: rollout preview of {plugin}@{commit}: " + "; ".join(problems)
+                f"node {node}: rollout preview of {plugin}{'@' + commit if commit else ''}: "
+                + "; ".join(problems)
             )
 
     def _wait_until_node_reports_own_row(
@@ -133,7 +148,8 @@ class ScenarioKeywords(Component):
             if not record.admin_url:
                 return f"{record.status.value} in Legion"
             rows = self.ctx.client(node).call_typed("cluster_nodes.list").by_id()  # type: ignore[attr-defined]
-            return "syncing" if node in rows else "running but without its own membership row"
+            own = self.ctx.node_id(node) in rows
+            return "syncing" if own else "running but without its own membership row"
 
         def gone(_: str, seen: str) -> str | None:
             if seen.endswith(("failed in Legion", "destroyed in Legion")):
@@ -160,7 +176,7 @@ class ScenarioKeywords(Component):
             ) from None
 
     @keyword
-    def node_should_stay_syncing_for(self, node: str, duration: float | None = None) -> None:
+    def node_should_stay_syncing_for(self, node: str, duration: timedelta | None = None) -> None:
         """``node``'s own row stays ``syncing`` (never ``active``) on every node that has it, for ``duration`` s.
 
         The "consistently" check for a join that must not complete yet (e.g. while a peer it
@@ -172,7 +188,7 @@ class ScenarioKeywords(Component):
 
         def probe(observer: str) -> str:
             rows = self.ctx.client(observer).call_typed("cluster_nodes.list").by_id()  # type: ignore[attr-defined]
-            row = rows.get(node)
+            row = rows.get(self.ctx.node_id(node))
             return row.status.value if row is not None else "absent"
 
         def judge(observations: dict[str, Observation]) -> Verdict:
@@ -196,7 +212,7 @@ class ScenarioKeywords(Component):
                 probe,
                 judge,
                 what=f"node {node} stays syncing",
-                duration_s=float(duration) if duration else timeouts.stays_stale,
+                duration_s=duration.total_seconds() if duration else timeouts.stays_stale,
                 interval_s=timeouts.poll_interval,
             )
         except ConvergenceFailure as failure:
@@ -204,12 +220,16 @@ class ScenarioKeywords(Component):
         logger.info(f"node {node} stayed syncing on every observer for the whole window")
 
     @keyword
-    def node_should_run_a_generation_with_plugin(
-        self, node: str, plugin: str, baseline: str | None = None
+    def running_generation_should_hold_plugin(
+        self, node: str, status: GenerationStatus, plugin: str, baseline: str | None = None
     ) -> None:
-        """``node`` runs (selected == running) a generation whose plugin list holds ``plugin``,
-        and it is not the ``baseline`` store path when one is given."""
-        status = BuiltIn().run_keyword("Generation Should Be Converged", node)
+        """The running generation of ``node``'s ``status`` (from ``Generation Should Be
+        Converged``) holds ``plugin``, and it is not the ``baseline`` store path when one is given.
+
+        Example:
+        | ${status}=    Generation Should Be Converged    hetzner-1
+        | Running Generation Should Hold Plugin    hetzner-1    ${status}    supertest    baseline=${BASELINE}
+        """
         running = next((g for g in status.generations if g.path == status.running), None)
         if running is None:
             raise TribesFailure(
@@ -223,10 +243,14 @@ class ScenarioKeywords(Component):
             raise TribesFailure(f"node {node}: still runs the baseline generation {baseline}")
 
     @keyword
-    def graph_run_should_be_interrupted_with_consistent_membership(self, run: GraphRun) -> None:
-        """An interrupted graph run: what it materialized is active everywhere; the rest is planned and on no node.
+    def graph_run_should_have_stopped_half_way(self, run: GraphRun) -> None:
+        """An interrupted graph run: state ``interrupted``, something left unmaterialized, and
+        every node it did not materialize back to ``planned`` in Legion and on no node's
+        membership.
 
-        ``run`` is what ``Interrupt Graph Run After`` returned.
+        Example:
+        | ${run}=    Interrupt Graph Run After    1
+        | Graph Run Should Have Stopped Half Way    ${run}
         """
         if run.state.value != "interrupted":
             raise TribesFailure(f"graph run {run.id} is {run.state.value}, expected interrupted")
@@ -239,32 +263,30 @@ class ScenarioKeywords(Component):
         not_planned = [
             f"{n} ({records[n].status.value})"
             for n in leftover
-            if n in records and records[n].status.value != "planned"
+            if n in records and records[n].status is not LegionNodeStatus.PLANNED
         ]
         if not_planned:
             raise TribesFailure(
                 f"graph run {run.id}: nodes it did not materialize are not back to planned: {', '.join(not_planned)}"
             )
-        for name in run.materialized:
-            BuiltIn().run_keyword("Wait Until Node Is Active Everywhere", name)
         for observer in self.ctx.active_names():
             rows = self.ctx.client(observer).call_typed("cluster_nodes.list").by_id()  # type: ignore[attr-defined]
-            half = [n for n in leftover if n in rows]
+            half = [n for n in leftover if self.ctx.node_id(n) in rows]
             if half:
                 raise TribesFailure(
                     f"node {observer} holds a membership row for {', '.join(half)}, which the interrupted run never materialized"
                 )
 
     @keyword
-    def decommission_every_node_except(self, keep: str) -> list[str]:
-        """Decommission every ready node but ``keep``, one at a time; returns their names.
+    def nodes_to_decommission_except(self, keep: str) -> list[str]:
+        """Every ready node but ``keep``, when this suite provisioned them all; else it fails.
 
         Only nodes this suite provisioned are ever decommissioned: if the fleet has a ready
         node the suite did not provision (a shared or long-lived fleet), it fails before
-        touching anything, naming those nodes, since ``keep`` cannot become the last
+        anything is touched, naming those nodes, since ``keep`` cannot become the last
         active node without decommissioning someone else's node.
 
-        Example: ``Decommission Every Node Except    hetzner-1``
+        Example: ``${others}=    Nodes To Decommission Except    hetzner-1``
         """
         keep = str(keep)
         others = [name for name in self.ctx.active_names() if name != keep]
@@ -275,7 +297,4 @@ class ScenarioKeywords(Component):
                 f"(it provisioned {', '.join(self.ctx.provisioned) or 'nothing'}); point this "
                 "suite at a fleet it owns"
             )
-        for name in others:
-            BuiltIn().run_keyword("Decommission Node", name)
-            BuiltIn().run_keyword("Node Should Be Archived As Decommissioned", name)
         return others

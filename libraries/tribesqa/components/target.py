@@ -15,7 +15,13 @@ from tribesqa.config import RosterEntry, parse_target
 from tribesqa.default_target import ensure_target_variables, target_origin
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.models import GraphRunState, LegionNodeStatus, NodeRecord
-from tribesqa.shared_fleet import EXCLUSIVE, LocalStore, SharedFleetGuard, SharedHandle
+from tribesqa.shared_fleet import (
+    EXCLUSIVE,
+    HoldMode,
+    LocalStore,
+    SharedFleetGuard,
+    SharedHandle,
+)
 
 PABOTLIB = "pabot.PabotLib"
 NODE_TAG = "node:"
@@ -185,7 +191,7 @@ class TargetKeywords(Component):
             self.close_target()
 
     @keyword
-    def hold_shared_target(self, mode: str = "shared") -> None:
+    def hold_shared_target(self, mode: HoldMode = HoldMode.SHARED) -> None:
         """Hold the shared fleet ``shared`` (read-only checks, side by side with other processes)
         or ``exclusive`` (restarts, partitions, resyncs: alone, after every shared holder).
 
@@ -200,7 +206,7 @@ class TargetKeywords(Component):
                 poll_s=max(0.05, min(self.ctx.require_timeouts().poll_interval, 1.0)),
                 wait_s=10 * self.ctx.require_timeouts().legion_operation,
             )
-        waited = self._guard.hold(str(mode).lower())
+        waited = self._guard.hold(mode.value)
         logger.info(f"holding the shared fleet ({mode}) after waiting {waited:.1f} s")
 
     @keyword
