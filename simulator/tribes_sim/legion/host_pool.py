@@ -18,6 +18,8 @@ from tribes_sim.legion.refusal import LegionRefusal
 
 
 class HostPoolMixin:
+    """Legion's part: node hosts and the nodes on them (uses the attributes Legion sets up)."""
+
     async def _spawn_host(self) -> HostProcess:
         host_id = f"host-{uuid.uuid4().hex[:8]}"
         socket_path = self.directory / "hosts" / f"{host_id}.sock"

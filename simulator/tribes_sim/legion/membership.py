@@ -16,6 +16,8 @@ log = logging.getLogger("tribes_sim.legion")
 
 
 class MembershipMixin:
+    """Legion's part: membership rows, pushes and join waits (uses the attributes Legion sets up)."""
+
     async def push_membership(self, joining: dict[str, Any] | None = None) -> None:
         """Write Legion's membership snapshot to every running node (as one control event).
 

@@ -11,6 +11,8 @@ from tribes_sim.legion.refusal import LegionRefusal
 
 
 class NemesisMixin:
+    """Legion's part: the nemesis (uses the attributes Legion sets up)."""
+
     async def nemesis(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
         if action == "heal":
             for node in self.running_nodes():

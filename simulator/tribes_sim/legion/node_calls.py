@@ -16,6 +16,8 @@ from tribes_sim.legion.refusal import LegionRefusal
 
 
 class NodeCallsMixin:
+    """Legion's part: signed management calls to nodes (uses the attributes Legion sets up)."""
+
     async def call(
         self, node: dict[str, Any], method: str, params: dict[str, Any] | None = None
     ) -> Any:

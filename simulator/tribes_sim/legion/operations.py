@@ -20,6 +20,8 @@ PROVIDERS = ("hetzner", "scaleway", "ovh")
 
 
 class OperationsMixin:
+    """Legion's part: the fleet operations (uses the attributes Legion sets up)."""
+
     def _new_record(self, provider: str, role: str) -> dict[str, Any]:
         if provider not in PROVIDERS:
             raise LegionRefusal(

@@ -18,6 +18,8 @@ from tribes_sim.node.spec import NodeRefused
 
 
 class AdminApiMixin:
+    """NodeServers's part: the admin listener's routes (uses the attributes NodeServers sets up)."""
+
     def _admin_app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_get("/healthz", self._healthz)

@@ -17,6 +17,8 @@ from tribes_sim.store import LEGION_ORIGIN, SyncEvent
 
 
 class MembershipMixin:
+    """SimNode's part: membership rows, derived sync servers, activation, Legion's control methods (uses the attributes SimNode sets up)."""
+
     def own_row(self) -> dict[str, Any] | None:
         return self.store.member(self.node_id)
 

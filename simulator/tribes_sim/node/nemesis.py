@@ -7,6 +7,8 @@ from __future__ import annotations
 
 
 class NemesisMixin:
+    """SimNode's part: the nemesis hooks (uses the attributes SimNode sets up)."""
+
     def partition(self, peers: list[str]) -> None:
         if self.partitioned_since_seq is None:
             self.partitioned_since_seq = self.store.version_vector.get(self.node_id, 0)

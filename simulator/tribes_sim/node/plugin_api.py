@@ -21,6 +21,8 @@ from tribes_sim.store import SUPERTEST_MIGRATIONS
 
 
 class PluginApiMixin:
+    """NodeServers's part: the plugin listener's routes (uses the attributes NodeServers sets up)."""
+
     def _plugin_app(self) -> web.Application:
         app = web.Application(client_max_size=256 * 1024)
         base = "/plugins-api/supertest"

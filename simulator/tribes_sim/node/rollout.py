@@ -14,6 +14,8 @@ from tribes_sim.node.timestamps import utc_now
 
 
 class RolloutMixin:
+    """SimNode's part: rollout and rollback jobs (uses the attributes SimNode sets up)."""
+
     def preview(self, params: dict[str, Any]) -> dict[str, Any]:
         plugins = params.get("plugins")
         if not isinstance(plugins, list) or not plugins:

@@ -37,6 +37,7 @@ from typing import Any
 
 import asyncssh
 
+from tribes_sim.node.ssh_login import SshLogin
 from tribes_sim.node.ssh_sessions import (
     CLOSE_TIMEOUT_S,
     exit_quietly,
@@ -110,7 +111,7 @@ class SimSshServer:
         self._acceptor = await asyncssh.listen(
             host,
             port,
-            server_factory=lambda: _NodeSshServer(self),
+            server_factory=lambda: SshLogin(self),
             server_host_keys=[host_key],
             process_factory=self._run_session,
             # Bytes end to end: the server only forwards what the child reads and writes.
@@ -162,7 +163,7 @@ class SimSshServer:
     async def __aexit__(self, *_exc_info: object) -> None:
         await self.close()
 
-    # --- authentication support (called by _NodeSshServer) ---------------------------------
+    # --- authentication support (called by SshLogin) ---------------------------------
 
     def _connection_made(self, connection: asyncssh.SSHServerConnection) -> None:
         self._connections.add(connection)
@@ -355,44 +356,6 @@ class SimSshServer:
             env["TERM"] = term_type
         env.update(self._env)
         return env
-
-
-class _NodeSshServer(asyncssh.SSHServer):
-    """Per-connection callbacks: public keys for the one user, nothing else."""
-
-    def __init__(self, owner: SimSshServer) -> None:
-        self._owner = owner
-        self._connection: asyncssh.SSHServerConnection | None = None
-
-    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
-        self._connection = conn
-        self._owner._connection_made(conn)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._connection is not None:
-            self._owner._connection_lost(self._connection)
-
-    def begin_auth(self, username: str) -> bool:
-        assert self._connection is not None
-        if self._owner.login_banner:
-            self._connection.send_auth_banner(self._owner.login_banner.rstrip("\n") + "\n")
-        keys = self._owner._keys_for(username)
-        if keys is not None:
-            # Keys are set per connection so that other user names match no key at all.
-            self._connection.set_authorized_keys(keys)
-        return True
-
-    def public_key_auth_supported(self) -> bool:
-        return True
-
-    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        return False  # only keys matched through set_authorized_keys get in
-
-    def password_auth_supported(self) -> bool:
-        return False
-
-    def kbdint_auth_supported(self) -> bool:
-        return False
 
 
 async def start_ssh_server(

@@ -42,6 +42,8 @@ class SyncServerState:
 
 
 class SyncClientMixin:
+    """SimNode's part: subscriptions to the derived servers and pushes to peers (uses the attributes SimNode sets up)."""
+
     async def _subscribe(self, state: SyncServerState) -> None:
         assert self.http is not None
         while not self._closed:

@@ -16,6 +16,8 @@ from tribes_sim.store import SyncEvent
 
 
 class SyncEndpointMixin:
+    """NodeServers's part: the sync listener's routes (uses the attributes NodeServers sets up)."""
+
     def _sync_app(self) -> web.Application:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_get("/sync/events", self._sync_events)

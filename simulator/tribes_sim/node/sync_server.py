@@ -12,6 +12,8 @@ from tribes_sim.store import LEGION_ORIGIN, SyncEvent
 
 
 class SyncServerMixin:
+    """SimNode's part: who may pull and what a long-poll answers (uses the attributes SimNode sets up)."""
+
     def _delivered_directly(self, origin: str) -> bool:
         """Whether every node gets ``origin``'s events without a relay from us.
 

@@ -15,6 +15,8 @@ from tribes_sim.store import LEGION_ORIGIN
 
 
 class StatusViewsMixin:
+    """SimNode's part: the status payloads of the management methods (uses the attributes SimNode sets up)."""
+
     def membership_digest(self) -> str:
         rows = [
             {

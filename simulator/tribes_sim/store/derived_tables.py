@@ -16,6 +16,8 @@ from tribes_sim.store.sync_event import SyncEvent
 
 
 class DerivedTablesMixin:
+    """NodeStore's part: applying events to the derived tables (uses the attributes NodeStore sets up)."""
+
     def rebuild(self) -> None:
         """Re-derive every table from the log, from zero (what a full resync replays)."""
         with self.transaction():

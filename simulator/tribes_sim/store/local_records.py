@@ -18,6 +18,8 @@ from tribes_sim.store.schema import (
 
 
 class LocalRecordsMixin:
+    """NodeStore's part: migrations, generations, plans and jobs (uses the attributes NodeStore sets up)."""
+
     def migrate_plugin_up(self, now: str) -> list[str]:
         with self.transaction():
             # executescript() would commit the open transaction: run statement by statement.
