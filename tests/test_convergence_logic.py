@@ -26,9 +26,9 @@ from tribesqa.components.convergence import (
     parse_time,
     sync_endpoint_problems,
 )
+from tribesqa.contract import ContractError
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.diffing import PRESENCE
-from tribesqa.models import ContractError
 from tribesqa.waiting import (
     ConsistencyViolation,
     FakeClock,

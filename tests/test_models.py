@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from tribesqa.models import (
+from tribesqa.contract import (
     ERROR_HTTP_STATUS,
     METHOD_PARAMS_MODELS,
     METHOD_RESULT_MODELS,

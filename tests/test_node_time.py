@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tribesqa.components.convergence import ArchiveJudge, activation_problems
-from tribesqa.models import parse_method_result
+from tribesqa.contract import parse_method_result
 from tribesqa.node_time import (
     NodeStamp,
     certainly_after,

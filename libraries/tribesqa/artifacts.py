@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from tribesqa.client import ManagementClient, ManagementError
+from tribesqa.contract import find_secret_material
 from tribesqa.diffing import Matrix, membership_matrix, summarize
 from tribesqa.fan_out import fan_out
-from tribesqa.models import find_secret_material
 
 __all__ = [
     "REDACTED",

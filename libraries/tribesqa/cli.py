@@ -158,7 +158,7 @@ def config_validate(
     3 file missing or unreadable.
     """
     from tribesqa.config import ConfigFileError, validate_target_file
-    from tribesqa.models import ContractError
+    from tribesqa.contract import ContractError
 
     try:
         parsed = validate_target_file(file)
@@ -230,7 +230,7 @@ def run(
     process it started (pabot, robot, PabotLib, simulator); the exit code is robot's (pabot's).
     """
     from tribesqa.config import ConfigFileError
-    from tribesqa.models import ContractError
+    from tribesqa.contract import ContractError
     from tribesqa.runner import REPO, RunError, RunRequest, run_suites
 
     if target is None:

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
+from tribesqa.contract import parse_method_result
 from tribesqa.keys import AdminKey
-from tribesqa.models import parse_method_result
 from tribesqa.nip98 import Nip98Auth
 from tribesqa.tls import tls_context
 from tribesqa.waiting import (

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tribesqa.models import ContractError, Provider
+from tribesqa.contract import ContractError, Provider
 
 VARIABLES_DIR = Path(__file__).resolve().parents[2] / "variables"
 DEFAULT_TIMEOUTS_FILE = VARIABLES_DIR / "timeouts.yaml"
@@ -249,7 +249,7 @@ def read_yaml(path: Path) -> Any:
 
 
 def _yaml_problem(path: Path, error: yaml.YAMLError) -> ContractError:
-    from tribesqa.models import ContractProblem
+    from tribesqa.contract import ContractProblem
 
     mark = getattr(error, "problem_mark", None)
     where = f"line {mark.line + 1} column {mark.column + 1}" if mark else "?"
@@ -261,7 +261,7 @@ def _yaml_problem(path: Path, error: yaml.YAMLError) -> ContractError:
 
 def validate_target_file(path: Path) -> TargetFile:
     """Load and validate a variables file; raises ConfigFileError or ContractError."""
-    from tribesqa.models import parse_payload
+    from tribesqa.contract import parse_payload
 
     data = read_yaml(path)
     if not isinstance(data, dict):
@@ -270,7 +270,7 @@ def validate_target_file(path: Path) -> TargetFile:
 
 
 def _not_a_mapping(path: Path, data: Any) -> ContractError:
-    from tribesqa.models import ContractProblem
+    from tribesqa.contract import ContractProblem
 
     return ContractError(
         str(path),
@@ -286,13 +286,13 @@ def _not_a_mapping(path: Path, data: Any) -> ContractError:
 
 
 def parse_target(raw: Any, *, source: str = "TARGET") -> TargetConfig:
-    from tribesqa.models import parse_payload
+    from tribesqa.contract import parse_payload
 
     return parse_payload(TargetConfig, _plain(raw), source=source)
 
 
 def parse_roster(raw: Any, *, source: str = "ROSTER") -> list[RosterEntry]:
-    from tribesqa.models import parse_payload
+    from tribesqa.contract import parse_payload
 
     return list(parse_payload(TargetFile, {"ROSTER": _plain(raw)}, source=source).ROSTER or [])
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from tribesqa.client import ManagementClient
 from tribesqa.config import TargetConfig, TimeoutProfile, load_timeouts, parse_roster, parse_target
+from tribesqa.contract import LegionNodeStatus, NodeRecord
 from tribesqa.keys import AdminKey
-from tribesqa.models import LegionNodeStatus, NodeRecord
 from tribesqa.ssh import SshEndpointInfo, SshSessions
 from tribesqa.targets import Target, create_target
 from tribesqa.targets.base import PluginTransport

@@ -58,7 +58,7 @@ def parse_stamp(value: str | datetime | NodeStamp) -> NodeStamp:
     """A node time from RFC 3339 text (its precision read from the text) or a datetime.
 
     A datetime carries no precision of its own: it counts as microseconds unless it remembers
-    the digits it was read with (``digits`` attribute, see ``tribesqa.models.Timestamp``).
+    the digits it was read with (``digits`` attribute, see ``tribesqa.contract.Timestamp``).
     Raises ValueError for text that is not an aware RFC 3339 time.
     """
     if isinstance(value, NodeStamp):

@@ -21,8 +21,8 @@ from tribesqa.artifacts import (
 )
 from tribesqa.client import ManagementError
 from tribesqa.components.artifacts import is_test_step
+from tribesqa.contract import find_secret_material
 from tribesqa.keys import AdminKey
-from tribesqa.models import find_secret_material
 
 ADMIN = AdminKey.generate()
 PEM = (

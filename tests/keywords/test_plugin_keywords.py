@@ -23,8 +23,8 @@ from tests.keywords.conftest import (
 )
 from tribesqa.components.plugins import PluginKeywords, migration_history
 from tribesqa.context import LibraryContext
+from tribesqa.contract import Diagnostics
 from tribesqa.diagnostics import TribesFailure
-from tribesqa.models import Diagnostics
 
 CASE = {
     "id": "case-1",

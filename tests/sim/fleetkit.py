@@ -23,8 +23,8 @@ import httpx
 import paramiko
 
 from tribes_sim.fleet import LegionClient, start_fleet, stop_fleet
+from tribesqa.contract import ManagementResponse, parse_method_result, parse_payload
 from tribesqa.keys import AdminKey
-from tribesqa.models import ManagementResponse, parse_method_result, parse_payload
 from tribesqa.nip98 import Nip98Auth
 
 T = TypeVar("T")
@@ -252,7 +252,7 @@ class SimFleet:
         return response.json()
 
     def plugin_state(self, name: str, run_id: str) -> dict[str, Any]:
-        from tribesqa.models import PluginState
+        from tribesqa.contract import PluginState
 
         response = self.plugin_get(name, "/state", run_id=run_id)
         assert response.status_code == 200, response.text

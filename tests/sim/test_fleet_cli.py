@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fleetkit import FleetRegistry, eventually
 
-from tribesqa.models import NodeRecord, parse_payload
+from tribesqa.contract import NodeRecord, parse_payload
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fleetkit import JoinedCluster, eventually
 
-from tribesqa.models import LegionSnapshot, parse_payload
+from tribesqa.contract import LegionSnapshot, parse_payload
 
 pytestmark = pytest.mark.timeout(90)
 

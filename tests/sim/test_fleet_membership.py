@@ -10,7 +10,7 @@ import pytest
 from fleetkit import FleetRegistry, SimFleet, eventually
 
 from tribes_sim.fleet import LegionClientError
-from tribesqa.models import LegionSnapshot, parse_payload
+from tribesqa.contract import LegionSnapshot, parse_payload
 
 pytestmark = pytest.mark.timeout(120)
 

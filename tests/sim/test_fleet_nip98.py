@@ -13,8 +13,8 @@ import httpx
 import pytest
 from fleetkit import JoinedCluster
 
+from tribesqa.contract import ErrorCode, ManagementResponse, parse_payload
 from tribesqa.keys import AdminKey
-from tribesqa.models import ErrorCode, ManagementResponse, parse_payload
 from tribesqa.nip98 import authorization_header, build_auth_event
 
 pytestmark = pytest.mark.timeout(60)

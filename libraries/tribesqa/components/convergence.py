@@ -25,6 +25,15 @@ from robot.api.deco import keyword
 
 from tribesqa.client import ManagementClient, ManagementError
 from tribesqa.components.base import Component
+from tribesqa.contract import (
+    Case,
+    ClusterNodeRow,
+    Event,
+    LegionNodeStatus,
+    PluginState,
+    parse_method_result,
+    parse_payload,
+)
 from tribesqa.diagnostics import TribesFailure, fail
 from tribesqa.diffing import (
     MEMBERSHIP_FIELDS,
@@ -38,15 +47,6 @@ from tribesqa.diffing import (
     to_plain,
 )
 from tribesqa.fan_out import fan_out
-from tribesqa.models import (
-    Case,
-    ClusterNodeRow,
-    Event,
-    LegionNodeStatus,
-    PluginState,
-    parse_method_result,
-    parse_payload,
-)
 from tribesqa.node_time import NodeStamp, bound_text, certainly_after, not_before, parse_stamp
 from tribesqa.waiting import (
     SYSTEM_CLOCK,

@@ -12,8 +12,8 @@ from robot.libraries.BuiltIn import BuiltIn
 from robot.utils import is_truthy
 
 from tribesqa.components.base import Component
+from tribesqa.contract import SyncMode
 from tribesqa.diagnostics import TribesFailure
-from tribesqa.models import SyncMode
 from tribesqa.waiting import ConvergenceFailure, Observation, Verdict, poll_until
 
 

@@ -11,8 +11,8 @@ from robot.api.deco import keyword
 
 from tribesqa.components.base import Component
 from tribesqa.context import LibraryContext
+from tribesqa.contract import GraphRun, GraphRunState, LegionSnapshot, NodeRecord, Provider
 from tribesqa.diagnostics import TribesFailure
-from tribesqa.models import GraphRun, GraphRunState, LegionSnapshot, NodeRecord, Provider
 from tribesqa.targets.base import LegionError
 
 

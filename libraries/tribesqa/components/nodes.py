@@ -11,8 +11,7 @@ from robot.api.deco import keyword
 
 from tribesqa.client import ManagementError
 from tribesqa.components.base import Component
-from tribesqa.diagnostics import TribesFailure
-from tribesqa.models import (
+from tribesqa.contract import (
     ClusterNodesList,
     ClusterStatus,
     Diagnostics,
@@ -25,6 +24,7 @@ from tribesqa.models import (
     SyncStatus,
     TribeStatus,
 )
+from tribesqa.diagnostics import TribesFailure
 from tribesqa.nip98 import authorization_for
 from tribesqa.waiting import WaitTerminal, WaitTimeout, all_nodes_satisfy, poll_until
 

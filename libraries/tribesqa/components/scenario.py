@@ -11,14 +11,14 @@ from robot.libraries.BuiltIn import BuiltIn
 
 from tribesqa.components.base import Component
 from tribesqa.context import LibraryContext
-from tribesqa.diagnostics import TribesFailure
-from tribesqa.models import (
+from tribesqa.contract import (
     GenerationStatus,
     GraphRun,
     LegionNodeStatus,
     MemberStatus,
     RolloutPreview,
 )
+from tribesqa.diagnostics import TribesFailure
 from tribesqa.waiting import (
     ConvergenceFailure,
     Observation,

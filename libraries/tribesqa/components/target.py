@@ -12,9 +12,9 @@ from robot.result import TestCase
 
 from tribesqa.components.base import Component
 from tribesqa.config import RosterEntry, parse_target
+from tribesqa.contract import GraphRunState, LegionNodeStatus, NodeRecord
 from tribesqa.default_target import ensure_target_variables, target_origin
 from tribesqa.diagnostics import TribesFailure
-from tribesqa.models import GraphRunState, LegionNodeStatus, NodeRecord
 from tribesqa.shared_fleet import (
     EXCLUSIVE,
     HoldMode,

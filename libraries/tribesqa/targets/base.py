@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 
 from tribesqa.config import DEFAULT_NODE_COMMANDS, TargetConfig, TimeoutProfile
+from tribesqa.contract import GraphRun, LegionSnapshot, NodeRecord, parse_payload
 from tribesqa.keys import AdminKey
-from tribesqa.models import GraphRun, LegionSnapshot, NodeRecord, parse_payload
 from tribesqa.ssh import SshEndpointInfo, SshSessions
 from tribesqa.tls import tls_context
 
