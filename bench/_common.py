@@ -40,8 +40,8 @@ from tribes_sim.fleet import (  # noqa: E402
     start_legion,
     stop_fleet,
 )
-from tribesqa.keys import AdminKey  # noqa: E402
-from tribesqa.nip98 import Nip98Auth  # noqa: E402
+from tribesqa.clients.keys import AdminKey  # noqa: E402
+from tribesqa.clients.nip98 import Nip98Auth  # noqa: E402
 
 # httpcore tries `import sniffio` on every async request; when it is not installed each miss is
 # a full sys.path search (~0.6 ms, most of the pollers' CPU). Record it as absent once.

@@ -31,12 +31,10 @@ from typing import Any
 from _common import fleet_pids, parse_args, percentile
 
 from tribes_sim.fleet import JOIN_PROVIDERS, kill_strays
-from tribesqa.components.convergence import (
-    ConvergenceKeywords,
-    fetch_membership_rows,
-    parse_time,
-)
+from tribesqa.checks import parse_time
 from tribesqa.context import LibraryContext
+from tribesqa.keywords.convergence_base import fetch_membership_rows
+from tribesqa.keywords.convergence_keywords import ConvergenceKeywords
 
 TARGET = {
     "name": "bench-convergence-lag",

@@ -26,14 +26,10 @@ from typing import Any
 from _common import parse_args, percentile, release_fleet
 
 from tribes_sim.fleet import start_fleet
-from tribesqa.client import ManagementClient
-from tribesqa.components.convergence import (
-    MAX_PROBE_WORKERS,
-    MembershipJudge,
-    describe_membership,
-    fetch_membership_rows,
-)
-from tribesqa.keys import AdminKey
+from tribesqa.checks import MembershipJudge, describe_membership
+from tribesqa.clients.keys import AdminKey
+from tribesqa.clients.management_client import ManagementClient
+from tribesqa.keywords.convergence_base import MAX_PROBE_WORKERS, fetch_membership_rows
 from tribesqa.waiting import SYSTEM_CLOCK, ConvergenceFailure, WaitResult, poll_until
 
 GOAL_MS = 200.0

@@ -25,7 +25,7 @@ from _common import (
     signed_client,
 )
 
-from tribesqa.nip98 import Nip98Verifier, authorization_for
+from tribesqa.clients.nip98 import Nip98Verifier, authorization_for
 
 GOAL_MS = 5.0
 METHODS = ("cluster_status", "cluster_nodes.list")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tribesqa.keys import schnorr_pubkey, schnorr_sign, schnorr_verify
+from tribesqa.clients.keys import schnorr_pubkey, schnorr_sign, schnorr_verify
 
 VECTORS_CSV = Path(__file__).parent / "data" / "bip340-test-vectors.csv"
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.fakes import ScriptedFleet
-from tribesqa.components.convergence import (
+from tribesqa.checks import (
     TRIBE_UNKNOWN,
     ArchiveJudge,
     ClusterHealthJudge,
@@ -21,14 +21,14 @@ from tribesqa.components.convergence import (
     TribeJudge,
     activation_problems,
     describe_membership,
-    fetch_membership_rows,
     normalize_expected,
     parse_time,
     sync_endpoint_problems,
 )
 from tribesqa.contract import ContractError
 from tribesqa.diagnostics import TribesFailure
-from tribesqa.diffing import PRESENCE
+from tribesqa.keywords.convergence_base import fetch_membership_rows
+from tribesqa.reporting.diffing import PRESENCE
 from tribesqa.waiting import (
     ConsistencyViolation,
     FakeClock,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tribesqa.diffing import (
+from tribesqa.reporting.diffing import (
     PRESENCE,
     Matrix,
     Mismatch,
@@ -18,7 +18,7 @@ from tribesqa.diffing import (
     summarize,
     to_plain,
 )
-from tribesqa.report_html import (
+from tribesqa.reporting.report_html import (
     DIFF_BACKGROUND,
     failure_report_html,
     matrix_table_html,

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from tribesqa.components.faults import FaultKeywords
 from tribesqa.config import load_timeouts
 from tribesqa.context import LibraryContext
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.keywords.fault_keywords import FaultKeywords
 from tribesqa.library import TribesLibrary
 from tribesqa.targets.base import Nemesis
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tribesqa.bech32 import Bech32Error, bech32_decode, bech32_encode, decode_bytes
-from tribesqa.keys import (
+from tribesqa.clients.bech32 import Bech32Error, bech32_decode, bech32_encode, decode_bytes
+from tribesqa.clients.keys import (
     SECP256K1_ORDER,
     AdminKey,
     KeyLoadError,

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tribesqa.keys import AdminKey, schnorr_verify
-from tribesqa.nip98 import (
+from tribesqa.clients.keys import AdminKey, schnorr_verify
+from tribesqa.clients.nip98 import (
     NIP98_CODES,
     NIP98_KIND,
     Nip98Auth,

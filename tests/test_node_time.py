@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tribesqa.components.convergence import ArchiveJudge, activation_problems
+from tribesqa.checks import ArchiveJudge, activation_problems
 from tribesqa.contract import parse_method_result
-from tribesqa.node_time import (
+from tribesqa.contract.node_time import (
     NodeStamp,
     certainly_after,
     fraction_digits,
@@ -245,14 +245,13 @@ def test_the_skew_allowance_is_named_and_applied() -> None:
 
 
 def test_every_judge_that_fails_fast_names_its_settled_checks() -> None:
-    from tribesqa.components import convergence
+    from tribesqa import checks
+    from tribesqa.checks.judgement import _Judge
 
     judges = {
         name: cls
-        for name, cls in vars(convergence).items()
-        if isinstance(cls, type)
-        and issubclass(cls, convergence._Judge)
-        and cls.__name__ != "_Judge"
+        for name, cls in vars(checks).items()
+        if isinstance(cls, type) and issubclass(cls, _Judge) and cls is not _Judge
     }
     failing_fast = {"MembershipJudge", "NodeActiveJudge", "ArchiveJudge"}
     assert failing_fast <= set(judges)

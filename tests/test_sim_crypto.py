@@ -1,7 +1,7 @@
 """The simulator's own crypto against published vectors, the test library and nostr-sdk.
 
 The simulated node verifies NIP-98 with ``tribes_sim.http_auth`` and Legion signs with it; the
-test library signs and verifies with ``tribesqa.nip98``. Both are checked against the BIP-340
+test library signs and verifies with ``tribesqa.clients.nip98``. Both are checked against the BIP-340
 vectors and the NIP-98 spec's example event, and against a third, independent implementation:
 nostr-sdk (rust-nostr's bindings), which builds NIP-98 events itself (``EventBuilder.http_auth``).
 Every signer's events must pass every verifier; the simulator must refuse each broken request.
@@ -26,8 +26,8 @@ import pytest
 from tribes_sim import http_auth
 from tribes_sim.http_auth import AuthRefused, HttpAuthVerifier
 from tribes_sim.schnorr_keys import SchnorrKey, read_key, verify_schnorr, write_key
-from tribesqa.keys import AdminKey, write_key_file
-from tribesqa.nip98 import Nip98Verifier, authorization_for, authorization_header
+from tribesqa.clients.keys import AdminKey, write_key_file
+from tribesqa.clients.nip98 import Nip98Verifier, authorization_for, authorization_header
 
 VECTORS_CSV = Path(__file__).parent / "data" / "bip340-test-vectors.csv"
 NOW = 1_700_000_000

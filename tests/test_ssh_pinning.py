@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tribes_sim.fleet import start_fleet, stop_fleet
-from tribesqa.ssh import SshCommandError, SshEndpointInfo, SshSessions
+from tribesqa.clients.ssh_client import SshCommandError, SshEndpointInfo, SshSessions
 
 
 @pytest.fixture(scope="module")

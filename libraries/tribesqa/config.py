@@ -34,7 +34,7 @@ class TargetKind(StrEnum):
     REAL = "real"
 
 
-class PluginTransport(StrEnum):
+class PluginTransportKind(StrEnum):
     HTTP = "http"
     SSH = "ssh"
 
@@ -165,7 +165,7 @@ class TargetConfig(ConfigModel):
     name: str
     kind: TargetKind
     timeouts_profile: str = "sim"
-    plugin_transport: PluginTransport = PluginTransport.HTTP
+    plugin_transport: PluginTransportKind = PluginTransportKind.HTTP
     admin_key: SecretSource | None = None
     ssh: SshSettings = SshSettings()
     sim: SimSettings | None = None

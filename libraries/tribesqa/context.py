@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tribesqa.client import ManagementClient
+from tribesqa.clients.keys import AdminKey
+from tribesqa.clients.management_client import ManagementClient
+from tribesqa.clients.ssh_client import SshEndpointInfo, SshSessions
 from tribesqa.config import TargetConfig, TimeoutProfile, load_timeouts, parse_roster, parse_target
 from tribesqa.contract import LegionNodeStatus, NodeRecord
-from tribesqa.keys import AdminKey
-from tribesqa.ssh import SshEndpointInfo, SshSessions
 from tribesqa.targets import Target, create_target
 from tribesqa.targets.base import PluginTransport
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from robot.api import logger
 
-from tribesqa.diffing import Matrix, Mismatch
-from tribesqa.report_html import failure_report_html
+from tribesqa.reporting.diffing import Matrix, Mismatch
+from tribesqa.reporting.report_html import failure_report_html
 
 
 class TribesFailure(AssertionError):

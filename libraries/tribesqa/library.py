@@ -18,17 +18,18 @@ from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 from robotlibcore import DynamicCore
 
 from tribesqa import __version__
-from tribesqa.components.artifacts import ArtifactKeywords
-from tribesqa.components.convergence import ConvergenceKeywords
-from tribesqa.components.faults import FaultKeywords
-from tribesqa.components.gate import GateKeywords
-from tribesqa.components.legion import LegionKeywords
-from tribesqa.components.nodes import NodeKeywords
-from tribesqa.components.plugins import PluginKeywords
-from tribesqa.components.scenario import ScenarioKeywords
-from tribesqa.components.target import TargetKeywords
 from tribesqa.context import LibraryContext
 from tribesqa.diagnostics import clean_failure
+from tribesqa.keywords.artifact_keywords import ArtifactKeywords
+from tribesqa.keywords.convergence_keywords import ConvergenceKeywords
+from tribesqa.keywords.fault_keywords import FaultKeywords
+from tribesqa.keywords.gate_keywords import GateKeywords
+from tribesqa.keywords.legion_keywords import LegionKeywords
+from tribesqa.keywords.node_keywords import NodeKeywords
+from tribesqa.keywords.plugin_keywords import PluginKeywords
+from tribesqa.keywords.plugin_state_keywords import PluginStateKeywords
+from tribesqa.keywords.scenario_keywords import ScenarioKeywords
+from tribesqa.keywords.target_keywords import TargetKeywords
 
 
 class TribesLibrary(DynamicCore):
@@ -66,6 +67,7 @@ class TribesLibrary(DynamicCore):
             NodeKeywords(self.ctx),
             PluginKeywords(self.ctx),
             ConvergenceKeywords(self.ctx),
+            PluginStateKeywords(self.ctx),
             ArtifactKeywords(self.ctx),
             FaultKeywords(self.ctx),
             ScenarioKeywords(self.ctx),

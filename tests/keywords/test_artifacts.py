@@ -11,7 +11,11 @@ from typing import Any
 
 import pytest
 
-from tribesqa.artifacts import (
+from tribesqa.clients.keys import AdminKey
+from tribesqa.clients.management_client import ManagementError
+from tribesqa.contract import find_secret_material
+from tribesqa.keywords.artifact_keywords import is_test_step
+from tribesqa.reporting.snapshot import (
     REDACTED,
     SecretScrubber,
     artifact_dir,
@@ -19,10 +23,6 @@ from tribesqa.artifacts import (
     probe_node,
     safe_name,
 )
-from tribesqa.client import ManagementError
-from tribesqa.components.artifacts import is_test_step
-from tribesqa.contract import find_secret_material
-from tribesqa.keys import AdminKey
 
 ADMIN = AdminKey.generate()
 PEM = (

@@ -21,8 +21,8 @@ from tests.keywords.conftest import (
     SIM_VARIABLES,
     put_venv_on_path,
 )
+from tribesqa.clients.ssh_client import CommandResult, SshEndpointInfo
 from tribesqa.config import FAULT_OPERATIONS, TargetKind, fill_template, validate_target_file
-from tribesqa.ssh import CommandResult, SshEndpointInfo
 from tribesqa.targets.real import CommandNemesis
 
 SUITE = """

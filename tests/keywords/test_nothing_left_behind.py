@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.keywords.conftest import SIM_AS_REAL_VARIABLES, VENV_BIN, put_venv_on_path
-from tribesqa.fleet_dirs import remove_fleet_dir, sweep_orphan_fleets, write_owner
+from tribesqa.running.fleet_dirs import remove_fleet_dir, sweep_orphan_fleets, write_owner
 
 pytestmark = pytest.mark.slow
 

@@ -21,10 +21,10 @@ from tests.keywords.conftest import (
     RunRobot,
     put_venv_on_path,
 )
-from tribesqa.components.plugins import PluginKeywords, migration_history
 from tribesqa.context import LibraryContext
 from tribesqa.contract import Diagnostics
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.keywords.plugin_keywords import PluginKeywords, migration_history
 
 CASE = {
     "id": "case-1",

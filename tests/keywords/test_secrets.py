@@ -29,7 +29,7 @@ from tests.keywords.conftest import (
     SIM_VARIABLES,
     put_venv_on_path,
 )
-from tribesqa.keys import AdminKey
+from tribesqa.clients.keys import AdminKey
 
 SUITE = """
 *** Settings ***

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.parallel.conftest import FAST_SUITES, Env, load, make_env, messages, wait_until_gone
-from tribesqa.fleet_matrix import NO_NODE, read_fleet_matrix
+from tribesqa.reporting.fleet_matrix import NO_NODE, read_fleet_matrix
 
 pytestmark = pytest.mark.slow
 

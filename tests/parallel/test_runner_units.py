@@ -15,7 +15,7 @@ import pytest
 
 from tests.parallel.conftest import REPO, Env
 from tribesqa.context import RunLabels
-from tribesqa.runner import (
+from tribesqa.running.runner import (
     PABOTLIB_PORTS,
     RUN_MARKER,
     RunError,

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tribesqa.nip98 import Nip98Auth
+from tribesqa.clients.nip98 import Nip98Auth
 
 sys.path.insert(0, str(Path(__file__).parent))
 

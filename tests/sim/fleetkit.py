@@ -23,9 +23,9 @@ import httpx
 import paramiko
 
 from tribes_sim.fleet import LegionClient, start_fleet, stop_fleet
+from tribesqa.clients.keys import AdminKey
+from tribesqa.clients.nip98 import Nip98Auth
 from tribesqa.contract import ManagementResponse, parse_method_result, parse_payload
-from tribesqa.keys import AdminKey
-from tribesqa.nip98 import Nip98Auth
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from fleetkit import FAST_ROLLOUT, FleetRegistry, SimFleet, consistently, eventu
 
 from tribes_sim.fault_catalogue import CATALOGUE
 from tribes_sim.fleet import LegionClientError
-from tribesqa.nip98 import authorization_header, build_auth_event
+from tribesqa.clients.nip98 import authorization_header, build_auth_event
 
 pytestmark = pytest.mark.timeout(90)
 

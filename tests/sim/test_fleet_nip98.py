@@ -13,9 +13,9 @@ import httpx
 import pytest
 from fleetkit import JoinedCluster
 
+from tribesqa.clients.keys import AdminKey
+from tribesqa.clients.nip98 import authorization_header, build_auth_event
 from tribesqa.contract import ErrorCode, ManagementResponse, parse_payload
-from tribesqa.keys import AdminKey
-from tribesqa.nip98 import authorization_header, build_auth_event
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -174,7 +174,7 @@ def test_nip98_rejection(ctx: Ctx, case: str) -> None:
 
 
 def test_every_nip98_code_is_covered() -> None:
-    from tribesqa.nip98 import NIP98_CODES
+    from tribesqa.clients.nip98 import NIP98_CODES
 
     covered = {code for code, _ in CASES.values()} | {"replayed-auth-event"}
     assert covered == set(NIP98_CODES)

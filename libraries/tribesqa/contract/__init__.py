@@ -75,7 +75,7 @@ from tribesqa.contract.management import (
     TribeStatus,
     parse_method_result,
 )
-from tribesqa.contract.plugin_api import (
+from tribesqa.contract.plugin_payloads import (
     Case,
     Event,
     PluginHealth,

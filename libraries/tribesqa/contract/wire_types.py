@@ -18,7 +18,7 @@ from pydantic import (
     WrapValidator,
 )
 
-from tribesqa.node_time import fraction_digits, render
+from tribesqa.contract.node_time import fraction_digits, render
 
 # --------------------------------------------------------------------------------------------
 # Constrained scalar types
@@ -44,7 +44,7 @@ def _as_utc(value: datetime) -> datetime:
 class NodeTime(datetime):
     """A parsed node time that remembers how many fractional-second digits its writer used.
 
-    Comparisons with runner times must happen at the writer's precision (``tribesqa.node_time``),
+    Comparisons with runner times must happen at the writer's precision (``tribesqa.contract.node_time``),
     and JSON-shaped rows are re-serialised from the models: without the digits a node's
     ``…43.902Z`` would come back as ``…43.902000Z`` and look microsecond-precise.
     """

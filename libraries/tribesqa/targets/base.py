@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 
+from tribesqa.clients.keys import AdminKey
+from tribesqa.clients.ssh_client import SshEndpointInfo, SshSessions
+from tribesqa.clients.tls import tls_context
 from tribesqa.config import DEFAULT_NODE_COMMANDS, TargetConfig, TimeoutProfile
 from tribesqa.contract import GraphRun, LegionSnapshot, NodeRecord, parse_payload
-from tribesqa.keys import AdminKey
-from tribesqa.ssh import SshEndpointInfo, SshSessions
-from tribesqa.tls import tls_context
 
 
 class LegionError(AssertionError):

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tribesqa.clients.keys import AdminKey, KeyLoadError
+from tribesqa.clients.ssh_client import SshCommandError, SshEndpointInfo, SshSessions
 from tribesqa.config import (
     DEFAULT_NODE_COMMANDS,
     FaultCommand,
@@ -25,8 +27,6 @@ from tribesqa.config import (
     TimeoutProfile,
     fill_template,
 )
-from tribesqa.keys import AdminKey, KeyLoadError
-from tribesqa.ssh import SshCommandError, SshEndpointInfo, SshSessions
 from tribesqa.targets.base import LegionDriver, LegionError, Nemesis, PluginTransport, Target
 from tribesqa.targets.transports import SshPluginTransport
 

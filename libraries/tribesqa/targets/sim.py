@@ -21,11 +21,16 @@ from tribes_sim.fleet import (
     start_fleet,
     stop_fleet,
 )
-from tribesqa.config import DEFAULT_NODE_COMMANDS, SimSettings, TargetConfig, TimeoutProfile
-from tribesqa.config import PluginTransport as PluginTransportKind
-from tribesqa.fleet_dirs import remove_fleet_dir, sweep_orphan_fleets, write_owner
-from tribesqa.keys import AdminKey
-from tribesqa.ssh import SshEndpointInfo, SshSessions
+from tribesqa.clients.keys import AdminKey
+from tribesqa.clients.ssh_client import SshEndpointInfo, SshSessions
+from tribesqa.config import (
+    DEFAULT_NODE_COMMANDS,
+    PluginTransportKind,
+    SimSettings,
+    TargetConfig,
+    TimeoutProfile,
+)
+from tribesqa.running.fleet_dirs import remove_fleet_dir, sweep_orphan_fleets, write_owner
 from tribesqa.targets.base import LegionDriver, LegionError, Nemesis, PluginTransport, Target
 from tribesqa.targets.transports import HttpPluginTransport, SshPluginTransport
 

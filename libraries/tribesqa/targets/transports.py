@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 
+from tribesqa.clients.ssh_client import SshCommandError, SshEndpointInfo, SshSessions
+from tribesqa.clients.tls import tls_context
 from tribesqa.config import fill_template
-from tribesqa.ssh import SshCommandError, SshEndpointInfo, SshSessions
 from tribesqa.targets.base import PluginTransport, PluginTransportError
-from tribesqa.tls import tls_context
 
 
 class HttpPluginTransport(PluginTransport):

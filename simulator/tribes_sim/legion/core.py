@@ -23,8 +23,8 @@ import aiohttp
 from tribes_sim.hlc import HybridLogicalClock
 from tribes_sim.legion.host_pool import HostPoolMixin
 from tribes_sim.legion.hosts import HostProcess, HostZygote, PendingHost
-from tribes_sim.legion.membership import MembershipMixin
-from tribes_sim.legion.nemesis import NemesisMixin
+from tribes_sim.legion.membership import LegionMembershipMixin
+from tribes_sim.legion.nemesis import LegionNemesisMixin
 from tribes_sim.legion.node_calls import NodeCallsMixin
 from tribes_sim.legion.operations import OperationsMixin
 from tribes_sim.legion.refusal import LegionRefusal
@@ -34,7 +34,9 @@ from tribes_sim.settings import SimConfig
 log = logging.getLogger("tribes_sim.legion")
 
 
-class Legion(HostPoolMixin, NodeCallsMixin, MembershipMixin, OperationsMixin, NemesisMixin):
+class Legion(
+    HostPoolMixin, NodeCallsMixin, LegionMembershipMixin, OperationsMixin, LegionNemesisMixin
+):
     """Legion's state and lifecycle; the operations are in the mixins it combines."""
 
     def __init__(self, directory: Path, config: SimConfig) -> None:

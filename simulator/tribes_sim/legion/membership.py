@@ -15,7 +15,7 @@ from tribes_sim.node import utc_now
 log = logging.getLogger("tribes_sim.legion")
 
 
-class MembershipMixin:
+class LegionMembershipMixin:
     """Legion's part: membership rows, pushes and join waits (uses the attributes Legion sets up)."""
 
     async def push_membership(self, joining: dict[str, Any] | None = None) -> None:

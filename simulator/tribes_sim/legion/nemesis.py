@@ -10,7 +10,7 @@ from typing import Any
 from tribes_sim.legion.refusal import LegionRefusal
 
 
-class NemesisMixin:
+class LegionNemesisMixin:
     """Legion's part: the nemesis (uses the attributes Legion sets up)."""
 
     async def nemesis(self, action: str, body: dict[str, Any]) -> dict[str, Any]:

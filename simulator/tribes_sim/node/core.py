@@ -19,8 +19,8 @@ import aiohttp
 from tribes_sim.generations import GenerationTree, system_store_path
 from tribes_sim.hlc import HybridLogicalClock
 from tribes_sim.http_auth import HttpAuthVerifier
-from tribes_sim.node.membership import MembershipMixin
-from tribes_sim.node.nemesis import NemesisMixin
+from tribes_sim.node.membership import NodeMembershipMixin
+from tribes_sim.node.nemesis import NodeNemesisMixin
 from tribes_sim.node.rollout import RolloutMixin
 from tribes_sim.node.spec import (
     PROVIDER_REGIONS,
@@ -38,12 +38,12 @@ log = logging.getLogger("tribes_sim.node")
 
 
 class SimNode(
-    MembershipMixin,
+    NodeMembershipMixin,
     SyncClientMixin,
     SyncServerMixin,
     RolloutMixin,
     StatusViewsMixin,
-    NemesisMixin,
+    NodeNemesisMixin,
 ):
     """A simulated node; ``node.servers.NodeServers`` exposes it on its four listeners."""
 

@@ -16,7 +16,7 @@ from tribes_sim.node.timestamps import utc_now
 from tribes_sim.store import LEGION_ORIGIN, SyncEvent
 
 
-class MembershipMixin:
+class NodeMembershipMixin:
     """SimNode's part: membership rows, derived sync servers, activation, Legion's control methods (uses the attributes SimNode sets up)."""
 
     def own_row(self) -> dict[str, Any] | None:

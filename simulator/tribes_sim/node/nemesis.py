@@ -6,7 +6,7 @@ Mixed into ``SimNode``.
 from __future__ import annotations
 
 
-class NemesisMixin:
+class NodeNemesisMixin:
     """SimNode's part: the nemesis hooks (uses the attributes SimNode sets up)."""
 
     def partition(self, peers: list[str]) -> None:

@@ -18,17 +18,17 @@ from robot import result as robot_result
 from robot.api import logger
 from robot.api.deco import keyword
 
-from tribesqa.artifacts import (
+from tribesqa.clients.management_client import ManagementClient
+from tribesqa.context import LibraryContext
+from tribesqa.keywords.component import Component
+from tribesqa.reporting.report_html import matrix_table_html
+from tribesqa.reporting.snapshot import (
     CaptureResult,
     SecretScrubber,
     artifact_dir,
     capture_snapshot,
     safe_name,
 )
-from tribesqa.client import ManagementClient
-from tribesqa.components.base import Component
-from tribesqa.context import LibraryContext
-from tribesqa.report_html import matrix_table_html
 
 CAPTURE_CALL_TIMEOUT_S = 5.0
 """Upper bound of one management call while capturing (the profile's may be longer)."""

@@ -11,9 +11,9 @@ from robot.api.deco import keyword
 from robot.libraries.BuiltIn import BuiltIn
 from robot.utils import is_truthy
 
-from tribesqa.components.base import Component
 from tribesqa.contract import SyncMode
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.keywords.component import Component
 from tribesqa.waiting import ConvergenceFailure, Observation, Verdict, poll_until
 
 

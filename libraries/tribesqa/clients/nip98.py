@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from tribesqa.keys import AdminKey, parse_pubkey, schnorr_sign, schnorr_verify
+from tribesqa.clients.keys import AdminKey, parse_pubkey, schnorr_sign, schnorr_verify
 
 __all__ = [
     "NIP98_CODES",

@@ -17,7 +17,7 @@ import coincurve
 from coincurve._libsecp256k1 import ffi, lib
 from coincurve.context import GLOBAL_CONTEXT
 
-from tribesqa.bech32 import Bech32Error, decode_bytes, encode_bytes
+from tribesqa.clients.bech32 import Bech32Error, decode_bytes, encode_bytes
 
 DEFAULT_ADMIN_KEY_ENV = "TRIBES_ADMIN_KEY"
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

@@ -252,7 +252,7 @@ def run_fleets(run_id: str) -> dict[Path, dict[str, object]]:
         if "tribes_sim.legion" not in words or "--dir" not in words[:-1]:
             continue
         directory = Path(words[words.index("--dir") + 1])
-        from tribesqa.fleet_dirs import read_owner
+        from tribesqa.running.fleet_dirs import read_owner
 
         fleets[directory] = read_owner(directory)
     return fleets
@@ -267,7 +267,7 @@ def _alive(pid: object) -> bool:
 def stop_fleets(run_id: str, *, orphans_only: bool = False) -> list[Path]:
     """Stop the run's fleets (only those whose owning robot process died, with ``orphans_only``)."""
     from tribes_sim.fleet import stop_fleet
-    from tribesqa.fleet_dirs import remove_fleet_dir
+    from tribesqa.running.fleet_dirs import remove_fleet_dir
 
     stopped = []
     for directory, owner in run_fleets(run_id).items():
@@ -362,7 +362,7 @@ def _prepare_pabot(request: RunRequest, wait_s: float) -> None:
 
 def write_matrix(outputdir: Path, started: float) -> Path | None:
     """``fleet-matrix.html`` next to a fresh output.xml (never fails the run)."""
-    from tribesqa.fleet_matrix import write_fleet_matrix
+    from tribesqa.reporting.fleet_matrix import write_fleet_matrix
 
     output = outputdir / "output.xml"
     if not output.exists() or output.stat().st_mtime < started - 1:

@@ -26,10 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tribesqa.client import ManagementClient, ManagementError
+from tribesqa.clients.management_client import ManagementClient, ManagementError
 from tribesqa.contract import find_secret_material
-from tribesqa.diffing import Matrix, membership_matrix, summarize
 from tribesqa.fan_out import fan_out
+from tribesqa.reporting.diffing import Matrix, membership_matrix, summarize
 
 __all__ = [
     "REDACTED",

@@ -19,9 +19,9 @@ from pydantic import BaseModel
 from robot.api import logger
 from robot.api.deco import keyword
 
-from tribesqa.components.base import Component
 from tribesqa.contract import Case, Event, PluginHealth, PluginSchema, PluginState, parse_payload
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.keywords.component import Component
 from tribesqa.targets.base import PluginTransportError
 
 M = TypeVar("M", bound=BaseModel)

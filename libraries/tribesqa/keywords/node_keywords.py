@@ -9,8 +9,8 @@ from typing import Any
 from robot.api import logger
 from robot.api.deco import keyword
 
-from tribesqa.client import ManagementError
-from tribesqa.components.base import Component
+from tribesqa.clients.management_client import ManagementError
+from tribesqa.clients.nip98 import authorization_for
 from tribesqa.contract import (
     ClusterNodesList,
     ClusterStatus,
@@ -25,7 +25,7 @@ from tribesqa.contract import (
     TribeStatus,
 )
 from tribesqa.diagnostics import TribesFailure
-from tribesqa.nip98 import authorization_for
+from tribesqa.keywords.component import Component
 from tribesqa.waiting import WaitTerminal, WaitTimeout, all_nodes_satisfy, poll_until
 
 

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
+from tribesqa.clients.keys import AdminKey
+from tribesqa.clients.nip98 import Nip98Auth
+from tribesqa.clients.tls import tls_context
 from tribesqa.contract import parse_method_result
-from tribesqa.keys import AdminKey
-from tribesqa.nip98 import Nip98Auth
-from tribesqa.tls import tls_context
 from tribesqa.waiting import (
     SYSTEM_CLOCK,
     Clock,

@@ -9,10 +9,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from robot.api import logger
 from robot.api.deco import keyword
 
-from tribesqa.components.base import Component
 from tribesqa.context import LibraryContext
 from tribesqa.contract import GraphRun, GraphRunState, LegionSnapshot, NodeRecord, Provider
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.keywords.component import Component
 from tribesqa.targets.base import LegionError
 
 

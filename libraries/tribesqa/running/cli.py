@@ -69,7 +69,7 @@ def sim_up(
     """Start Legion plus an N-node cluster in the background; print where the descriptor is."""
     from tribes_sim.fault_catalogue import UnknownFaultError
     from tribes_sim.fleet import FleetError, LegionClientError, start_fleet
-    from tribesqa.fleet_dirs import sweep_orphan_fleets, write_owner
+    from tribesqa.running.fleet_dirs import sweep_orphan_fleets, write_owner
 
     if owner_pid is not None:
         # Owned by a robot process: the runner (or a later run) stops and removes the fleet,
@@ -121,7 +121,7 @@ def sim_down(
 ) -> None:
     """Stop Legion and every node; leave no process behind (and, with --remove, no file)."""
     from tribes_sim.fleet import stop_fleet
-    from tribesqa.fleet_dirs import remove_fleet_dir
+    from tribesqa.running.fleet_dirs import remove_fleet_dir
 
     directory = directory.resolve()
     was_running = stop_fleet(directory)
@@ -231,7 +231,7 @@ def run(
     """
     from tribesqa.config import ConfigFileError
     from tribesqa.contract import ContractError
-    from tribesqa.runner import REPO, RunError, RunRequest, run_suites
+    from tribesqa.running.runner import REPO, RunError, RunRequest, run_suites
 
     if target is None:
         target = Path("variables/sim.yaml")
@@ -282,7 +282,7 @@ def matrix(
     """Write the fleet matrix (nodes x scenarios, each cell linked to log.html) for OUTPUT_XML."""
     from robot.errors import DataError
 
-    from tribesqa.fleet_matrix import write_fleet_matrix
+    from tribesqa.reporting.fleet_matrix import write_fleet_matrix
 
     if not output_xml.is_file():
         typer.echo(f"tribes-qa matrix: {output_xml}: no such file", err=True)

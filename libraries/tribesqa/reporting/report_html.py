@@ -11,7 +11,7 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from tribesqa.diffing import PRESENCE, Matrix, Mismatch, format_value
+from tribesqa.reporting.diffing import PRESENCE, Matrix, Mismatch, format_value
 from tribesqa.waiting import Timeline, TimelineRow
 
 __all__ = [

@@ -18,8 +18,8 @@ from typing import Any
 from robot.api import logger
 from robot.api.deco import keyword
 
-from tribesqa.components.base import Component
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.keywords.component import Component
 from tribesqa.targets.base import Nemesis
 from tribesqa.waiting import WaitTimeout, all_nodes_satisfy, poll_until
 

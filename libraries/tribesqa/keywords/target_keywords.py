@@ -10,11 +10,11 @@ from robot.api.deco import keyword
 from robot.libraries.BuiltIn import BuiltIn
 from robot.result import TestCase
 
-from tribesqa.components.base import Component
 from tribesqa.config import RosterEntry, parse_target
 from tribesqa.contract import GraphRunState, LegionNodeStatus, NodeRecord
 from tribesqa.default_target import ensure_target_variables, target_origin
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.keywords.component import Component
 from tribesqa.shared_fleet import (
     EXCLUSIVE,
     HoldMode,

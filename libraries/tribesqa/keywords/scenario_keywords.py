@@ -9,7 +9,6 @@ from robot.api import logger
 from robot.api.deco import keyword
 from robot.libraries.BuiltIn import BuiltIn
 
-from tribesqa.components.base import Component
 from tribesqa.context import LibraryContext
 from tribesqa.contract import (
     GenerationStatus,
@@ -19,6 +18,7 @@ from tribesqa.contract import (
     RolloutPreview,
 )
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.keywords.component import Component
 from tribesqa.waiting import (
     ConvergenceFailure,
     Observation,

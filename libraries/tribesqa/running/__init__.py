@@ -1,0 +1,1 @@
+"""Running the suites: the tribes-qa command line, the robot/pabot runner, fleet directories."""
