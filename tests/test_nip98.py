@@ -321,6 +321,9 @@ def _lone_surrogate_content() -> str:
         _edited(pubkey=ADMIN.pubkey_hex.upper()),
         _edited(tags=[["u", 5]]),
         _edited(content=None),
+        authorization_header(
+            _resign({**build_auth_event(ADMIN, URL, "POST", BODY, created_at=NOW), "content": "hi"})
+        ),
         _without("sig"),
         _without("id"),
         authorization_header(
@@ -339,6 +342,7 @@ def _lone_surrogate_content() -> str:
         "upper-pubkey",
         "tag-not-string",
         "content-null",
+        "content-not-empty",
         "no-sig",
         "no-id",
         "signed-by-other-key",

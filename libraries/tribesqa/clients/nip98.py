@@ -254,6 +254,9 @@ def _check_event_shape(event: dict[str, Any]) -> None:
         raise invalid("auth event field 'created_at' must be an integer")
     if not isinstance(event.get("content"), str):
         raise invalid("auth event field 'content' must be a string")
+    if event["content"]:
+        # The contract's NIP-98 rule 3: an auth event carries no content.
+        raise invalid("auth event content must be empty")
     tags = event.get("tags")
     if not isinstance(tags, list) or not all(
         isinstance(tag, list) and all(isinstance(item, str) for item in tag) for tag in tags
