@@ -257,3 +257,30 @@ def test_every_judge_that_fails_fast_names_its_settled_checks() -> None:
     assert failing_fast <= set(judges)
     for name, cls in judges.items():
         assert bool(cls.SETTLED) == (name in failing_fast), name
+
+
+def test_a_row_written_just_before_the_step_only_lags_on_a_skewed_fleet() -> None:
+    # updated_at a second before the step, 2 s of skew allowed: it may be an older row.
+    rows = as_the_library_reads_it(
+        membership_row(
+            "ovh-1", decommissioned_at="2026-12-01T19:40:00Z", updated_at="2026-12-01T19:44:42Z"
+        )
+    )
+    verdict = ArchiveJudge("ovh-1", ADDRESS, since=RUNNER_BEFORE, skew_s=2).judge(
+        {"hetzner-1": {"rows": rows, "servers": []}}, {}
+    )
+    assert not verdict.done and verdict.terminal is None
+
+
+def test_node_times_keep_their_precision_through_copies_and_pickles() -> None:
+    import copy
+    import pickle
+
+    (row,) = parse_method_result(
+        "cluster_nodes.list", {"nodes": [membership_row("ovh-1")]}, source="node hetzner-1"
+    ).nodes
+    stamp = row.decommissioned_at
+    assert stamp is not None and stamp.digits == 3
+    for again in (copy.copy(stamp), copy.deepcopy(stamp), pickle.loads(pickle.dumps(stamp))):
+        assert again == stamp and again.digits == 3
+    assert copy.deepcopy(row).model_dump(mode="json")["decommissioned_at"].endswith(".902Z")

@@ -18,7 +18,7 @@ from tribesqa.checks.judgement import (
     _row_stamp,
     _short_error,
 )
-from tribesqa.contract.node_time import NodeStamp, bound_text, not_before
+from tribesqa.contract.node_time import NodeStamp, bound_text, certainly_after, not_before
 from tribesqa.reporting.diffing import (
     PRESENCE,
     Mismatch,
@@ -64,8 +64,15 @@ class ArchiveJudge(_Judge):
             f"decommissioned_at {stamp.text()} on {observer} is before {bound} "
             f"(the step began {_iso(self.since)}{allowance})"
         )
+        # Settled only when the row is certainly new: a decommissioned row whose updated_at is
+        # later than the step's start even if the node's clock runs ahead by the whole skew.
+        # A row that may be older only lags (a newer decommission may still replace it).
         updated = _row_stamp(row, "updated_at")
-        written_now = updated is not None and not_before(updated, self.since, self.skew_s)
+        written_now = (
+            row.get("status") == "decommissioned"
+            and updated is not None
+            and certainly_after(updated, self.since, self.skew_s)
+        )
         settled = f"{problem} (settled: the row was written during the step)"
         return problem, settled if written_now else None
 

@@ -66,6 +66,15 @@ class NodeTime(datetime):
         made.digits = digits
         return made
 
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        # datetime's own reduction rebuilds a plain copy: keep the writer's digits through
+        # copy, deepcopy and pickle (pabot hands values between processes).
+        return (_node_time, (self.isoformat(), self.digits))
+
+
+def _node_time(text: str, digits: int) -> NodeTime:
+    return NodeTime.of(datetime.fromisoformat(text), digits)
+
 
 def _keep_digits(value: Any, handler: Any) -> datetime:
     parsed = handler(value)

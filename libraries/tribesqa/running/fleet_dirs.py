@@ -19,13 +19,16 @@ from tribes_sim.fleet import stop_fleet
 from tribes_sim.procs import pid_alive
 
 OWNER_FILE = "owner.json"
-# What only a simulator fleet directory holds; a directory without any of them is never removed.
-_FLEET_MARKERS = ("sim-config.json", OWNER_FILE, "secrets", "legion.json")
+# What only a simulator fleet directory holds (a "secrets" folder alone is not enough: any
+# project may have one); a directory without one of them is never removed.
+_FLEET_MARKERS = ("sim-config.json", "legion.json")
 
 
 def write_owner(fleet_dir: Path, pid: int | None, remove: bool) -> None:
     fleet_dir.mkdir(parents=True, exist_ok=True)
-    (fleet_dir / OWNER_FILE).write_text(json.dumps({"pid": pid, "remove": remove}))
+    partial = fleet_dir / f"{OWNER_FILE}.partial"
+    partial.write_text(json.dumps({"pid": pid, "remove": remove}))
+    partial.replace(fleet_dir / OWNER_FILE)  # atomic: a sweep never reads half a record
 
 
 def read_owner(fleet_dir: Path) -> dict[str, object]:
@@ -38,7 +41,14 @@ def read_owner(fleet_dir: Path) -> dict[str, object]:
 
 
 def is_fleet_dir(directory: Path) -> bool:
-    return directory.is_dir() and any((directory / name).exists() for name in _FLEET_MARKERS)
+    """A simulator fleet: its config or Legion file, or our own owner record (a fleet whose
+    start failed before writing either)."""
+    if not directory.is_dir():
+        return False
+    if any((directory / name).exists() for name in _FLEET_MARKERS):
+        return True
+    owner = read_owner(directory)
+    return set(owner) == {"pid", "remove"}
 
 
 def remove_fleet_dir(directory: Path) -> bool:
@@ -47,7 +57,10 @@ def remove_fleet_dir(directory: Path) -> bool:
         return False
     if not is_fleet_dir(directory):
         raise ValueError(f"{directory} is not a simulated fleet directory: not removing it")
-    shutil.rmtree(directory, ignore_errors=True)
+    left: list[str] = []
+    shutil.rmtree(directory, onerror=lambda _f, path, info: left.append(f"{path}: {info[1]}"))
+    if left:  # key files may be among them: say so, never pass silently
+        raise OSError(f"could not remove all of {directory}: " + "; ".join(left[:3]))
     return True
 
 
@@ -65,8 +78,11 @@ def sweep_orphan_fleets(base: Path) -> list[Path]:
         pid = owner.get("pid")
         if not owner.get("remove") or not isinstance(pid, int) or pid_alive(pid):
             continue
+        if not is_fleet_dir(directory):
+            continue
         with contextlib.suppress(Exception):
             stop_fleet(directory, timeout_s=10.0)
-        shutil.rmtree(directory, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            remove_fleet_dir(directory)
         swept.append(directory)
     return swept
