@@ -1,12 +1,6 @@
-"""The simulated Legion orchestrator: provisions nodes, runs join graphs, pushes membership.
-
-One aiohttp server on loopback; its state lives in ``DIR/legion/state.json``. It spawns node
-hosts (``tribes_sim.host``, forked from a pre-imported zygote so a new host costs milliseconds,
-not the ~0.7 s of imports), talks to nodes through their NIP-98-protected management API with
-its own key, and serves the nemesis. ``tribes-sim-legion`` is its command line (JSON out).
-
-    python -m tribes_sim.legion --dir DIR
-"""
+"""``Legion``: the orchestrator's state (``DIR/legion/state.json``: node records, membership as
+Legion last wrote it, graph runs) and its parts composed from the mixins of this package
+(host pool, node calls, membership, operations, nemesis). ``server.py`` serves it over HTTP."""
 
 from __future__ import annotations
 
