@@ -72,6 +72,18 @@ Refusals Are Reported With Their Contract Codes
     ...    params=${{{"plan_id": $preview.plan_id}}}
     Run Keyword And Expect Error    *node hetzner-1 / cluster_status succeeded but should have been refused*
     ...    Management Call Should Be Refused    hetzner-1    cluster_status    unsafe-operation
+    # The pure preview check names the node, the plugin and what the preview lacks.
+    Run Keyword And Expect Error
+    ...    node hetzner-1: rollout preview of not-a-plugin@abc1234: *substitutes missing*
+    ...    Preview Should Install Plugin    hetzner-1    ${preview}    not-a-plugin    abc1234
+
+A Changed Transport Address Is Named
+    ${address}=    Get Transport Address Of Node    hetzner-1
+    Should Start With    ${address}    http://127.0.0.1:
+    Transport Address Of Node Should Be    hetzner-1    ${address}
+    Run Keyword And Expect Error
+    ...    node hetzner-1: transport address changed across restart: http://127.0.0.1:1 -> ${address}
+    ...    Transport Address Of Node Should Be    hetzner-1    http://127.0.0.1:1
 
 Bad Input Fails With A Clear Message
     Run Keyword And Expect Error    node nope is not known to Legion*    Get Cluster Status    nope
@@ -96,6 +108,6 @@ def test_legion_and_node_keywords(run_robot: RunRobot, tmp_path: Path) -> None:
     result = run_robot(SUITE, name="legion_node")
     failures = {t.name: t.message for t in result.suite.all_tests if t.status != "PASS"}
     assert failures == {}, failures
-    assert result.statistics.total.passed == 7
+    assert result.statistics.total.passed == 8
     log = (result.output_dir / "log.html").read_text()
     assert "Traceback" not in log

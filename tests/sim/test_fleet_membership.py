@@ -109,3 +109,28 @@ def _all_active(fleet: SimFleet, names: list[str]) -> dict[str, dict[str, Any]]:
         assert sorted(view) == sorted(names)
         assert all(row["status"] == "active" for row in view.values()), view
     return views[0]
+
+
+@pytest.mark.parametrize(
+    ("precision", "fraction"), [("seconds", None), ("milliseconds", 3), ("microseconds", 6)]
+)
+def test_nodes_and_legion_stamp_at_the_configured_precision(
+    fleets: FleetRegistry, precision: str, fraction: int | None
+) -> None:
+    # A real node may write whole seconds: the simulator can, so the suites meet that case.
+    fleet = fleets.start(f"stamps-{precision}", nodes=2, timestamp_precision=precision)
+    try:
+        fleet.legion.decommission("scaleway-1")
+
+        def stamped() -> None:
+            row = {r["node_id"]: r for r in fleet.call("hetzner-1", "cluster_nodes.list")["nodes"]}
+            gone = row["scaleway-1"]
+            assert gone["status"] == "decommissioned", gone
+            for field in ("decommissioned_at", "activated_at", "joined_at", "updated_at"):
+                seconds = str(gone[field]).rstrip("Z").split(":")[-1]
+                digits = len(seconds.split(".")[1]) if "." in seconds else None
+                assert digits == fraction, (field, gone[field])
+
+        eventually(stamped)
+    finally:
+        fleets.release(fleet)
