@@ -22,12 +22,14 @@ ${ALLOW_DESTRUCTIVE}    ${FALSE}
 
 *** Test Cases ***
 Roster Nodes Meet The Gate Preconditions
+    [Tags]    req:GATE-2    req:GATE-3
     Gate Preconditions Hold On Every Gate Node
 
 Lifecycle Checks Pass On Every Gate Node
+    [Tags]    req:GATE-4
     Run The Gate Lifecycle Checks    ${ITERATIONS}
 
 Destructive Checks Pass On Every Gate Node
-    [Tags]    destructive
+    [Tags]    destructive    req:GATE-5    req:GATE-6    req:GATE-7
     Skip Unless Destructive Checks Are Allowed    ${ALLOW_DESTRUCTIVE}
     Run The Destructive Gate Checks    ${ITERATIONS}

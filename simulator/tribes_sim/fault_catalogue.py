@@ -87,6 +87,24 @@ CATALOGUE: dict[str, Fault] = {
             ("cluster_plugin_rollout_sync_split_brain",),
             "increments on both sides of a split are all counted",
         ),
+        Fault(
+            "sync-mode-stuck-catching-up",
+            "sync.status reports mode catching_up on a node that is live with nothing pending.",
+            ("fleet_gate",),
+            "a gate node syncs live before the gate runs",
+        ),
+        Fault(
+            "restart-moves-transport",
+            "A gracefully restarted node binds a new sync port instead of its saved one.",
+            ("fleet_gate",),
+            "a restarted node keeps its transport address",
+        ),
+        Fault(
+            "stale-connected-status",
+            "sync.status keeps reporting every sync server connected after it became unreachable.",
+            ("fleet_gate",),
+            "a partitioned node reports its sync servers disconnected",
+        ),
     )
 }
 

@@ -38,6 +38,9 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "selected-not-running": re.compile(r"selected|running", re.I),
     "replay-accepted": re.compile(r"replay", re.I),
     "counter-not-merged": re.compile(r"counter", re.I),
+    "sync-mode-stuck-catching-up": re.compile(r"sync mode|catching_up", re.I),
+    "restart-moves-transport": re.compile(r"transport", re.I),
+    "stale-connected-status": re.compile(r"connected|cut|sync server", re.I),
 }
 PAIRS = [(fault.name, suite) for fault in CATALOGUE.values() for suite in fault.caught_by]
 CATCH_TABLE: dict[tuple[str, str], str] = {}

@@ -19,6 +19,7 @@ def validate(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
     return env.tribes_qa("config", "validate", *args, timeout_s=60)
 
 
+@pytest.mark.req("CLI-5")
 def test_runs_without_the_venv_on_path(env: Env) -> None:
     assert str(REPO / ".venv" / "bin") not in env.environ()["PATH"].split(":")
     done = env.tribes_qa("--version", timeout_s=60)
@@ -26,12 +27,14 @@ def test_runs_without_the_venv_on_path(env: Env) -> None:
     assert done.stdout.startswith("tribes-qa ")
 
 
+@pytest.mark.req("CLI-1")
 def test_valid_file_exits_0(env: Env) -> None:
     done = validate(env, "variables/sim.yaml")
     assert done.returncode == 0, done.stderr
     assert "valid: target simulator (sim); roster of 3 node(s)" in done.stdout
 
 
+@pytest.mark.req("CLI-2")
 def test_invalid_content_exits_1_naming_every_problem_by_field_path(env: Env) -> None:
     bad = env.tmp / "bad.yaml"
     bad.write_text(
@@ -46,6 +49,7 @@ def test_invalid_content_exits_1_naming_every_problem_by_field_path(env: Env) ->
         assert re.search(rf"^  {re.escape(path)}: ", done.stderr, re.M), done.stderr
 
 
+@pytest.mark.req("CLI-2")
 def test_yaml_syntax_error_exits_1_with_its_position(env: Env) -> None:
     bad = env.tmp / "broken.yaml"
     bad.write_text("TARGET: [unclosed\n")
@@ -54,6 +58,7 @@ def test_yaml_syntax_error_exits_1_with_its_position(env: Env) -> None:
     assert "line " in done.stderr
 
 
+@pytest.mark.req("CLI-3")
 @pytest.mark.parametrize("args", [(), ("--no-such-option", "variables/sim.yaml")])
 def test_usage_error_exits_2(env: Env, args: tuple[str, ...]) -> None:
     done = validate(env, *args)
@@ -61,12 +66,14 @@ def test_usage_error_exits_2(env: Env, args: tuple[str, ...]) -> None:
     assert "Usage:" in done.stderr
 
 
+@pytest.mark.req("CLI-4")
 def test_missing_file_exits_3(env: Env) -> None:
     done = validate(env, str(env.tmp / "nope.yaml"))
     assert done.returncode == 3, done.stderr
     assert "no such file" in done.stderr
 
 
+@pytest.mark.req("CLI-4")
 @pytest.mark.parametrize("kind", ["directory", "invalid-utf8"])
 def test_unreadable_file_exits_3(env: Env, kind: str) -> None:
     # Tests run as root, so chmod 000 would still be readable: a directory and bytes that are
@@ -82,6 +89,7 @@ def test_unreadable_file_exits_3(env: Env, kind: str) -> None:
     assert "cannot read" in done.stderr
 
 
+@pytest.mark.req("CLI-5")
 def test_readme_table_matches_the_exit_codes() -> None:
     table = dict(re.findall(r"^\| (\d) \| (.+?) \|$", README, re.M))
     assert set(table) == {"0", "1", "2", "3"}
@@ -89,6 +97,7 @@ def test_readme_table_matches_the_exit_codes() -> None:
     assert "usage" in table["2"] and "missing or unreadable" in table["3"]
 
 
+@pytest.mark.req("CLI-4")
 def test_matrix_command_on_a_missing_file_exits_3(env: Env) -> None:
     done = env.tribes_qa("matrix", str(env.tmp / "output.xml"), timeout_s=60)
     assert done.returncode == 3, done.stderr

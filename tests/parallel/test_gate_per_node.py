@@ -19,6 +19,7 @@ def overlaps(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool
     return a[0] < b[1] and b[0] < a[1]
 
 
+@pytest.mark.req("GATE-1", "GATE-8")
 def test_gate_per_node_shares_one_fleet_and_serializes_destructive_checks(env: Env) -> None:
     out = env.tmp / "results"
     done = env.tribes_qa(
@@ -66,6 +67,7 @@ def test_gate_per_node_shares_one_fleet_and_serializes_destructive_checks(env: E
     assert env.fleet_dirs() == []
 
 
+@pytest.mark.req("GATE-3")
 def test_a_failing_gate_setup_fails_every_process_and_leaves_nothing(env: Env) -> None:
     # Legion names the first hetzner node hetzner-1: a roster saying hetzner-7 cannot be made.
     target = write_target(
@@ -87,6 +89,7 @@ def test_a_failing_gate_setup_fails_every_process_and_leaves_nothing(env: Env) -
     assert env.fleet_dirs() == []
 
 
+@pytest.mark.req("GATE-1")
 def test_the_same_gate_runs_sequentially_under_plain_robot(env: Env) -> None:
     out = env.tmp / "results"
     done = env.tribes_qa(

@@ -90,6 +90,7 @@ def test_attached_shard_passes_the_uri_through_an_argument_file(tmp_path: Path) 
     assert f"--argumentfile1 {next(iter(files))}" in joined
 
 
+@pytest.mark.req("GATE-1", "GATE-3")
 def test_gate_per_node_argument_files_one_per_roster_node(tmp_path: Path) -> None:
     request = RunRequest(target=TARGET, outputdir=tmp_path, gate_per_node=True)
     files = argument_files(request, ["hetzner-1", "ovh-1"])

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from fleetkit import FAST_ROLLOUT, FleetRegistry, SimFleet, consistently, eventually
 
@@ -182,6 +183,39 @@ def counter_not_merged(fleet: SimFleet) -> None:
     assert set(counters.values()) <= {2, 3}, counters
 
 
+def sync_mode_stuck_catching_up(fleet: SimFleet) -> None:
+    status = fleet.call(INIT, "sync.status")
+    assert rows_on(fleet, INIT)[INIT]["status"] == "active"
+    assert status["pending_events"] == 0, status
+    assert status["mode"] == "catching_up", status
+
+
+def restart_moves_transport(fleet: SimFleet) -> None:
+    before = fleet.call(JOIN, "node.info")["transport_address"]
+    fleet.legion.nemesis("restart", node=JOIN)
+
+    def ready() -> None:
+        assert fleet.healthz(JOIN) == 200, "still restarting"
+
+    eventually(ready, retry_on=(AssertionError, httpx.HTTPError))
+    after = fleet.call(JOIN, "node.info")["transport_address"]
+    assert after != before, (before, after)
+    assert rows_on(fleet, INIT)[JOIN]["transport_address"] == before  # peers still dial the old one
+
+
+def stale_connected_status(fleet: SimFleet) -> None:
+    fleet.legion.nemesis("partition", node=JOIN)
+    try:
+
+        def reported_connected() -> None:
+            servers = fleet.call(JOIN, "sync.status")["servers"]
+            assert servers and all(s["connected"] and not s["failing_reason"] for s in servers)
+
+        consistently(reported_connected, duration=1.0, min_checks=3)
+    finally:
+        fleet.legion.nemesis("heal")
+
+
 # name -> (nodes, extra config, check)
 CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "stuck-syncing": (1, {"legion_wait_active_s": 1.0}, stuck_syncing),
@@ -195,6 +229,9 @@ CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "selected-not-running": (1, {}, selected_not_running),
     "replay-accepted": (1, {}, replay_accepted),
     "counter-not-merged": (2, {}, counter_not_merged),
+    "sync-mode-stuck-catching-up": (1, {}, sync_mode_stuck_catching_up),
+    "restart-moves-transport": (2, {}, restart_moves_transport),
+    "stale-connected-status": (2, {}, stale_connected_status),
 }
 
 

@@ -55,6 +55,8 @@ class NodeServers(AdminApiMixin, PluginApiMixin, SyncEndpointMixin):
         sockets = {}
         for listener in ("admin", "plugin", "sync"):
             wanted = saved.get(listener) or spec.ports.get(listener)
+            if listener == "sync" and saved and self.config.has_fault("restart-moves-transport"):
+                wanted = None  # the deliberate bug: a restart binds a fresh sync port
             sockets[listener] = (
                 bind_socket("127.0.0.1", wanted)
                 if wanted

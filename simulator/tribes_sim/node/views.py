@@ -74,9 +74,15 @@ class StatusViewsMixin:
             mode = "catching_up"
         else:
             mode = "live"
+        if mode == "live" and self.config.has_fault("sync-mode-stuck-catching-up"):
+            mode = "catching_up"
+        servers = [state.describe() for state in self.servers.values()]
+        if self.config.has_fault("stale-connected-status"):
+            # The deliberate bug: the status keeps the last good answer of every subscription.
+            servers = [{**server, "connected": True, "failing_reason": None} for server in servers]
         return {
             "mode": mode,
-            "servers": [state.describe() for state in self.servers.values()],
+            "servers": servers,
             "high_water_mark": high,
             "applied_events": applied,
             "pending_events": max(high - applied, 0),
