@@ -19,6 +19,7 @@ class SuiteRun:
     returncode: int
     outputdir: Path
     failures: dict[str, str]  # test longname -> message
+    tags: dict[str, list[str]]  # test longname -> its tags (suite-level tags included)
     passed: int
     failed: int
     skipped: int
@@ -67,9 +68,10 @@ def run_matrix(
         )
     result = ExecutionResult(str(output))
     failures = {
-        test.longname: test.message for test in result.suite.all_tests if test.status == "FAIL"
+        test.full_name: test.message for test in result.suite.all_tests if test.status == "FAIL"
     }
+    tags = {test.full_name: list(test.tags) for test in result.suite.all_tests}
     stats = result.statistics.total
     return SuiteRun(
-        completed.returncode, outputdir, failures, stats.passed, stats.failed, stats.skipped
+        completed.returncode, outputdir, failures, tags, stats.passed, stats.failed, stats.skipped
     )

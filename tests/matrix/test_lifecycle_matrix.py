@@ -43,6 +43,19 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "stale-connected-status": re.compile(r"connected|cut|sync server", re.I),
 }
 PAIRS = [(fault.name, suite) for fault in CATALOGUE.values() for suite in fault.caught_by]
+
+
+def _requirements_violated_by() -> dict[str, set[str]]:
+    """fault -> the ids of the requirements (docs/requirements.yaml) that name it."""
+    entries = yaml.safe_load((REPO / "docs" / "requirements.yaml").read_text())["requirements"]
+    violated: dict[str, set[str]] = {}
+    for entry in entries or []:
+        for fault in entry.get("faults") or []:
+            violated.setdefault(fault, set()).add(entry["id"])
+    return violated
+
+
+VIOLATES = _requirements_violated_by()
 CATCH_TABLE: dict[tuple[str, str], str] = {}
 
 
@@ -128,6 +141,15 @@ def test_fault_turns_its_suite_red(
         else f"NOT CAUGHT ({run.failed} failed)"
     )
     assert real, f"fault {fault} did not turn suite {suite} red"
+    # The red test must be one that traces a requirement the fault violates: otherwise the
+    # catalogue claims a proof the run does not give.
+    wanted = {f"req:{rid}" for rid in VIOLATES.get(fault, set())}
+    tracing = [name for name in real if wanted & set(run.tags.get(name, []))]
+    assert tracing, (
+        f"fault {fault} turned suite {suite} red, but in no test tagged with a requirement it "
+        f"violates ({', '.join(sorted(wanted)) or 'none named in docs/requirements.yaml'}): "
+        + ", ".join(real)
+    )
     assert readable, (
         f"fault {fault} failed suite {suite}, but no failure names a node and the property "
         f"({PROPERTY_WORDS[fault].pattern}):\n" + "\n".join(f"{n}: {m}" for n, m in real.items())
