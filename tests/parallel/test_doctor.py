@@ -6,98 +6,27 @@ derived from ``variables/sim-as-real.yaml``, and runs the installed command.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from tests.parallel.conftest import REPO, TRIBES_QA, VENV_BIN
+from tests.parallel.conftest import REPO, VENV_BIN
+from tests.parallel.sim_as_real import ADMIN_ENV, SIM_AS_REAL, doctor, running_fleet, target_file
 from tribes_sim.ssh_keys import generate_ssh_keypair
 from tribesqa.clients.keys import AdminKey
 from tribesqa.running.doctor_checks import DateProbe, judge_skew, skew_bounds
 
-SIM_AS_REAL = REPO / "variables" / "sim-as-real.yaml"
-FLEET_PLACEHOLDER = "{tmp}/tribes-qa-sim-as-real/{label}"
 NODES = ["hetzner-1", "scaleway-1", "ovh-1"]
-ADMIN_ENV = "TRIBES_SIM_AS_REAL_ADMIN_KEY"
-
-
-def environ(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != ADMIN_ENV}
-    env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "/usr/bin:/bin")])
-    env.update(extra)
-    return env
-
-
-def doctor(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(TRIBES_QA), "doctor", *args],
-        cwd=REPO,
-        env=environ(**extra_env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[Path]:
-    # Short on purpose: node hosts put Unix sockets under the fleet directory (108-byte limit).
-    base = Path(tempfile.mkdtemp(prefix="tqa-doc-"))
-    directory = base / "f"
-    started = subprocess.run(
-        [str(TRIBES_QA), "sim", "up", "--nodes", "3", "--dir", str(directory)],
-        env=environ(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert started.returncode == 0, started.stdout + started.stderr
-    try:
+    with running_fleet(len(NODES)) as directory:
         yield directory
-    finally:
-        subprocess.run(
-            [str(TRIBES_QA), "sim", "down", "--remove", "--dir", str(directory)],
-            env=environ(),
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def target_file(path: Path, fleet_dir: Path, **change: Any) -> Path:
-    """sim-as-real.yaml aimed at the module's running fleet: no setup/teardown, no provisioning."""
-    data = yaml.safe_load(SIM_AS_REAL.read_text())
-    target = data["TARGET"]
-    real = target["real"]
-    for key in ("setup_command", "teardown_command"):
-        real.pop(key)
-    real["provision_missing_roster_nodes"] = False
-    real["legion"]["command"] = [
-        word.replace(FLEET_PLACEHOLDER, str(fleet_dir)) for word in real["legion"]["command"]
-    ]
-    target["admin_key"]["file"] = target["admin_key"]["file"].replace(
-        FLEET_PLACEHOLDER, str(fleet_dir)
-    )
-    target["ssh"]["key_file"] = target["ssh"]["key_file"].replace(FLEET_PLACEHOLDER, str(fleet_dir))
-    if "legion_command" in change:
-        real["legion"]["command"] = change["legion_command"]
-    if "ssh_key_file" in change:
-        target["ssh"]["key_file"] = str(change["ssh_key_file"])
-    if "roster" in change:
-        data["ROSTER"] = [{"node": n, "role": "fleet verify"} for n in change["roster"]]
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 def row(output: str, node: str) -> list[str]:
