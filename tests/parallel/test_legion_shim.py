@@ -10,6 +10,7 @@ as the target's Legion command.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import pytest
 from tests.parallel.conftest import REPO, VENV_BIN
 from tests.parallel.sim_as_real import doctor, environ, running_fleet, target_file
 from tribesqa.config import LegionCli, RealSettings
-from tribesqa.contract import LegionSnapshot, NodeRecord, parse_payload
+from tribesqa.contract import GraphRun, LegionSnapshot, NodeRecord, parse_payload
 from tribesqa.targets.base import LegionError
 from tribesqa.targets.real import CliLegion
 
@@ -112,3 +113,25 @@ def test_doctor_passes_with_the_shim_as_the_legion_command(fleet: Path, tmp_path
     assert done.returncode == 0, done.stdout + done.stderr
     assert "legion_shim.py" in done.stdout and "listed" in done.stdout
     assert "OK: 16 check(s) passed" in done.stdout
+
+
+CONTRACT = (REPO / "docs" / "contract.md").read_text()
+ADAPTER_SECTION = CONTRACT.split("### Legion CLI adapter contract", 1)[1].split("\n### ", 1)[0]
+
+
+def test_the_adapter_contract_samples_parse_with_the_models() -> None:
+    samples = re.findall(r"```json adapter:(\w+)\n(.*?)```", ADAPTER_SECTION, re.S)
+    assert {model for model, _ in samples} == {"NodeRecord", "GraphRun", "error"}
+    for model, text in samples:
+        payload = json.loads(text)
+        if model == "error":
+            assert set(payload) == {"error", "message"}
+        else:
+            parse_payload(
+                {"NodeRecord": NodeRecord, "GraphRun": GraphRun}[model], payload, source=model
+            )
+
+
+def test_the_adapter_contract_table_states_the_default_templates() -> None:
+    rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", ADAPTER_SECTION, re.M))
+    assert rows == LegionCli(command=["legion"]).operations
