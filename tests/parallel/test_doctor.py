@@ -18,7 +18,7 @@ from tests.parallel.conftest import REPO, VENV_BIN
 from tests.parallel.sim_as_real import ADMIN_ENV, SIM_AS_REAL, doctor, running_fleet, target_file
 from tribes_sim.ssh_keys import generate_ssh_keypair
 from tribesqa.clients.keys import AdminKey
-from tribesqa.running.doctor_checks import DateProbe, judge_skew, skew_bounds
+from tribesqa.running.doctor_checks import DateProbe, http_date, judge_skew, skew_bounds
 
 NODES = ["hetzner-1", "scaleway-1", "ovh-1"]
 
@@ -29,6 +29,16 @@ def fleet() -> Iterator[Path]:
         yield directory
 
 
+def assert_no_secret(shown: str, fleet_dir: Path, *keys: AdminKey) -> None:
+    """Neither admin key (hex, nsec) nor a line of the SSH private key is in the output."""
+    fleet_key = AdminKey.from_file(fleet_dir / "secrets" / "admin.key")
+    for key in (fleet_key, *keys):
+        assert key.secret_hex() not in shown.lower()
+        assert key.secret_nsec() not in shown
+    ssh_key = (fleet_dir / "secrets" / "ssh_client").read_text()
+    assert not [line for line in ssh_key.splitlines()[1:-1] if line in shown]
+
+
 def row(output: str, node: str) -> list[str]:
     """The marks of ``node``'s row in the table."""
     match = re.search(rf"^  {re.escape(node)} +(.+)$", output, re.M)
@@ -37,10 +47,12 @@ def row(output: str, node: str) -> list[str]:
 
 
 def test_healthy_fleet_passes_every_check_on_every_roster_node(fleet: Path, tmp_path: Path) -> None:
-    done = doctor("--target", str(target_file(tmp_path / "t.yaml", fleet)))
+    done = doctor("--verbose", "--target", str(target_file(tmp_path / "t.yaml", fleet)))
     assert done.returncode == 0, done.stdout + done.stderr
     for node in NODES:
         assert row(done.stdout, node) == ["✓"] * 6, done.stdout
+        assert re.search(rf"✓ {node} / node.info: signed call accepted", done.stdout)
+    assert_no_secret(done.stdout + done.stderr, fleet)
     for check in ("config", "legion", "admin key", "ssh key"):
         assert re.search(rf"^  ✓ {check} ", done.stdout, re.M), done.stdout
     assert "OK: 22 check(s) passed, 0 skipped" in done.stdout
@@ -75,13 +87,7 @@ def test_wrong_admin_key_is_refused_by_every_node_and_never_printed(
             rf"✗ {node} / node.info: signed call refused: forbidden-pubkey: {wrong.pubkey_hex}",
             done.stdout,
         ), done.stdout
-    shown = done.stdout + done.stderr
-    fleet_key = AdminKey.from_file(fleet / "secrets" / "admin.key")
-    for key in (wrong, fleet_key):
-        assert key.secret_hex() not in shown.lower()
-        assert key.secret_nsec() not in shown
-    ssh_key = (fleet / "secrets" / "ssh_client").read_text()
-    assert not [line for line in ssh_key.splitlines()[1:-1] if line in shown]
+    assert_no_secret(done.stdout + done.stderr, fleet, wrong)
 
 
 @pytest.mark.parametrize(
@@ -194,4 +200,13 @@ def test_skew_fails_only_when_certainly_beyond_the_allowance(
 
 def test_skew_is_skipped_without_a_date_header() -> None:
     check = judge_skew("n", DateProbe(None, 1.0, 2.0), 2.0)
-    assert check.ok is None and "no HTTP Date header" in check.detail
+    assert check.ok is None and "no (valid) HTTP Date header" in check.detail
+
+
+@pytest.mark.parametrize("header", [None, "", "yesterday-ish"])
+def test_a_missing_or_unparsable_date_header_gives_no_date(header: str | None) -> None:
+    assert http_date(header) is None
+
+
+def test_anhttp_date_header_is_read_as_epoch_seconds() -> None:
+    assert http_date("Thu, 03 Dec 2026 06:47:26 GMT") == 1796280446.0

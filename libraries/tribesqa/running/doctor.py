@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,7 @@ def _diagnose_real(
     try:
         try:
             target.open("doctor")
-        except (AssertionError, OSError) as error:
+        except (AssertionError, OSError, subprocess.SubprocessError) as error:
             report.add("setup", False, str(error))
             return
         if settings.setup_command:
@@ -133,7 +134,7 @@ def _diagnose_real(
     finally:
         try:
             target.close()
-        except (AssertionError, OSError) as error:
+        except (AssertionError, OSError, subprocess.SubprocessError) as error:
             report.add("teardown", False, str(error))
         else:
             if settings.teardown_command:

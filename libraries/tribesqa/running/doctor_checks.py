@@ -65,7 +65,10 @@ def judge_skew(name: str, probe: DateProbe | None, allowed_s: float) -> Check:
         return Check(name, "clock skew", None, "skipped: /healthz did not answer")
     if probe.node_date is None:
         return Check(
-            name, "clock skew", None, "skipped: the node sent no HTTP Date header to compare"
+            name,
+            "clock skew",
+            None,
+            "skipped: the node sent no (valid) HTTP Date header to compare",
         )
     low, high = skew_bounds(probe)
     seen = f"node clock {low:+.1f}..{high:+.1f} s from the runner's"
@@ -80,6 +83,16 @@ def judge_skew(name: str, probe: DateProbe | None, allowed_s: float) -> Check:
     return Check(name, "clock skew", True, f"{seen} (allowed ±{allowed_s:g} s)")
 
 
+def http_date(value: str | None) -> float | None:
+    """An HTTP ``Date`` header as epoch seconds; None when absent or not a date."""
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
 def check_healthz(
     name: str, admin_url: str, timeout_s: float, clock: Callable[[], float] = time.time
 ) -> tuple[Check, DateProbe | None]:
@@ -91,9 +104,7 @@ def check_healthz(
     except httpx.HTTPError as error:
         return Check(name, "healthz", False, f"GET {url}: {type(error).__name__}: {error}"), None
     answered = clock()
-    date = response.headers.get("date")
-    parsed = email.utils.parsedate_to_datetime(date).timestamp() if date else None
-    probe = DateProbe(parsed, sent, answered)
+    probe = DateProbe(http_date(response.headers.get("date")), sent, answered)
     try:
         body = response.json()
     except ValueError:
