@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.parallel.conftest import REPO, VENV_BIN
 from tests.parallel.sim_as_real import ADMIN_ENV, SIM_AS_REAL, doctor, running_fleet, target_file
@@ -151,6 +152,30 @@ def test_sim_as_real_is_set_up_first_and_torn_down_after(tmp_path: Path) -> None
     assert "- hetzner-1 / every check: " not in done.stdout
     assert "- hetzner-1 / legion: not in Legion's list yet: the suites provision it" in done.stdout
     assert set(fleets.glob("doctor-*")) == before
+
+
+def test_a_failing_setup_command_is_named_and_its_teardown_still_runs(tmp_path: Path) -> None:
+    data = yaml.safe_load(SIM_AS_REAL.read_text())
+    torn_down = tmp_path / "torn-down"
+    data["TARGET"]["real"]["setup_command"] = ["sh", "-c", "echo no cloud credit >&2; exit 3"]
+    data["TARGET"]["real"]["teardown_command"] = ["touch", str(torn_down)]
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    done = doctor("--target", str(path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert re.search(
+        r"✗ setup +target .*setup_command failed \(exit 3\): no cloud credit", done.stdout
+    )
+    assert re.search(r"✓ teardown +teardown_command ran", done.stdout)
+    assert torn_down.exists()
+
+
+def test_a_file_without_target_fails_the_config_check(tmp_path: Path) -> None:
+    path = tmp_path / "roster.yaml"
+    path.write_text("ROSTER: [{node: hetzner-1, role: init}]\n")
+    done = doctor("--target", str(path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "✗ config  the file defines no TARGET" in done.stdout
 
 
 def test_a_sim_target_needs_no_doctor() -> None:
