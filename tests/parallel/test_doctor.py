@@ -139,6 +139,40 @@ def test_a_roster_node_legion_does_not_list_is_named(fleet: Path, tmp_path: Path
     assert "FAILED: 1 check(s): node-404/legion" in done.stdout
 
 
+def test_an_unreachable_plugin_api_fails_the_plugin_transport_check(
+    fleet: Path, tmp_path: Path
+) -> None:
+    """The node's plugin request goes to a port nothing listens on: curl answers no status."""
+    path = target_file(tmp_path / "t.yaml", fleet, roster=["ovh-1"])
+    data = yaml.safe_load(path.read_text())
+    data["TARGET"]["real"]["node_commands"] = {
+        "plugin_request": "curl -sS -w '\\n%{http_code}' -X {method} http://127.0.0.1:9/{path}"
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    done = doctor("--target", str(path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert row(done.stdout, "ovh-1") == ["✓"] * 5 + ["✗"]
+    assert "✗ ovh-1 / plugin transport: node ovh-1: plugin API GET health unreachable over SSH" in (
+        done.stdout
+    )
+
+
+def test_a_crashed_node_fails_healthz_node_info_and_ssh(fleet: Path, tmp_path: Path) -> None:
+    """Last of the fleet tests: the crashed node stays down for the rest of the module."""
+    legion = [str(VENV_BIN / "tribes-sim-legion"), "--dir", str(fleet), "nemesis"]
+    subprocess.run([*legion, "crash", "ovh-1"], check=True, capture_output=True, timeout=30)
+    done = doctor("--target", str(target_file(tmp_path / "t.yaml", fleet)))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert row(done.stdout, "hetzner-1") == ["✓"] * 6
+    assert row(done.stdout, "ovh-1") == ["✓", "✗", "✗", "✗", "-", "-"]
+    assert re.search(
+        r"✗ ovh-1 / healthz: GET http://127\.0\.0\.1:\d+/healthz: ConnectError", done.stdout
+    )
+    assert "✗ ovh-1 / node.info: no answer: unreachable: ConnectError" in done.stdout
+    assert "✗ ovh-1 / ssh: node ovh-1: SSH login as tribes@127.0.0.1:" in done.stdout
+    assert "FAILED: 3 check(s): ovh-1/healthz, ovh-1/node.info, ovh-1/ssh" in done.stdout
+
+
 def test_sim_as_real_is_set_up_first_and_torn_down_after(tmp_path: Path) -> None:
     """The shipped file as is: its setup_command starts an empty fleet (the suites provision the
     roster), the doctor checks Legion and the keys, then the teardown_command removes it all."""
@@ -233,5 +267,5 @@ def test_a_missing_or_unparsable_date_header_gives_no_date(header: str | None) -
     assert http_date(header) is None
 
 
-def test_anhttp_date_header_is_read_as_epoch_seconds() -> None:
+def test_an_http_date_header_is_read_as_epoch_seconds() -> None:
     assert http_date("Thu, 03 Dec 2026 06:47:26 GMT") == 1796280446.0

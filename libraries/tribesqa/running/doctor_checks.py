@@ -130,7 +130,8 @@ def check_node_info(name: str, record: NodeRecord, key: AdminKey | None, timeout
         )
         if error.code == "forbidden-pubkey" and key.pubkey_hex not in reason:
             reason += f" (the admin key's pubkey {key.pubkey_hex[:16]}… is not on its allowlist)"
-        return Check(name, "node.info", False, f"signed call refused: {reason}")
+        verdict = "no answer" if error.code == "unreachable" else "signed call refused"
+        return Check(name, "node.info", False, f"{verdict}: {reason}")
     except ContractError as error:
         return Check(name, "node.info", False, str(error))
     finally:
