@@ -30,6 +30,7 @@ from tribesqa.config import (
     TargetConfig,
     TargetKind,
     TimeoutProfile,
+    fill_template,
     load_timeouts,
     validate_target_file,
 )
@@ -166,7 +167,8 @@ def _check_admin_key(report: DoctorReport, target: RealTarget) -> AdminKey | Non
     if source.env and os.environ.get(source.env, "").strip():
         where = f"environment variable {source.env}"
     else:
-        where = f"file {source.file}" if source.file else f"environment variable {source.env}"
+        file = fill_template(source.file, **target.values) if source.file else None
+        where = f"file {file}" if file else f"environment variable {source.env}"
     try:
         key = target.admin_key()
     except (ValueError, AssertionError) as error:  # KeyLoadError is a ValueError

@@ -25,10 +25,17 @@ def render(report: DoctorReport, *, verbose: bool = False) -> str:
 
 
 def _reasons(row: list[Check], verbose: bool) -> list[str]:
-    """``node / check: reason`` for each cell not passed; one line for a row skipped whole."""
+    """``node / check: reason`` for each cell not passed; the checks skipped because of an
+    earlier one (Legion, or no list at all) are summed up on one line."""
     shown = [c for c in row if verbose or c.ok is not True]
-    if len(shown) == len(row) > 1 and all(c.ok is None and c.detail == row[0].detail for c in row):
-        return [f"  - {row[0].subject} / every check: {row[0].detail}"]
+    rest = row[1:]
+    if rest and all(c.ok is None and c.detail == rest[0].detail for c in rest):
+        first = row[0]
+        if first.ok is None and first.detail == rest[0].detail:
+            return [f"  - {first.subject} / every check: {first.detail}"]
+        if first.ok is not True:
+            tail = f"; the {len(rest)} other checks {rest[0].detail}"
+            return [f"  {first.mark} {first.subject} / {first.name}: {first.detail}{tail}"]
     return [f"  {c.mark} {c.subject} / {c.name}: {c.detail}" for c in shown]
 
 
