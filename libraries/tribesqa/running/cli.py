@@ -1,7 +1,7 @@
 """``tribes-qa``: the command line of tribes-acceptance.
 
 Subcommands: ``sim up | status | down`` manage a simulated fleet in the background;
-``config validate`` checks a variables file; ``run`` runs the suites (robot, or pabot with
+``config validate`` checks a variables file; ``doctor`` checks a target before a run; ``run`` runs the suites (robot, or pabot with
 ``--parallel N`` / ``--gate-per-node``); ``matrix`` writes the fleet matrix view of an output.xml.
 """
 
@@ -176,6 +176,35 @@ def config_validate(
     if parsed.TIMEOUTS is not None:
         parts.append(f"timeouts profiles {', '.join(sorted(parsed.TIMEOUTS))}")
     typer.echo(f"{file}: valid: {'; '.join(parts)}")
+
+
+@app.command("doctor")
+def doctor(
+    target: Annotated[
+        Path, typer.Option("--target", "-t", help="The target variables file to check.")
+    ],
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show what every passing check saw.")
+    ] = False,
+) -> None:
+    """Check a target before a run: config, Legion, keys, and per node /healthz, a signed
+    node.info, SSH, clock skew and the plugin transport. Read-only (a setup_command runs first,
+    its teardown_command after). Never prints a secret.
+
+    Exit codes: 0 every check passed, 1 a check failed (node and check named), 2 usage error,
+    3 file missing or unreadable.
+    """
+    from tribesqa.config import ConfigFileError
+    from tribesqa.running.doctor import diagnose
+    from tribesqa.running.doctor_view import render
+
+    try:
+        report = diagnose(target)
+    except ConfigFileError as error:
+        typer.echo(f"tribes-qa doctor: {error}", err=True)
+        raise typer.Exit(EXIT_UNREADABLE) from None
+    typer.echo(render(report, verbose=verbose), nl=False)
+    raise typer.Exit(report.exit_code)
 
 
 @app.command(

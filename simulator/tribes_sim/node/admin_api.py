@@ -5,7 +5,9 @@ Mixed into ``NodeServers``.
 
 from __future__ import annotations
 
+import email.utils
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,7 +26,16 @@ class AdminApiMixin:
         app = web.Application(client_max_size=1024 * 1024)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_post("/api/admin/management", self._management)
+        app.on_response_prepare.append(self._date_by_node_clock)
         return app
+
+    async def _date_by_node_clock(self, request: web.Request, response: web.StreamResponse) -> None:
+        """The ``Date`` header by the node's own wall clock, which the nemesis can skew
+        (``clock-skew``): a runner compares it with its clock, as it would a real node's."""
+        node = self.node
+        skew = node.hlc.skew_s if node is not None else 0.0
+        if skew:
+            response.headers["Date"] = email.utils.formatdate(time.time() + skew, usegmt=True)
 
     def _live(self) -> SimNode:
         if self.node is None:
