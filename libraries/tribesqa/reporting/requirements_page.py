@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tribesqa.running.requirements import Report, Requirement, TestTrace
+from tribesqa.running.requirements import Report, Requirement, TracedTest
 
 PASS, FAIL, SKIP, NOT_RUN = "PASS", "FAIL", "SKIP", "NOT RUN"
 REQ_TAG = "req:"
@@ -97,7 +97,7 @@ def _status_class(status: str) -> str:
 
 
 def _test_items(
-    requirement: Requirement, traced: list[TestTrace], results: RunResults | None
+    requirement: Requirement, traced: list[TracedTest], results: RunResults | None
 ) -> str:
     esc = html.escape
     items = []

@@ -83,7 +83,7 @@ class Requirement(BaseModel):
 
 
 @dataclass(frozen=True)
-class TestTrace:
+class TracedTest:
     """A test and the requirement ids it carries."""
 
     label: str  # "suites/x.robot :: Test Name" or "tests/test_x.py::test_name"
@@ -105,7 +105,7 @@ class Report:
 
     catalogue: str
     requirements: list[Requirement]
-    tests: dict[str, list[TestTrace]]  # requirement id -> its tests
+    tests: dict[str, list[TracedTest]]  # requirement id -> its tests
     problems: list[str] = field(default_factory=list)
     fault_names: tuple[str, ...] = ()
 
@@ -182,25 +182,25 @@ def load_catalogue(path: Path) -> tuple[list[Requirement], list[str]]:
     return parse_catalogue(data, str(path))
 
 
-def _mark_hint(test: TestTrace, ident: str) -> str:
+def _mark_hint(test: TracedTest, ident: str) -> str:
     return f'@pytest.mark.req("{ident}")' if test.kind == "pytest" else f"req:{ident}"
 
 
 def check_traceability(
     requirements: Sequence[Requirement],
-    tests: Iterable[TestTrace],
+    tests: Iterable[TracedTest],
     faults: Mapping[str, FaultInfo],
     *,
     catalogue: str = "docs/requirements.yaml",
     suites: Iterable[str] = (),
-) -> tuple[dict[str, list[TestTrace]], list[str]]:
+) -> tuple[dict[str, list[TracedTest]], list[str]]:
     """Each requirement's tests, and the problems: one line each, in a stable order.
 
     ``suites`` are the Robot suite stems that exist (to tell an empty caught_by suite from a
     missing one); ``faults`` maps a fault name to its catalogue entry (``caught_by`` suites).
     """
     known = {requirement.id: requirement for requirement in requirements}
-    by_id: dict[str, list[TestTrace]] = {ident: [] for ident in known}
+    by_id: dict[str, list[TracedTest]] = {ident: [] for ident in known}
     problems: list[str] = []
     all_tests = list(tests)
     for test in all_tests:
@@ -229,7 +229,7 @@ def check_traceability(
 
 def _fault_problems(
     requirements: Sequence[Requirement],
-    tests: list[TestTrace],
+    tests: list[TracedTest],
     faults: Mapping[str, FaultInfo],
     suites: set[str],
 ) -> list[str]:

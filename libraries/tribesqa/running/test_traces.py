@@ -17,7 +17,7 @@ import ast
 import os
 from pathlib import Path
 
-from tribesqa.running.requirements import TestTrace
+from tribesqa.running.requirements import TracedTest
 
 REQ_TAG = "req:"
 
@@ -31,7 +31,7 @@ def shown_path(path: Path | str) -> str:
         return os.fspath(path)
 
 
-def robot_traces(suites_dir: Path) -> tuple[list[TestTrace], list[str]]:
+def robot_traces(suites_dir: Path) -> tuple[list[TracedTest], list[str]]:
     """Every Robot test carrying ``req:`` tags, and problems (unparsable suites, empty ids)."""
     from robot.api import TestSuite
     from robot.errors import DataError
@@ -42,7 +42,7 @@ def robot_traces(suites_dir: Path) -> tuple[list[TestTrace], list[str]]:
         suite = TestSuite.from_file_system(str(suites_dir))
     except DataError as error:
         return [], [f"{shown_path(suites_dir)}: Robot cannot read the suites: {error}"]
-    traces: list[TestTrace] = []
+    traces: list[TracedTest] = []
     problems: list[str] = []
     for test in suite.all_tests:
         source = shown_path(test.source) if test.source else shown_path(suites_dir)
@@ -58,7 +58,7 @@ def robot_traces(suites_dir: Path) -> tuple[list[TestTrace], list[str]]:
                     problems.append(f"{label}: tag {text!r} names no requirement id")
         if ids:
             stem = Path(test.source).stem if test.source else ""
-            traces.append(TestTrace(label, "robot", tuple(ids), stem, test.name, source))
+            traces.append(TracedTest(label, "robot", tuple(ids), stem, test.name, source))
     return traces, problems
 
 
@@ -117,7 +117,7 @@ def _collect(
     prefix: str,
     inherited: list[str],
     source: str,
-    out: list[TestTrace],
+    out: list[TracedTest],
     problems: list[str],
 ) -> None:
     for node in body:
@@ -128,7 +128,7 @@ def _collect(
             ids = [*inherited, *_req_ids(list(node.decorator_list), label, problems)]
             if ids:
                 unique = tuple(dict.fromkeys(ids))
-                out.append(TestTrace(label, "pytest", unique, "", node.name, source))
+                out.append(TracedTest(label, "pytest", unique, "", node.name, source))
         elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
             label = f"{prefix}::{node.name}"
             marks = [*node.decorator_list, *_pytestmark(node.body)]
@@ -136,24 +136,24 @@ def _collect(
             _collect(node.body, label, ids, source, out, problems)
 
 
-def pytest_file_traces(path: Path) -> tuple[list[TestTrace], list[str]]:
+def pytest_file_traces(path: Path) -> tuple[list[TracedTest], list[str]]:
     source = shown_path(path)
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except (OSError, UnicodeDecodeError, SyntaxError) as error:
         return [], [f"{source}: cannot read it for pytest marks: {error}"]
-    traces: list[TestTrace] = []
+    traces: list[TracedTest] = []
     problems: list[str] = []
     module_ids = _req_ids(_pytestmark(tree.body), f"{source} (pytestmark)", problems)
     _collect(tree.body, source, module_ids, source, traces, problems)
     return traces, problems
 
 
-def pytest_traces(tests_dir: Path) -> tuple[list[TestTrace], list[str]]:
+def pytest_traces(tests_dir: Path) -> tuple[list[TracedTest], list[str]]:
     """Every pytest test carrying ``pytest.mark.req`` ids (read statically), and problems."""
     if not tests_dir.is_dir():
         return [], [f"{shown_path(tests_dir)}: no such tests directory"]
-    traces: list[TestTrace] = []
+    traces: list[TracedTest] = []
     problems: list[str] = []
     for path in sorted(tests_dir.rglob("*.py")):
         if not (path.name.startswith("test_") or path.name.endswith("_test.py")):
