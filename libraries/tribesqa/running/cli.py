@@ -226,8 +226,8 @@ def run(
 ) -> None:
     """Run the suites with robot (or pabot with --parallel N); extra args after -- go to robot.
 
-    Writes OUTPUTDIR/report.html, log.html, output.xml (merged under pabot) and
-    fleet-matrix.html. Works without an activated venv. Ctrl-C / SIGTERM stop the run and every
+    Writes OUTPUTDIR/report.html, log.html, output.xml (merged under pabot), fleet-matrix.html
+    and requirements.html. Works without an activated venv. Ctrl-C / SIGTERM stop the run and every
     process it started (pabot, robot, PabotLib, simulator); the exit code is robot's (pabot's).
     """
     from tribesqa.config import ConfigFileError
