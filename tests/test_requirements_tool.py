@@ -141,6 +141,12 @@ def test_a_valid_catalogue_parses_into_models() -> None:
             "req.yaml: requirements[0] (GATE-1): faults: names a fault twice: a, a",
         ),
         (
+            entry(faults="stuck-syncing"),
+            "req.yaml: requirements[0] (GATE-1): faults: must be a list of fault names, got "
+            "'stuck-syncing'",
+        ),
+        (entry(faults=[3]), "req.yaml: requirements[0] (GATE-1): faults[0]: must be text, got 3"),
+        (
             "GATE-1",
             "req.yaml: requirements[0]: must be a mapping (id, source, clause, faults | no_fault)",
         ),

@@ -122,12 +122,18 @@ def _entry_label(index: int, entry: object) -> str:
 def _validation_lines(where: str, error: ValidationError) -> list[str]:
     lines = []
     for item in error.errors():
-        field_path = ".".join(str(part) for part in item["loc"])
+        field_path = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in item["loc"]
+        ).lstrip(".")
         message = str(item["msg"]).removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown field (known: id, source, clause, faults, no_fault)"
         elif item["type"] == "missing":
             message = "missing"
+        elif item["type"] == "tuple_type":
+            message = f"must be a list of fault names, got {item['input']!r}"
+        elif item["type"] == "string_type":
+            message = f"must be text, got {item['input']!r}"
         lines.append(f"{where}: {field_path}: {message}" if field_path else f"{where}: {message}")
     return lines
 
