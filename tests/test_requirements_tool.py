@@ -465,3 +465,10 @@ def test_a_page_that_cannot_be_written_does_not_hide_the_verdict(
     (tmp_path / "output.xml").write_text("<robot><suite")
     assert write_requirements(tmp_path, started=0.0) is None
     assert "tribes-qa run: requirements page not written: " in capsys.readouterr().err
+
+
+def test_results_robot_cannot_read_exit_1(project: Path) -> None:
+    (project / "output.xml").write_text("<robot><suite")
+    done = invoke("--results", "output.xml")
+    assert done.exit_code == 1
+    assert done.stderr.startswith("tribes-qa requirements: output.xml: Reading XML source")
