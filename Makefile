@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format pytest robot-selftest docs bench clean
+.PHONY: install run test lint requirements format pytest robot-selftest docs bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,14 +19,19 @@ install: $(STAMP)
 run: install
 	$(BIN)/tribes-qa run
 
-## Everything CI checks: linters, pytest (unit + simulator + keyword integration), robot self-run.
-test: install lint pytest
+## Everything CI checks: linters, requirement traceability, pytest (unit + simulator + keyword
+## integration), robot self-run.
+test: install lint requirements pytest
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/robocop check resources suites
 	$(BIN)/robocop format --check resources suites
+
+## Every requirement of docs/requirements.yaml has a test and a fault (or a reason); no unknown id.
+requirements: install
+	$(BIN)/tribes-qa requirements
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -44,7 +44,7 @@ def parallel_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ParallelR
 def test_one_merged_report_from_two_processes(parallel_run: ParallelRun) -> None:
     done, out = parallel_run.done, parallel_run.outputdir
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for name in ("output.xml", "log.html", "report.html", "fleet-matrix.html"):
+    for name in ("output.xml", "log.html", "report.html", "fleet-matrix.html", "requirements.html"):
         assert (out / name).is_file(), name
     result = load(out / "output.xml")
     suites = sorted(suite.name for suite in result.suite.suites)
@@ -81,6 +81,26 @@ def test_fleet_matrix_from_the_real_output(parallel_run: ParallelRun) -> None:
     assert linked == {test.id for test in result.suite.all_tests}
     for test in result.suite.all_tests:
         assert html.escape(test.name) in page
+
+
+def test_requirements_page_from_the_merged_output(parallel_run: ParallelRun) -> None:
+    from tests.parallel.conftest import REPO
+    from tribesqa.running.requirements import load_catalogue
+
+    done, out = parallel_run.done, parallel_run.outputdir
+    page = out / "requirements.html"
+    assert f"Requirements: {page.resolve()}" in done.stderr
+    text = page.read_text()
+    assert f"Results of <code>{html.escape(str(out / 'output.xml'))}</code>" in text
+    known = {r.id for r in load_catalogue(REPO / "docs" / "requirements.yaml")[0]}
+    result = load(out / "output.xml")
+    tagged = {
+        test.id
+        for test in result.suite.all_tests
+        if {str(tag)[4:] for tag in test.tags if str(tag).startswith("req:")} & known
+    }
+    # Every run test that carries a catalogue id links to its entry in the merged log.html.
+    assert set(re.findall(r'href="log\.html#([^"]+)"', text)) == tagged
 
 
 def test_matrix_command_rebuilds_the_page(parallel_run: ParallelRun, tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """``tribes-qa``: the command line of tribes-acceptance.
 
 Subcommands: ``sim up | status | down`` manage a simulated fleet in the background;
-``config validate`` checks a variables file; ``doctor`` checks a target before a run; ``run`` runs the suites (robot, or pabot with
-``--parallel N`` / ``--gate-per-node``); ``matrix`` writes the fleet matrix view of an output.xml.
+``config validate`` checks a variables file; ``doctor`` checks a target before a run; ``run`` runs
+the suites (robot, or pabot with ``--parallel N`` / ``--gate-per-node``); ``matrix`` writes the
+fleet matrix view of an output.xml; ``requirements`` traces the requirement catalogue to tests and
+simulator faults.
 """
 
 from __future__ import annotations
@@ -254,8 +256,8 @@ def run(
 ) -> None:
     """Run the suites with robot (or pabot with --parallel N); extra args after -- go to robot.
 
-    Writes OUTPUTDIR/report.html, log.html, output.xml (merged under pabot) and
-    fleet-matrix.html. Works without an activated venv. Ctrl-C / SIGTERM stop the run and every
+    Writes OUTPUTDIR/report.html, log.html, output.xml (merged under pabot), fleet-matrix.html
+    and requirements.html. Works without an activated venv. Ctrl-C / SIGTERM stop the run and every
     process it started (pabot, robot, PabotLib, simulator); the exit code is robot's (pabot's).
     """
     from tribesqa.config import ConfigFileError
@@ -323,3 +325,69 @@ def matrix(
         typer.echo(f"tribes-qa matrix: {output_xml}: {error}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
     typer.echo(f"Fleet matrix: {written}")
+
+
+@app.command("requirements")
+def requirements(
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Also write the traceability page (HTML) here (default with --results: "
+            "requirements.html beside the output.xml).",
+        ),
+    ] = None,
+    results: Annotated[
+        Path | None,
+        typer.Option(
+            "--results",
+            help="A run's output.xml: the page shows each requirement's result in that run.",
+        ),
+    ] = None,
+    catalogue: Annotated[
+        Path, typer.Option("--catalogue", help="The requirement catalogue.")
+    ] = Path("docs/requirements.yaml"),
+    suites: Annotated[Path, typer.Option("--suites", help="Robot suites (req:<ID> tags).")] = Path(
+        "suites"
+    ),
+    tests: Annotated[
+        Path, typer.Option("--tests", help='pytest tests (@pytest.mark.req("ID")).')
+    ] = Path("tests"),
+) -> None:
+    """Print requirement -> tests -> faults; fail when a requirement is unproven.
+
+    Reads the catalogue, the suites' req:<ID> tags (Robot's model API, nothing runs), the
+    tests' pytest.mark.req ids and the simulator's fault catalogue. Exit codes: 0 every
+    requirement traced, 1 problems (each listed), 2 usage error, 3 catalogue (or --results
+    file) missing or unreadable.
+    """
+    from robot.errors import DataError
+
+    from tribesqa.reporting.requirements_page import write_requirements_page
+    from tribesqa.running.requirements import CatalogueMissingError, build_report, format_table
+
+    if results is not None:
+        if not results.is_file():
+            typer.echo(f"tribes-qa requirements: {results}: no such file", err=True)
+            raise typer.Exit(EXIT_UNREADABLE)
+        if output is None:
+            output = results.parent / "requirements.html"
+    try:
+        report = build_report(catalogue, suites, tests)
+    except CatalogueMissingError as error:
+        typer.echo(f"tribes-qa requirements: {error}", err=True)
+        raise typer.Exit(EXIT_UNREADABLE) from None
+    typer.echo(format_table(report))
+    if output is not None:
+        try:
+            written = write_requirements_page(report, output, results)
+        except DataError as error:
+            typer.echo(f"tribes-qa requirements: {results}: {error}", err=True)
+            raise typer.Exit(EXIT_INVALID) from None
+        typer.echo(f"Requirements page: {written}")
+    if report.problems:
+        typer.echo(f"{report.catalogue}: {len(report.problems)} problem(s)", err=True)
+        for problem in report.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(EXIT_INVALID)

@@ -360,20 +360,6 @@ def _prepare_pabot(request: RunRequest, wait_s: float) -> None:
         Path(SUITE_NAMES_FILE).unlink()
 
 
-def write_matrix(outputdir: Path, started: float) -> Path | None:
-    """``fleet-matrix.html`` next to a fresh output.xml (never fails the run)."""
-    from tribesqa.reporting.fleet_matrix import write_fleet_matrix
-
-    output = outputdir / "output.xml"
-    if not output.exists() or output.stat().st_mtime < started - 1:
-        return None
-    try:
-        return write_fleet_matrix(output, outputdir / "fleet-matrix.html")
-    except Exception as error:  # the report is what matters; the matrix is a view of it
-        sys.stderr.write(f"tribes-qa run: fleet matrix not written: {error}\n")
-        return None
-
-
 def run_suites(request: RunRequest, *, pabotlib_wait_s: float = 120.0) -> int:
     check_request(request)
     request.outputdir.mkdir(parents=True, exist_ok=True)
@@ -414,9 +400,10 @@ def run_suites(request: RunRequest, *, pabotlib_wait_s: float = 120.0) -> int:
             with contextlib.suppress(FileNotFoundError):
                 Path(SUITE_NAMES_FILE).unlink()
     if request.matrix:
-        matrix = write_matrix(request.outputdir, started)
-        if matrix is not None:
-            sys.stderr.write(f"Fleet matrix: {matrix.resolve()}\n")
+        from tribesqa.running.run_pages import write_run_pages
+
+        for label, page in write_run_pages(request.outputdir, started).items():
+            sys.stderr.write(f"{label}: {page.resolve()}\n")
     if interrupted:
         return 128 + interrupted[0] if returncode == 0 else returncode
     return returncode
