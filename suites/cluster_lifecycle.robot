@@ -38,11 +38,15 @@ An OVH Node Joins And Goes Active Everywhere
     Sync Endpoints Match Transport Addresses And Are Reachable
 
 A Decommissioned Node Stays Archived And Leaves The Sync Mesh
+    [Tags]    req:DECOM-1    req:DECOM-2    req:DECOM-3    req:DECOM-4    req:API-13
     ${before}=    Get Current Time UTC
     Decommission Node    ${SCALEWAY}
     Node Should Be Archived As Decommissioned    ${SCALEWAY}    since=${before}
     Every Active Node Agrees On Membership    ${INIT}:active    ${SCALEWAY}:decommissioned    ${OVH}:active
     Sync Endpoints Match Transport Addresses And Are Reachable
+    Decommissioned Node Should Report Itself Out Of The Cluster    ${SCALEWAY}
+    Management Call Should Be Refused    ${SCALEWAY}    sync.resync    unsafe-operation
+    Writes Of The Active Nodes Do Not Reach    ${SCALEWAY}    ${INIT}
 
 A Replacement Join Converges With A Fresh Activation
     ${before}=    Get Current Time UTC

@@ -87,6 +87,102 @@ CATALOGUE: dict[str, Fault] = {
             ("cluster_plugin_rollout_sync_split_brain",),
             "increments on both sides of a split are all counted",
         ),
+        Fault(
+            "decommissioned-keeps-syncing",
+            "A decommissioned node keeps subscribing to the active nodes, and they keep serving it.",
+            ("cluster_lifecycle",),
+            "a decommissioned node stops syncing (sync.status stopped, no servers)",
+        ),
+        Fault(
+            "decommissioned-reports-active",
+            "A decommissioned node's cluster_status still reports self_status active.",
+            ("cluster_lifecycle",),
+            "a decommissioned node reports itself decommissioned",
+        ),
+        Fault(
+            "decommissioned-still-receives",
+            "Active nodes keep publishing their new events to decommissioned members.",
+            ("cluster_lifecycle",),
+            "a decommissioned node receives no new writes from the active nodes",
+        ),
+        Fault(
+            "resync-rejoins-decommissioned",
+            "sync.resync on a decommissioned node is accepted: it writes its own row back to syncing.",
+            ("cluster_lifecycle",),
+            "sync.resync on a decommissioned node is refused with unsafe-operation",
+        ),
+        Fault(
+            "unknown-method-500",
+            "An unknown management method is answered HTTP 500 instead of 400 unknown-method.",
+            ("management_api_contract",),
+            "an unknown method is refused with HTTP 400 unknown-method",
+        ),
+        Fault(
+            "invalid-params-accepted",
+            "Params that are not a JSON object are treated as {} and the call succeeds.",
+            ("management_api_contract",),
+            "params that are not an object are refused with HTTP 400 invalid-params",
+        ),
+        Fault(
+            "rollout-ignores-missing-substitutes",
+            "rollout.start switches to a plan whose preview reported missing substitutes.",
+            ("management_api_contract",),
+            "rollout.start with missing substitutes is refused with 409 substitutes-missing",
+        ),
+        Fault(
+            "concurrent-rollout-accepted",
+            "rollout.start and generation.rollback start a second job while one is running.",
+            ("management_api_contract",),
+            "a second job while one runs is refused with 409 rollout-in-progress",
+        ),
+        Fault(
+            "unknown-job-200",
+            "rollout.status of a job id the node never issued answers 200 with a pending job.",
+            ("management_api_contract",),
+            "an unknown job id is refused with 409 unknown-job",
+        ),
+        Fault(
+            "sync-status-miscounted",
+            "sync.status reports pending_events equal to high_water_mark instead of hwm - applied.",
+            ("management_api_contract",),
+            "sync.status pending_events equals high_water_mark - applied_events",
+        ),
+        Fault(
+            "snapshot-leaks-secret",
+            "Legion's snapshot carries the SSH client private key in every node record's ssh block.",
+            ("legion_snapshot",),
+            "Legion's snapshot holds no secret material",
+        ),
+        Fault(
+            "snapshot-drops-membership",
+            "Legion's snapshot lists only active membership rows (syncing and decommissioned dropped).",
+            ("legion_snapshot",),
+            "Legion's snapshot keeps syncing and decommissioned membership rows",
+        ),
+        Fault(
+            "non-json-body-500",
+            "A management body that is not JSON crashes the handler: HTTP 500, no envelope.",
+            ("management_api_contract",),
+            "a body that is not an envelope is refused with HTTP 400 invalid-payload",
+        ),
+        Fault(
+            "unknown-plan-accepted",
+            "rollout.start with a plan_id the node never issued starts a rollout of an empty plan.",
+            ("management_api_contract",),
+            "an unknown plan id is refused with 409 unknown-plan",
+        ),
+        Fault(
+            "rollback-unknown-generation-accepted",
+            "generation.rollback to a generation the node does not have rolls back to the running one.",
+            ("management_api_contract",),
+            "an unknown generation is refused with 409 unknown-generation",
+        ),
+        Fault(
+            "healthz-plain-text",
+            "GET /healthz answers 200 with the text OK instead of the NodeHealth JSON body.",
+            ("management_api_contract",),
+            "/healthz answers 200 with the NodeHealth body status ok",
+        ),
     )
 }
 
