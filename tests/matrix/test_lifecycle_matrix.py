@@ -38,6 +38,22 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "selected-not-running": re.compile(r"selected|running", re.I),
     "replay-accepted": re.compile(r"replay", re.I),
     "counter-not-merged": re.compile(r"counter", re.I),
+    "decommissioned-keeps-syncing": re.compile(r"sync\.status|sync server", re.I),
+    "decommissioned-reports-active": re.compile(r"self_status", re.I),
+    "decommissioned-still-receives": re.compile(r"decommissioned but received", re.I),
+    "resync-rejoins-decommissioned": re.compile(r"sync\.resync.*unsafe-operation", re.I),
+    "unknown-method-500": re.compile(r"unknown-method", re.I),
+    "invalid-params-accepted": re.compile(r"invalid-params", re.I),
+    "rollout-ignores-missing-substitutes": re.compile(r"substitutes-missing", re.I),
+    "concurrent-rollout-accepted": re.compile(r"rollout-in-progress", re.I),
+    "unknown-job-200": re.compile(r"unknown-job", re.I),
+    "sync-status-miscounted": re.compile(r"pending_events", re.I),
+    "snapshot-leaks-secret": re.compile(r"secret material", re.I),
+    "snapshot-drops-membership": re.compile(r"clusterMembership", re.I),
+    "non-json-body-500": re.compile(r"invalid-payload", re.I),
+    "unknown-plan-accepted": re.compile(r"unknown-plan", re.I),
+    "rollback-unknown-generation-accepted": re.compile(r"unknown-generation", re.I),
+    "healthz-plain-text": re.compile(r"healthz", re.I),
 }
 PAIRS = [(fault.name, suite) for fault in CATALOGUE.values() for suite in fault.caught_by]
 CATCH_TABLE: dict[tuple[str, str], str] = {}
