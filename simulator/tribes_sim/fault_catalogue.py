@@ -183,6 +183,30 @@ CATALOGUE: dict[str, Fault] = {
             ("management_api_contract",),
             "/healthz answers 200 with the NodeHealth body status ok",
         ),
+        Fault(
+            "plugin-health-before-install",
+            "The supertest health route answers 200 on a node where the plugin is not installed.",
+            ("single_node_plugin_rollout_rollback",),
+            "the plugin API answers 404 while the plugin is not installed",
+        ),
+        Fault(
+            "plugin-schema-incomplete",
+            "The supertest schema route leaves supertest_events out of its tables.",
+            ("single_node_plugin_rollout_rollback",),
+            "the plugin schema lists supertest_cases and supertest_events",
+        ),
+        Fault(
+            "last-node-decommission-accepted",
+            "Legion decommissions the cluster's last active node instead of refusing it.",
+            ("failure_modes",),
+            "decommissioning the last active node is refused with unsafe-operation",
+        ),
+        Fault(
+            "interrupted-run-leaves-provisioning",
+            "An interrupted graph run leaves the nodes it did not materialize provisioning, not planned.",
+            ("failure_modes",),
+            "an interrupted graph run puts the nodes it did not materialize back to planned",
+        ),
     )
 }
 

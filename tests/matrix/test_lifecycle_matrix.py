@@ -54,6 +54,10 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "unknown-plan-accepted": re.compile(r"unknown-plan", re.I),
     "rollback-unknown-generation-accepted": re.compile(r"unknown-generation", re.I),
     "healthz-plain-text": re.compile(r"healthz", re.I),
+    "plugin-health-before-install": re.compile(r"absent|404", re.I),
+    "plugin-schema-incomplete": re.compile(r"supertest_events|table", re.I),
+    "last-node-decommission-accepted": re.compile(r"refused|unsafe-operation", re.I),
+    "interrupted-run-leaves-provisioning": re.compile(r"planned", re.I),
 }
 PAIRS = [(fault.name, suite) for fault in CATALOGUE.values() for suite in fault.caught_by]
 CATCH_TABLE: dict[tuple[str, str], str] = {}
