@@ -19,7 +19,7 @@ ${NOT_A_PLUGIN}    not-a-plugin
 
 *** Test Cases ***
 The Health Endpoint Answers Ok
-    [Tags]    req:API-11
+    [Tags]    req:API-10
     Health Endpoint Should Answer Ok    ${NODE}
 
 Every Read Method Answers In Its Contract Shape
