@@ -59,7 +59,9 @@ class DecommissionedKeywords(Component):
         def judge(observations: dict[str, Observation]) -> Verdict:
             seen = observations[node]
             if seen.error is not None:
-                return Verdict(False, f"node {node} unreachable ({seen.error})", [node])
+                return Verdict(
+                    False, f"node {node}: could not read its view ({seen.error})", [node]
+                )
             view: _SelfView = seen.value
             problems = decommissioned_view_problems(
                 node, node_id, view.status, view.rows, view.sync
@@ -121,7 +123,9 @@ class DecommissionedKeywords(Component):
         def judge(observations: dict[str, Observation]) -> Verdict:
             seen = observations[node]
             if seen.error is not None:
-                return Verdict(False, f"node {node} unreachable ({seen.error})", [node])
+                return Verdict(
+                    False, f"node {node}: could not read its view ({seen.error})", [node]
+                )
             received = events_received_since(node_id, was, seen.value)
             if received:
                 return Verdict(False, describe_received(node, received), [node])
