@@ -20,12 +20,14 @@ Test Tags    scenario:cluster_lifecycle
 
 *** Test Cases ***
 The Init Node Holds Its Own Membership
+    [Tags]    req:LEG-1
     ${init}=    A Cluster Initialised On Hetzner
     VAR    ${INIT}    ${init}    scope=SUITE
     Every Active Node Agrees On Membership    ${INIT}:active
     Sync Endpoints Match Transport Addresses And Are Reachable
 
 A Scaleway Node Joins And Goes Active Everywhere
+    [Tags]    req:LEG-1    req:LEG-2
     ${joined}=    Join A Scaleway Node And Wait Until It Is Active Everywhere
     VAR    ${SCALEWAY}    ${joined}    scope=SUITE
     Every Active Node Agrees On Membership    ${INIT}:active    ${SCALEWAY}:active
@@ -38,11 +40,15 @@ An OVH Node Joins And Goes Active Everywhere
     Sync Endpoints Match Transport Addresses And Are Reachable
 
 A Decommissioned Node Stays Archived And Leaves The Sync Mesh
+    [Tags]    req:LEG-3    req:DECOM-1    req:DECOM-2    req:DECOM-3    req:DECOM-4    req:API-11
     ${before}=    Get Current Time UTC
     Decommission Node    ${SCALEWAY}
     Node Should Be Archived As Decommissioned    ${SCALEWAY}    since=${before}
     Every Active Node Agrees On Membership    ${INIT}:active    ${SCALEWAY}:decommissioned    ${OVH}:active
     Sync Endpoints Match Transport Addresses And Are Reachable
+    Decommissioned Node Should Report Itself Out Of The Cluster    ${SCALEWAY}
+    Management Call Should Be Refused    ${SCALEWAY}    sync.resync    unsafe-operation
+    Writes Of The Active Nodes Do Not Reach    ${SCALEWAY}    ${INIT}
 
 A Replacement Join Converges With A Fresh Activation
     ${before}=    Get Current Time UTC
@@ -56,6 +62,7 @@ A Replacement Join Converges With A Fresh Activation
     Sync Endpoints Match Transport Addresses And Are Reachable
 
 A Decommissioned Node Can Be Reactivated
+    [Tags]    req:LEG-4
     ${before}=    Get Current Time UTC
     Reactivate Node    ${SCALEWAY}
     Wait Until Node Is Active Everywhere    ${SCALEWAY}

@@ -61,6 +61,7 @@ A Partitioned Node Stays Stale While Both Sides Write
     Node Should Stay Stale For    ${A}    ${RUN}    ${MINORITY_CASE}
 
 After Heal And Full Resync Every Write Is Everywhere
+    [Tags]    req:PLUG-3
     Heal All Partitions
     Force Full Resync On Nodes
     Wait Until Plugin State Converged    ${RUN}    expected_cases=3    expected_events=1

@@ -42,6 +42,7 @@ An Interrupted Graph Run Leaves A Consistent Cluster And Unsafe Operations Are R
     [Documentation]    Expected: a graph run stopped midway leaves the nodes it materialized active and
     ...    the rest planned (no half-member anywhere), and Legion refuses to decommission the
     ...    cluster's last active node.
+    [Tags]    req:LEG-5    req:LEG-6
     Plan One Join Node Per Provider    ovh    scaleway
     ${run}=    Interrupt Graph Run After    1
     Graph Run Should Be Interrupted With Consistent Membership    ${run}

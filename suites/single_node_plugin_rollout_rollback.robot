@@ -14,6 +14,7 @@ Test Tags         scenario:single_node_plugin_rollout_rollback    single-node   
 
 *** Test Cases ***
 A Fresh Node Runs Its Baseline Generation
+    [Tags]    req:PLUG-1
     ${init}=    Provision Init Node    hetzner
     VAR    ${NODE}    ${init.name}    scope=SUITE
     ${baseline}=    The Node Runs Its Baseline Generation    ${NODE}
@@ -29,6 +30,7 @@ Rollout Moves Selected And Running To The Plugin Generation
     Generation Links Should Match API    ${NODE}
 
 The Plugin API Serves Health, Schema, Writes And Reads
+    [Tags]    req:PLUG-2
     The Plugin Is Installed And Serving On    ${NODE}
     ${run}=    New Run Id
     ${case}=    Create Case    ${NODE}    ${run}    smoke case
@@ -37,6 +39,7 @@ The Plugin API Serves Health, Schema, Writes And Reads
     Plugin State Should Hold    ${NODE}    ${run}    cases=1    events=1    counter=2
 
 Rollback Returns To The Baseline And Removes The Plugin Tables
+    [Tags]    req:PLUG-1
     Roll Back Nodes To Generation    ${BASELINE}    ${NODE}
     Generation Should Be Converged    ${NODE}    ${BASELINE}
     Generation Links Should Match API    ${NODE}

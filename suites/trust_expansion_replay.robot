@@ -22,6 +22,7 @@ A Newly Joined Node Catches Up To The Tribe And Membership
     Every Active Node Agrees On Membership    ${INIT}:active    ${JOINED}:active
 
 A Reactivated Node Catches Up After Missing Changes
+    [Tags]    req:LEG-4
     Decommission Node    ${JOINED}
     Node Should Be Archived As Decommissioned    ${JOINED}
     ${other}=    Join A Hetzner Node And Wait Until It Is Active Everywhere

@@ -21,7 +21,9 @@ from tribesqa import __version__
 from tribesqa.context import LibraryContext
 from tribesqa.diagnostics import clean_failure
 from tribesqa.keywords.artifact_keywords import ArtifactKeywords
+from tribesqa.keywords.contract_keywords import ContractKeywords
 from tribesqa.keywords.convergence_keywords import ConvergenceKeywords
+from tribesqa.keywords.decommissioned_keywords import DecommissionedKeywords
 from tribesqa.keywords.fault_keywords import FaultKeywords
 from tribesqa.keywords.gate_keywords import GateKeywords
 from tribesqa.keywords.legion_keywords import LegionKeywords
@@ -65,6 +67,8 @@ class TribesLibrary(DynamicCore):
             TargetKeywords(self.ctx),
             LegionKeywords(self.ctx),
             NodeKeywords(self.ctx),
+            ContractKeywords(self.ctx),
+            DecommissionedKeywords(self.ctx),
             PluginKeywords(self.ctx),
             ConvergenceKeywords(self.ctx),
             PluginStateKeywords(self.ctx),

@@ -216,6 +216,157 @@ def stale_connected_status(fleet: SimFleet) -> None:
         fleet.legion.nemesis("heal")
 
 
+def _decommission_join(fleet: SimFleet) -> None:
+    fleet.legion.decommission(JOIN)
+
+    def archived_on_itself() -> None:
+        assert rows_on(fleet, JOIN)[JOIN]["status"] == "decommissioned"
+
+    eventually(archived_on_itself)
+
+
+def decommissioned_keeps_syncing(fleet: SimFleet) -> None:
+    _decommission_join(fleet)
+
+    def still_pulling() -> None:
+        sync = fleet.call(JOIN, "sync.status")
+        assert sync["mode"] == "live", sync
+        assert [(s["node_id"], s["connected"]) for s in sync["servers"]] == [(INIT, True)], sync
+
+    eventually(still_pulling)
+
+
+def decommissioned_reports_active(fleet: SimFleet) -> None:
+    _decommission_join(fleet)
+    assert fleet.call(JOIN, "cluster_status")["self_status"] == "active"
+
+
+def decommissioned_still_receives(fleet: SimFleet) -> None:
+    _decommission_join(fleet)
+    sync = fleet.call(JOIN, "sync.status")
+    assert sync["mode"] == "stopped" and sync["servers"] == [], sync  # it reports itself right
+    before = sync["version_vector"].get(INIT, 0)
+    fleet.call(INIT, "sync.resync", {"full": True})  # INIT writes its own row again
+
+    def received() -> None:
+        assert fleet.call(JOIN, "sync.status")["version_vector"].get(INIT, 0) > before
+
+    eventually(received)
+
+
+def resync_rejoins_decommissioned(fleet: SimFleet) -> None:
+    _decommission_join(fleet)
+    fleet.call(JOIN, "sync.resync", {"full": True})
+    # Read raw: the row it wrote keeps decommissioned_at, which the contract model refuses.
+    rows = fleet.post_management(JOIN, "cluster_nodes.list").json()["result"]["nodes"]
+    own = next(row for row in rows if row["node_id"] == JOIN)
+    assert own["status"] in ("syncing", "active"), own
+
+
+def unknown_method_500(fleet: SimFleet) -> None:
+    response = fleet.post_management(INIT, "cluster.explode")
+    assert response.status_code == 500, response.text
+    assert not response.text.lstrip().startswith("{"), response.text
+
+
+def invalid_params_accepted(fleet: SimFleet) -> None:
+    response = fleet.post_management(INIT, "node.info", [1])
+    assert response.status_code == 200 and response.json()["ok"] is True, response.text
+
+
+def rollout_ignores_missing_substitutes(fleet: SimFleet) -> None:
+    plugin = {"name": "not-a-plugin", "commit": "abc1234"}
+    preview = fleet.call(INIT, "rollout.preview", {"plugins": [plugin]})
+    assert preview["substitutes"]["missing"] == ["tribes-plugin-not-a-plugin"], preview
+    job = fleet.call(INIT, "rollout.start", {"plan_id": preview["plan_id"]})
+    assert fleet.wait_job(INIT, job["job_id"])["state"] == "succeeded"
+    generations = fleet.call(INIT, "generation.status")["generations"]
+    assert any("not-a-plugin" in g["plugins"] for g in generations), generations
+
+
+def concurrent_rollout_accepted(fleet: SimFleet) -> None:
+    plans = [
+        fleet.call(INIT, "rollout.preview", {"plugins": [{"name": "supertest", "commit": c}]})
+        for c in ("abc1234", "def5678")
+    ]
+    first = fleet.call(INIT, "rollout.start", {"plan_id": plans[0]["plan_id"]})
+    second = fleet.call(INIT, "rollout.start", {"plan_id": plans[1]["plan_id"]})
+    rollback = fleet.call(INIT, "generation.rollback", {"generation": 1})
+    assert len({first["job_id"], second["job_id"], rollback["job_id"]}) == 3
+    for job in (first, second, rollback):
+        fleet.wait_job(INIT, job["job_id"])
+
+
+def unknown_job_200(fleet: SimFleet) -> None:
+    job = fleet.call(INIT, "rollout.status", {"job_id": "rollout-that-never-was"})
+    assert job["state"] == "pending" and job["log"] == [], job
+
+
+def sync_status_miscounted(fleet: SimFleet) -> None:
+    sync = fleet.post_management(INIT, "sync.status").json()["result"]
+    assert sync["high_water_mark"] == sync["applied_events"] > 0, sync
+    assert sync["pending_events"] == sync["high_water_mark"], sync
+
+
+def snapshot_leaks_secret(fleet: SimFleet) -> None:
+    record = fleet.legion.snapshot()["nodes"][0]
+    leaked = record["ssh"].get("private_key", "")
+    # Asserted without showing the key: a failing assert must not print it either.
+    assert "PRIVATE KEY-----" in leaked, sorted(record["ssh"])
+    assert "private_key" not in fleet.records()[INIT]["ssh"]  # the list stays clean
+
+
+def snapshot_drops_membership(fleet: SimFleet) -> None:
+    fleet.legion.decommission(JOIN)
+    assert fleet.records()[JOIN]["status"] == "decommissioned"
+    membership = fleet.legion.snapshot()["clusterMembership"]
+    assert [row["node"] for row in membership] == [INIT], membership
+
+
+def non_json_body_500(fleet: SimFleet) -> None:
+    response = fleet.http.post(fleet.management_url(INIT), content=b"not json")
+    assert response.status_code == 500, response.text
+
+
+def unknown_plan_accepted(fleet: SimFleet) -> None:
+    job = fleet.call(INIT, "rollout.start", {"plan_id": "plan-that-never-was"})
+    assert fleet.wait_job(INIT, job["job_id"])["kind"] == "rollout"
+
+
+def rollback_unknown_generation_accepted(fleet: SimFleet) -> None:
+    job = fleet.call(INIT, "generation.rollback", {"generation": 99})
+    assert fleet.wait_job(INIT, job["job_id"])["state"] == "succeeded"
+
+
+def healthz_plain_text(fleet: SimFleet) -> None:
+    response = fleet.plain.get(f"{fleet.node(INIT)['admin_url']}/healthz")
+    assert response.status_code == 200 and response.text == "OK", response.text
+
+
+def plugin_health_before_install(fleet: SimFleet) -> None:
+    assert fleet.plugin_get(INIT, "/health").status_code == 200
+    assert fleet.plugin_get(INIT, "/schema").status_code == 404  # nothing else is served
+
+
+def plugin_schema_incomplete(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT])
+    schema = fleet.plugin_get(INIT, "/schema").json()
+    assert schema["tables"] == ["supertest_cases"], schema
+    assert "supertest_events" in fleet.sqlite_tables(INIT)
+
+
+def last_node_decommission_accepted(fleet: SimFleet) -> None:
+    assert fleet.legion.decommission(INIT)["status"] == "decommissioned"
+
+
+def interrupted_run_leaves_provisioning(fleet: SimFleet) -> None:
+    fleet.legion.plan_join("scaleway", 1)
+    fleet.legion.plan_join("ovh", 1)
+    run = fleet.legion.materialize(interrupt_after=1)
+    assert run["state"] == "interrupted" and run["materialized"] == [JOIN], run
+    assert fleet.records()["ovh-1"]["status"] == "provisioning"
+
+
 # name -> (nodes, extra config, check)
 CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "stuck-syncing": (1, {"legion_wait_active_s": 1.0}, stuck_syncing),
@@ -232,6 +383,26 @@ CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "sync-mode-stuck-catching-up": (1, {}, sync_mode_stuck_catching_up),
     "restart-moves-transport": (2, {}, restart_moves_transport),
     "stale-connected-status": (2, {}, stale_connected_status),
+    "decommissioned-keeps-syncing": (2, {}, decommissioned_keeps_syncing),
+    "decommissioned-reports-active": (2, {}, decommissioned_reports_active),
+    "decommissioned-still-receives": (2, {}, decommissioned_still_receives),
+    "resync-rejoins-decommissioned": (2, {}, resync_rejoins_decommissioned),
+    "unknown-method-500": (1, {}, unknown_method_500),
+    "invalid-params-accepted": (1, {}, invalid_params_accepted),
+    "rollout-ignores-missing-substitutes": (1, {}, rollout_ignores_missing_substitutes),
+    "concurrent-rollout-accepted": (1, {}, concurrent_rollout_accepted),
+    "unknown-job-200": (1, {}, unknown_job_200),
+    "sync-status-miscounted": (1, {}, sync_status_miscounted),
+    "snapshot-leaks-secret": (1, {}, snapshot_leaks_secret),
+    "snapshot-drops-membership": (2, {}, snapshot_drops_membership),
+    "non-json-body-500": (1, {}, non_json_body_500),
+    "unknown-plan-accepted": (1, {}, unknown_plan_accepted),
+    "rollback-unknown-generation-accepted": (1, {}, rollback_unknown_generation_accepted),
+    "healthz-plain-text": (1, {}, healthz_plain_text),
+    "plugin-health-before-install": (1, {}, plugin_health_before_install),
+    "plugin-schema-incomplete": (1, {}, plugin_schema_incomplete),
+    "last-node-decommission-accepted": (1, {}, last_node_decommission_accepted),
+    "interrupted-run-leaves-provisioning": (1, {}, interrupted_run_leaves_provisioning),
 }
 
 

@@ -9,8 +9,16 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from robot.api import logger
 from robot.api.deco import keyword
 
+from tribesqa.checks.conformance import membership_record_problems, snapshot_secret_problems
 from tribesqa.context import LibraryContext
-from tribesqa.contract import GraphRun, GraphRunState, LegionSnapshot, NodeRecord, Provider
+from tribesqa.contract import (
+    GraphRun,
+    GraphRunState,
+    LegionSnapshot,
+    MemberStatus,
+    NodeRecord,
+    Provider,
+)
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.keywords.component import Component
 from tribesqa.targets.base import LegionError
@@ -201,6 +209,55 @@ class LegionKeywords(Component):
         logger.info(
             json.dumps(snapshot.model_dump(mode="json", by_alias=True), indent=1), html=False
         )
+        return snapshot
+
+    @keyword
+    def legion_snapshot_should_hold_no_secret_material(self) -> None:
+        """Legion's snapshot, as Legion answers it, holds no secret material anywhere: no key
+        named like a secret (``private_key``, ``nsec``, ``token``, ...) and no ``nsec1`` or PEM
+        private-key value. Fails naming the machine whose record leaks and the path, never the
+        value.
+
+        Example: ``Legion Snapshot Should Hold No Secret Material``
+        """
+        leaks = snapshot_secret_problems(self.ctx.require_target().legion.raw_snapshot())
+        if leaks:
+            raise TribesFailure(
+                f"Legion's snapshot is not sanitized: secret material in the {leaks[0]}"
+                + (
+                    f" (and {len(leaks) - 1} more: {'; '.join(leaks[1:4])})"
+                    if len(leaks) > 1
+                    else ""
+                )
+            )
+
+    @keyword
+    def legion_snapshot_should_keep_membership_rows(self, *statuses: str) -> LegionSnapshot:
+        """Legion's snapshot lists a ``clusterMembership`` row for each ``node:status`` given,
+        with that status (``syncing`` rows while a join is under way, ``decommissioned`` rows
+        archived); returns the snapshot.
+
+        Example: ``Legion Snapshot Should Keep Membership Rows    hetzner-1:active    ovh-1:syncing``
+        """
+        expected: dict[str, MemberStatus] = {}
+        for item in statuses:
+            name, _, status = str(item).rpartition(":")
+            try:
+                expected[name] = MemberStatus(status)
+            except ValueError:
+                known = ", ".join(s.value for s in MemberStatus)
+                raise TribesFailure(
+                    f"expected row {item!r}: give node:status with status one of {known}"
+                ) from None
+            if not name:
+                raise TribesFailure(f"expected row {item!r} names no node (give node:status)")
+        snapshot = self.ctx.require_target().legion.snapshot()
+        problems = membership_record_problems(snapshot, expected)
+        if problems:
+            held = ", ".join(f"{r.node}:{r.status.value}" for r in snapshot.cluster_membership)
+            raise TribesFailure(
+                f"Legion's snapshot lost membership: {'; '.join(problems)} (it holds {held or 'no row'})"
+            )
         return snapshot
 
     @keyword

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
 from robot.api import logger
 from robot.api.deco import keyword
 
-from tribesqa.clients.management_client import ManagementError
 from tribesqa.clients.nip98 import authorization_for
 from tribesqa.contract import (
     ClusterNodesList,
@@ -85,23 +83,6 @@ class NodeKeywords(Component):
         Example: ``${result}=    Call Management Method    hetzner-1    plugins.list``
         """
         return self.ctx.client(node).call(method, dict(params or {}))
-
-    @keyword
-    def management_call_should_be_refused(
-        self, node: str, method: str, error: str, params: dict[str, Any] | None = None
-    ) -> str:
-        """``method`` on ``node`` must fail with contract error ``error``; returns the node's message."""
-        try:
-            result = self.ctx.client(node).call(method, dict(params or {}))
-        except ManagementError as refusal:
-            if refusal.code != error:
-                raise TribesFailure(
-                    f"node {node} / {method} failed with {refusal.code}, expected {error}: {refusal.reason}"
-                ) from None
-            return refusal.reason
-        raise TribesFailure(
-            f"node {node} / {method} succeeded but should have been refused with {error}: {json.dumps(result)[:200]}"
-        )
 
     # -- sync ------------------------------------------------------------------------------------
     @keyword

@@ -74,8 +74,13 @@ class LegionDriver(ABC):
 
     def snapshot(self) -> LegionSnapshot:
         return parse_payload(
-            LegionSnapshot, self._run("snapshot"), source=f"{self.source} / snapshot"
+            LegionSnapshot, self.raw_snapshot(), source=f"{self.source} / snapshot"
         )
+
+    def raw_snapshot(self) -> Any:
+        """The snapshot as Legion printed it (decoded JSON, not parsed): for checks that must
+        say which record is wrong before the model would refuse the whole of it."""
+        return self._run("snapshot")
 
     def _record(self, operation: str, raw: Any) -> NodeRecord:
         return parse_payload(NodeRecord, raw, source=f"{self.source} / {operation}")

@@ -122,6 +122,8 @@ class Legion(
         for node_id, row in sorted(
             self.state["membership"].items(), key=lambda item: item[1]["joined_at"]
         ):
+            if row["status"] != "active" and self.config.has_fault("snapshot-drops-membership"):
+                continue  # Fault: transient and archived rows are left out.
             membership.append(
                 {
                     "node": by_id.get(node_id, node_id),
@@ -134,8 +136,15 @@ class Legion(
                     "decommissioned_at": row["decommissioned_at"],
                 }
             )
+        records = [self.public_record(node) for node in self.nodes.values()]
+        if self.config.has_fault("snapshot-leaks-secret"):
+            # Fault: the runner's SSH key travels with every record that has an SSH endpoint.
+            key = (self.directory / "secrets" / "ssh_client").read_text()
+            for record in records:
+                if isinstance(record.get("ssh"), dict):
+                    record["ssh"] = {**record["ssh"], "private_key": key}
         return {
-            "nodes": [self.public_record(node) for node in self.nodes.values()],
+            "nodes": records,
             "clusterMembership": membership,
             "graphRuns": list(self.state["graph_runs"]),
         }

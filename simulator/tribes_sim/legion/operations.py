@@ -105,7 +105,13 @@ class OperationsMixin:
                 if interrupt_after is not None and index >= interrupt_after:
                     for rest in planned[index:]:
                         await self._stop_node(rest["name"])
-                        rest.update(status="planned", down=True)
+                        # Fault: the nodes not materialized are left provisioning.
+                        left = (
+                            "provisioning"
+                            if self.config.has_fault("interrupted-run-leaves-provisioning")
+                            else "planned"
+                        )
+                        rest.update(status=left, down=True)
                     run["state"] = "interrupted"
                     run["error"] = f"graph run interrupted after {index} of {len(planned)} node(s)"
                     break
@@ -149,7 +155,8 @@ class OperationsMixin:
                 409, "unsafe-operation", f"decommission {name} refused: node is {node['status']}"
             )
         others = [n for n in self.nodes.values() if n["status"] == "ready" and n["name"] != name]
-        if not others:
+        # Fault: the last active node is decommissioned too (the cluster is left with none).
+        if not others and not self.config.has_fault("last-node-decommission-accepted"):
             raise LegionRefusal(
                 409, "unsafe-operation", f"decommission {name} refused: it is the last active node"
             )

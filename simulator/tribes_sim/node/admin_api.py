@@ -48,6 +48,8 @@ class AdminApiMixin:
         node = self._live()
         if not node.ready or node.restarting:
             return _json(503, {"status": "starting", "reason": "repo-unavailable"})
+        if node.config.has_fault("healthz-plain-text"):
+            return web.Response(status=200, text="OK")  # Fault: not the NodeHealth body.
         return _json(200, {"status": "ok"})
 
     async def _management(self, request: web.Request) -> web.Response:
@@ -62,6 +64,8 @@ class AdminApiMixin:
         try:
             envelope = json.loads(body)
         except ValueError:
+            if node.config.has_fault("non-json-body-500"):
+                return web.Response(status=500, text="500 Internal Server Error")
             return _json(
                 400, {"ok": False, "error": "invalid-payload", "message": "body is not JSON"}
             )
@@ -82,6 +86,8 @@ class AdminApiMixin:
         params = envelope.get("params")
         if params is None:
             params = {}
+        if not isinstance(params, dict) and node.config.has_fault("invalid-params-accepted"):
+            params = {}  # Fault: anything that is not an object is read as no params.
         if not isinstance(params, dict):
             return _json(
                 400,
@@ -89,6 +95,8 @@ class AdminApiMixin:
             )
         method = envelope["method"]
         handler = self._methods().get(method)
+        if handler is None and node.config.has_fault("unknown-method-500"):
+            return web.Response(status=500, text="500 Internal Server Error")
         if handler is None:
             return _json(
                 400,
@@ -136,6 +144,18 @@ class AdminApiMixin:
         async def resync(params: dict[str, Any]) -> Any:
             if params.get("full", True) is not True:
                 raise NodeRefused(400, "invalid-params", "sync.resync supports only {full: true}")
+            own = node.own_row()
+            if (
+                own is not None
+                and own["status"] == "decommissioned"
+                and not node.config.has_fault("resync-rejoins-decommissioned")
+            ):
+                raise NodeRefused(
+                    409,
+                    "unsafe-operation",
+                    f"{node.name} is decommissioned: a resync would write its row back to "
+                    "syncing and rejoin the sync mesh (ask Legion to reactivate it)",
+                )
             return await node.resync()
 
         return {

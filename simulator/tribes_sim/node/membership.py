@@ -22,10 +22,13 @@ class NodeMembershipMixin:
     def own_row(self) -> dict[str, Any] | None:
         return self.store.member(self.node_id)
 
-    def _peer_addresses(self, keep: Callable[[dict[str, Any]], bool]) -> dict[str, str]:
-        """Transport addresses of the other members ``keep`` accepts; none once decommissioned."""
+    def _peer_addresses(
+        self, keep: Callable[[dict[str, Any]], bool], *, when_decommissioned: bool = False
+    ) -> dict[str, str]:
+        """Transport addresses of the other members ``keep`` accepts; none once decommissioned
+        (unless ``when_decommissioned``: only a fault asks for that)."""
         own = self.own_row()
-        if own is None or own["status"] == "decommissioned":
+        if own is None or (own["status"] == "decommissioned" and not when_decommissioned):
             return {}
         return {
             row["node_id"]: row["transport_address"]
@@ -35,7 +38,11 @@ class NodeMembershipMixin:
 
     def derived_servers(self) -> dict[str, str]:
         """Transport addresses of the other active rows."""
-        return self._peer_addresses(lambda row: row["status"] == "active")
+        return self._peer_addresses(
+            lambda row: row["status"] == "active",
+            # Fault: a decommissioned node keeps pulling from the active nodes.
+            when_decommissioned=self.config.has_fault("decommissioned-keeps-syncing"),
+        )
 
     def reconcile_servers(self) -> None:
         if self._closed or not self.ready:

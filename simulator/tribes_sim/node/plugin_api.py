@@ -44,7 +44,13 @@ class PluginApiMixin:
             gone = _json(
                 404, {"error": "not-found", "message": "plugin supertest is not installed"}
             )
-            if node is None or not node.plugin_served():
+            # Fault: the health route answers although the plugin is not installed.
+            unguarded = (
+                node is not None
+                and handler == self._plugin_health
+                and node.config.has_fault("plugin-health-before-install")
+            )
+            if (node is None or not node.plugin_served()) and not unguarded:
                 return gone
             try:
                 return await handler(node, request)
@@ -87,7 +93,10 @@ class PluginApiMixin:
 
     async def _plugin_schema(self, node: SimNode, request: web.Request) -> web.Response:
         applied = [m for m in node.store.applied_migrations() if m in SUPERTEST_MIGRATIONS]
-        return _json(200, {"tables": node.store.plugin_tables_present(), "migrations": applied})
+        tables = node.store.plugin_tables_present()
+        if node.config.has_fault("plugin-schema-incomplete"):
+            tables = [t for t in tables if t != "supertest_events"]  # Fault: a table unlisted.
+        return _json(200, {"tables": tables, "migrations": applied})
 
     async def _plugin_create_case(self, node: SimNode, request: web.Request) -> web.Response:
         body = await self._read_object(request, {"run_id": str, "name": str})

@@ -57,6 +57,8 @@ class RolloutMixin:
         }
 
     def _active_job(self) -> str | None:
+        if self.config.has_fault("concurrent-rollout-accepted"):
+            return None  # Fault: a second job starts beside the running one.
         for job_id, task in self.jobs.items():
             if not task.done():
                 return job_id
@@ -69,12 +71,17 @@ class RolloutMixin:
                 400, "invalid-params", "rollout.start: params.plan_id must be a string"
             )
         plan = self.store.plan(plan_id)
+        if plan is None and self.config.has_fault("unknown-plan-accepted"):
+            plan = []  # Fault: an unknown plan reads as an empty one and a rollout starts.
         if plan is None:
             raise NodeRefused(
                 409, "unknown-plan", f"rollout.start: no plan {plan_id!r} on {self.name}"
             )
-        preview = self.preview({"plugins": plan})
-        if preview["substitutes"]["missing"]:
+        preview = self.preview({"plugins": plan}) if plan else {"substitutes": {"missing": []}}
+        # Fault: the plan switches although its packages cannot be substituted.
+        if preview["substitutes"]["missing"] and not self.config.has_fault(
+            "rollout-ignores-missing-substitutes"
+        ):
             raise NodeRefused(
                 409,
                 "substitutes-missing",
@@ -111,6 +118,10 @@ class RolloutMixin:
             ),
             None,
         )
+        if match is None and self.config.has_fault("rollback-unknown-generation-accepted"):
+            # Fault: an unknown generation reads as the running one and a rollback starts.
+            running = self.tree.running()
+            match = next((g for g in self.store.generations() if g["path"] == running), None)
         if match is None:
             raise NodeRefused(
                 409,
@@ -147,6 +158,10 @@ class RolloutMixin:
                 400, "invalid-params", "rollout.status: params.job_id must be a string"
             )
         job = self.store.job(job_id)
+        if job is None and self.config.has_fault("unknown-job-200"):
+            # Fault: an id the node never issued reads as a job that has not started yet.
+            job = {"job_id": job_id, "kind": "rollout", "state": "pending", "stage": "pull"}
+            job |= {"error": None, "log": []}
         if job is None:
             raise NodeRefused(
                 409, "unknown-job", f"rollout.status: no job {job_id!r} on {self.name}"

@@ -47,6 +47,8 @@ class SyncServerMixin:
         if peer_id in self.blocked_peers:
             return False
         row = self.store.member(peer_id)
+        if row is not None and self.config.has_fault("decommissioned-keeps-syncing"):
+            return True  # Fault: a decommissioned member is still served.
         return row is not None and row["status"] != "decommissioned"
 
     def advertised_high_water_mark(self) -> dict[str, int]:

@@ -39,6 +39,10 @@ class StatusViewsMixin:
         counts = collections.Counter(row["status"] for row in rows)
         own = self.own_row()
         self_status = own["status"] if own else "syncing"
+        if self_status == "decommissioned" and self.config.has_fault(
+            "decommissioned-reports-active"
+        ):
+            self_status = "active"  # Fault: the node does not see its own decommission.
         servers = list(self.servers.values())
         if self_status == "syncing":
             health = "syncing"
@@ -85,7 +89,10 @@ class StatusViewsMixin:
             "servers": servers,
             "high_water_mark": high,
             "applied_events": applied,
-            "pending_events": max(high - applied, 0),
+            # Fault: the hwm itself instead of what is still to apply.
+            "pending_events": high
+            if self.config.has_fault("sync-status-miscounted")
+            else max(high - applied, 0),
             "version_vector": dict(vector),
         }
 
