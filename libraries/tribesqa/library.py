@@ -88,7 +88,7 @@ class TribesLibrary(DynamicCore):
 
     # -- listener ------------------------------------------------------------------------------
     def _start_suite(self, data: Any, result: Any) -> None:
-        self.ctx.labels.suite = result.longname
+        self.ctx.labels.suite = result.full_name
         for component in self.components:
             hook = getattr(component, "on_suite_start", None)
             if hook:
@@ -119,7 +119,7 @@ class TribesLibrary(DynamicCore):
     def _end_suite(self, data: Any, result: Any) -> None:
         if data.parent is None or self.ctx.target is not None:
             for problem in self.ctx.run_heals():
-                logger.warn(f"{result.longname}: {problem}")
+                logger.warn(f"{result.full_name}: {problem}")
 
     def _end_keyword(self, data: Any, result: Any) -> None:
         for component in self.components:

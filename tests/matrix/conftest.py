@@ -18,7 +18,7 @@ RESULTS = REPO / "results"
 class SuiteRun:
     returncode: int
     outputdir: Path
-    failures: dict[str, str]  # test longname -> message
+    failures: dict[str, str]  # test full_name -> message
     passed: int
     failed: int
     skipped: int
@@ -67,7 +67,7 @@ def run_matrix(
         )
     result = ExecutionResult(str(output))
     failures = {
-        test.longname: test.message for test in result.suite.all_tests if test.status == "FAIL"
+        test.full_name: test.message for test in result.suite.all_tests if test.status == "FAIL"
     }
     stats = result.statistics.total
     return SuiteRun(
