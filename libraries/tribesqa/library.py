@@ -78,6 +78,11 @@ class TribesLibrary(DynamicCore):
         self.components = components
         super().__init__(components)
 
+    def get_keyword_tags(self, name: str) -> list[str]:
+        """The keyword's own tags plus its component's domain tags (``Component.TAGS``)."""
+        component = getattr(self.keywords[name], "__self__", None)
+        return sorted({*super().get_keyword_tags(name), *getattr(component, "TAGS", ())})
+
     def run_keyword(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
     ) -> Any:

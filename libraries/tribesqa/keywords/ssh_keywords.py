@@ -1,4 +1,5 @@
-"""Ad-hoc commands on a node over SSH, on the library's one pinned connection per node."""
+"""Commands on a node over SSH (ad-hoc, generation links), on the library's one pinned
+connection per node."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ _LOGGED_OUTPUT_CHARS = 4000
 
 
 class SshKeywords(Component):
-    @keyword(tags=["ssh", "node"])
+    TAGS = ("ssh", "node")  # keyword tags in libdoc: this component's domain
+
+    @keyword
     def run_command_on_node(self, node: str, command: str) -> CommandResult:
         """Run ``command`` with ``/bin/sh -c`` on ``node`` over SSH; return its result.
 
@@ -49,6 +52,48 @@ class SshKeywords(Component):
             raise TribesFailure(str(error)) from None
         self._log(result, str(command))
         return result
+
+    @keyword
+    def get_generation_links_over_ssh(self, node: str) -> dict[str, str]:
+        """Read the selected and running system links on the node itself over SSH.
+
+        Uses the target's command templates (``readlink -f ${TRIBES_ROOT:-}/...``), as an
+        operator would; returns ``{"selected": path, "running": path}``.
+
+        Example:
+        | ${links}=    Get Generation Links Over SSH    hetzner-1
+        | Should Be Equal    ${links}[selected]    ${links}[running]
+        """
+        commands = self.ctx.require_target().node_commands()
+        links = {}
+        for name in ("selected", "running"):
+            result = self.ctx.ssh().run(
+                node,
+                self.ctx.ssh_endpoint(node),
+                commands[f"{name}_generation"],
+                purpose=f"read {name} generation",
+            )
+            if result.rc != 0:
+                raise TribesFailure(
+                    f"node {node}: reading the {name} generation over SSH failed (exit {result.rc}): {result.stderr.strip()[-200:]}"
+                )
+            links[name] = result.stdout.strip()
+        return links
+
+    @keyword
+    def generation_links_should_match_api(self, node: str) -> None:
+        """The symlinks on disk (over SSH) agree with ``generation.status`` from the API.
+
+        Example:
+        | Generation Links Should Match API    scaleway-1
+        """
+        links = self.get_generation_links_over_ssh(node)
+        status = self.ctx.client(node).call_typed("generation.status")
+        api = {"selected": status.selected, "running": status.running}
+        if links != api:
+            raise TribesFailure(
+                f"node {node}: generation links on disk {links} differ from the API {api}"
+            )
 
     def _log(self, result: CommandResult, command: str) -> None:
         target = self.ctx.require_target()
