@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint requirements format pytest robot-selftest docs bench clean
+.PHONY: install run test lint requirements format pytest dryrun robot-selftest docs bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,9 +19,23 @@ install: $(STAMP)
 run: install
 	$(BIN)/tribes-qa run
 
-## Everything CI checks: linters, requirement traceability, pytest (unit + simulator + keyword
-## integration), robot self-run.
-test: install lint requirements pytest
+## Everything CI checks: linters, requirement traceability, robot --dryrun of every suite with
+## every shipped target, pytest (unit + simulator + keyword integration), robot self-run.
+test: install lint requirements dryrun pytest
+
+# Every target file we ship; a suite that does not parse, names a missing keyword or passes
+# the wrong arguments under any of them fails `make test` before a node is started (a dry run
+# executes no library keyword: no fleet, no Legion, no SSH).
+DRYRUN_TARGETS := variables/sim.yaml variables/sim-as-real.yaml variables/fleet.example.yaml
+
+dryrun: install
+	@mkdir -p results/dryrun
+	@set -e; for target in $(DRYRUN_TARGETS); do \
+		name=$$(basename $$target .yaml); \
+		echo "robot --dryrun --variablefile $$target suites/"; \
+		$(BIN)/robot --dryrun --variablefile $$target --outputdir results/dryrun/$$name \
+			--log NONE --report NONE --console dotted suites/; \
+	done
 
 lint: install
 	$(BIN)/ruff check .

@@ -22,20 +22,20 @@ Test Tags    scenario:cluster_lifecycle
 The Init Node Holds Its Own Membership
     [Tags]    req:LEG-1
     ${init}=    A Cluster Initialised On Hetzner
-    VAR    ${INIT}    ${init}    scope=SUITE
+    VAR    ${INIT}=    ${init}    scope=SUITE
     Every Active Node Agrees On Membership    ${INIT}:active
     Sync Endpoints Match Transport Addresses And Are Reachable
 
 A Scaleway Node Joins And Goes Active Everywhere
     [Tags]    req:LEG-1    req:LEG-2
     ${joined}=    Join A Scaleway Node And Wait Until It Is Active Everywhere
-    VAR    ${SCALEWAY}    ${joined}    scope=SUITE
+    VAR    ${SCALEWAY}=    ${joined}    scope=SUITE
     Every Active Node Agrees On Membership    ${INIT}:active    ${SCALEWAY}:active
     Sync Endpoints Match Transport Addresses And Are Reachable
 
 An OVH Node Joins And Goes Active Everywhere
     ${joined}=    Join An Ovh Node And Wait Until It Is Active Everywhere
-    VAR    ${OVH}    ${joined}    scope=SUITE
+    VAR    ${OVH}=    ${joined}    scope=SUITE
     Every Active Node Agrees On Membership    ${INIT}:active    ${SCALEWAY}:active    ${OVH}:active
     Sync Endpoints Match Transport Addresses And Are Reachable
 
@@ -53,7 +53,7 @@ A Decommissioned Node Stays Archived And Leaves The Sync Mesh
 A Replacement Join Converges With A Fresh Activation
     ${before}=    Get Current Time UTC
     ${replacement}=    Replace Node    ${OVH}    scaleway
-    VAR    ${REPLACEMENT}    ${replacement.name}    scope=SUITE
+    VAR    ${REPLACEMENT}=    ${replacement.name}    scope=SUITE
     Wait Until Node Is Active Everywhere    ${REPLACEMENT}
     Activation Should Be Fresh    ${REPLACEMENT}    ${before}
     Node Should Be Archived As Decommissioned    ${OVH}    since=${before}

@@ -23,14 +23,14 @@ Test Tags    scenario:cluster_plugin_rollout_sync_split_brain
 Three Nodes Join In One Graph Run And The Control Plane Converges
     ${init}=    A Cluster Initialised On Hetzner
     ${joined}=    Join Nodes In One Graph Run    scaleway    ovh
-    VAR    ${A}    ${init}    scope=SUITE
-    VAR    ${B}    ${joined}[0]    scope=SUITE
-    VAR    ${C}    ${joined}[1]    scope=SUITE
+    VAR    ${A}=    ${init}    scope=SUITE
+    VAR    ${B}=    ${joined}[0]    scope=SUITE
+    VAR    ${C}=    ${joined}[1]    scope=SUITE
     Every Active Node Agrees On Membership    ${A}:active    ${B}:active    ${C}:active
     Control Plane Has Converged
     Sync Endpoints Match Transport Addresses And Are Reachable
     ${baseline}=    The Node Runs Its Baseline Generation    ${A}
-    VAR    ${BASELINE}    ${baseline}    scope=SUITE
+    VAR    ${BASELINE}=    ${baseline}    scope=SUITE
 
 Supertest Rolls Out To Every Node
     Roll Out ${PLUGIN} At ${COMMIT} To Every Active Node
@@ -38,9 +38,9 @@ Supertest Rolls Out To Every Node
 
 Plugin Tables Sync Both Ways
     ${run}=    New Run Id
-    VAR    ${RUN}    ${run}    scope=SUITE
+    VAR    ${RUN}=    ${run}    scope=SUITE
     ${case}=    Create Case    ${A}    ${RUN}    created on A
-    VAR    ${CASE}    ${case.id}    scope=SUITE
+    VAR    ${CASE}=    ${case.id}    scope=SUITE
     Wait Until Case Is Visible On Node    ${B}    ${RUN}    ${CASE}
     ${event}=    Create Event    ${B}    ${RUN}    ${CASE}    seen-on-b
     Wait Until Event Is Visible On Node    ${A}    ${RUN}    ${event.id}
@@ -55,8 +55,8 @@ A Partitioned Node Stays Stale While Both Sides Write
     ${on_minority}=    Create Case    ${C}    ${RUN}    written on the partitioned side
     Increment Case    ${A}    ${CASE}    1
     Increment Case    ${C}    ${CASE}    10
-    VAR    ${MAJORITY_CASE}    ${on_majority.id}    scope=SUITE
-    VAR    ${MINORITY_CASE}    ${on_minority.id}    scope=SUITE
+    VAR    ${MAJORITY_CASE}=    ${on_majority.id}    scope=SUITE
+    VAR    ${MINORITY_CASE}=    ${on_minority.id}    scope=SUITE
     Node Should Stay Stale For    ${C}    ${RUN}    ${MAJORITY_CASE}
     Node Should Stay Stale For    ${A}    ${RUN}    ${MINORITY_CASE}
 

@@ -19,15 +19,15 @@ A Publish Outage During A Membership Change Repairs After The Outage
     ...    joining node cannot finish replaying (it stays syncing, Legion's graph run waits); once
     ...    the outage ends the join completes and the held writes reach every node.
     ${init}=    A Cluster Initialised On Hetzner
-    VAR    ${INIT}    ${init}    scope=SUITE
+    VAR    ${INIT}=    ${init}    scope=SUITE
     ${second}=    Join A Scaleway Node And Wait Until It Is Active Everywhere
-    VAR    ${SECOND}    ${second}    scope=SUITE
+    VAR    ${SECOND}=    ${second}    scope=SUITE
     Roll Out Plugin To Nodes    ${PLUGIN}    ${COMMIT}
     ${run}=    New Run Id
     Start Publish Outage    ${SECOND}
     ${held}=    Create Case    ${SECOND}    ${run}    written during the outage
     ${planned}=    Plan Join Nodes    hetzner    1
-    VAR    ${THIRD}    ${planned[0].name}    scope=SUITE
+    VAR    ${THIRD}=    ${planned[0].name}    scope=SUITE
     Start Materializing Planned Nodes
     Node Should Stay Syncing For    ${THIRD}
     Node Should Stay Stale For    ${INIT}    ${run}    ${held.id}

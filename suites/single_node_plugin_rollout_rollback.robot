@@ -16,9 +16,9 @@ Test Tags         scenario:single_node_plugin_rollout_rollback    single-node   
 A Fresh Node Runs Its Baseline Generation
     [Tags]    req:PLUG-1
     ${init}=    Provision Init Node    hetzner
-    VAR    ${NODE}    ${init.name}    scope=SUITE
+    VAR    ${NODE}=    ${init.name}    scope=SUITE
     ${baseline}=    The Node Runs Its Baseline Generation    ${NODE}
-    VAR    ${BASELINE}    ${baseline}    scope=SUITE
+    VAR    ${BASELINE}=    ${baseline}    scope=SUITE
     Plugin API Should Be Absent    ${NODE}
 
 Preview Shows The Plugin With Its Substitutes Available

@@ -15,9 +15,9 @@ Test Tags         scenario:trust_expansion_replay    cluster    provider:hetzner
 *** Test Cases ***
 A Newly Joined Node Catches Up To The Tribe And Membership
     ${init}=    A Cluster Initialised On Hetzner
-    VAR    ${INIT}    ${init}    scope=SUITE
+    VAR    ${INIT}=    ${init}    scope=SUITE
     ${joined}=    Join An Ovh Node And Wait Until It Is Active Everywhere
-    VAR    ${JOINED}    ${joined}    scope=SUITE
+    VAR    ${JOINED}=    ${joined}    scope=SUITE
     Wait Until Tribe Converged
     Every Active Node Agrees On Membership    ${INIT}:active    ${JOINED}:active
 

@@ -130,7 +130,6 @@ class SshSettings(ConfigModel):
     key_env: str | None = None
     port: int | None = None
     timeout_s: Annotated[float, Field(gt=0)] = 30
-    prompt: str = "$ "
 
 
 class RealSettings(ConfigModel):

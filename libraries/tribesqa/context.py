@@ -294,9 +294,7 @@ class LibraryContext:
         if self._ssh is None:
             timeouts = self.require_timeouts()
             assert self.config is not None
-            self._ssh = SshSessions(
-                self.require_target().ssh_key_file(), timeouts.ssh_command, self.config.ssh.prompt
-            )
+            self._ssh = SshSessions(self.require_target().ssh_key_file(), timeouts.ssh_command)
         return self._ssh
 
     def ssh_endpoint(self, name: str) -> SshEndpointInfo:

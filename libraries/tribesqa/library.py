@@ -31,6 +31,7 @@ from tribesqa.keywords.node_keywords import NodeKeywords
 from tribesqa.keywords.plugin_keywords import PluginKeywords
 from tribesqa.keywords.plugin_state_keywords import PluginStateKeywords
 from tribesqa.keywords.scenario_keywords import ScenarioKeywords
+from tribesqa.keywords.ssh_keywords import SshKeywords
 from tribesqa.keywords.target_keywords import TargetKeywords
 
 
@@ -76,9 +77,15 @@ class TribesLibrary(DynamicCore):
             FaultKeywords(self.ctx),
             ScenarioKeywords(self.ctx),
             GateKeywords(self.ctx),
+            SshKeywords(self.ctx),
         ]
         self.components = components
         super().__init__(components)
+
+    def get_keyword_tags(self, name: str) -> list[str]:
+        """The keyword's own tags plus its component's domain tags (``Component.TAGS``)."""
+        component = getattr(self.keywords[name], "__self__", None)
+        return sorted({*super().get_keyword_tags(name), *getattr(component, "TAGS", ())})
 
     def run_keyword(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
@@ -92,7 +99,7 @@ class TribesLibrary(DynamicCore):
 
     # -- listener ------------------------------------------------------------------------------
     def _start_suite(self, data: Any, result: Any) -> None:
-        self.ctx.labels.suite = result.longname
+        self.ctx.labels.suite = result.full_name
         for component in self.components:
             hook = getattr(component, "on_suite_start", None)
             if hook:
@@ -123,7 +130,7 @@ class TribesLibrary(DynamicCore):
     def _end_suite(self, data: Any, result: Any) -> None:
         if data.parent is None or self.ctx.target is not None:
             for problem in self.ctx.run_heals():
-                logger.warn(f"{result.longname}: {problem}")
+                logger.warn(f"{result.full_name}: {problem}")
 
     def _end_keyword(self, data: Any, result: Any) -> None:
         for component in self.components:

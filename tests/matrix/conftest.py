@@ -18,8 +18,8 @@ RESULTS = REPO / "results"
 class SuiteRun:
     returncode: int
     outputdir: Path
-    failures: dict[str, str]  # test longname -> message
-    tags: dict[str, list[str]]  # test longname -> its tags (suite-level tags included)
+    failures: dict[str, str]  # test full_name -> message
+    tags: dict[str, list[str]]  # test full_name -> its tags (suite-level tags included)
     passed: int
     failed: int
     skipped: int

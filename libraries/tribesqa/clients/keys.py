@@ -14,16 +14,12 @@ import tempfile
 from pathlib import Path
 
 import coincurve
-from coincurve._libsecp256k1 import ffi, lib
-from coincurve.context import GLOBAL_CONTEXT
 
 from tribesqa.clients.bech32 import Bech32Error, decode_bytes, encode_bytes
 
 DEFAULT_ADMIN_KEY_ENV = "TRIBES_ADMIN_KEY"
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
-# libsecp256k1's SECP256K1_SCHNORRSIG_EXTRAPARAMS_MAGIC, needed to call schnorrsig_sign_custom.
-_EXTRAPARAMS_MAGIC = (0xDA, 0x6F, 0xB3, 0x8C)
 
 
 class KeyLoadError(ValueError):
@@ -33,34 +29,20 @@ class KeyLoadError(ValueError):
 # --------------------------------------------------------------------------- BIP-340 Schnorr
 
 
-def _sign_with(private_key: coincurve.PrivateKey, message: bytes, aux32: bytes | None) -> bytes:
-    """Sign ``message`` (any length, per BIP-340) with ``private_key`` and ``aux32`` randomness."""
+def _sign_with(private_key: coincurve.PrivateKey, msg32: bytes, aux32: bytes | None) -> bytes:
+    """Sign the 32-byte ``msg32`` with ``private_key`` and ``aux32`` randomness.
+
+    Only 32-byte messages: NIP-98 signs event ids (SHA-256 digests), and coincurve's public
+    ``sign_schnorr`` covers exactly that (it re-verifies the signature before returning it).
+    """
+    if len(msg32) != 32:
+        raise ValueError(
+            f"BIP-340 signing takes a 32-byte message (a NIP-01 event id), got {len(msg32)} bytes"
+        )
     aux = os.urandom(32) if aux32 is None else aux32
     if len(aux) != 32:
         raise ValueError("BIP-340 auxiliary randomness must be 32 bytes")
-    if len(message) == 32:
-        # coincurve's public API covers the common case (event ids are 32 bytes) and re-verifies.
-        return private_key.sign_schnorr(message, aux)
-    # BIP-340 allows messages of any length; coincurve only exposes 32-byte signing, so call
-    # libsecp256k1's variable-length entry point (default BIP-340 nonce function + aux data).
-    ctx = GLOBAL_CONTEXT.ctx
-    keypair = ffi.new("secp256k1_keypair *")
-    if not lib.secp256k1_keypair_create(ctx, keypair, private_key.secret):
-        raise ValueError("secret key is invalid")
-    params = ffi.new("secp256k1_schnorrsig_extraparams *")
-    params.magic = _EXTRAPARAMS_MAGIC
-    params.noncefp = ffi.NULL
-    aux_buffer = ffi.new("unsigned char[32]", aux)
-    params.ndata = aux_buffer
-    signature = ffi.new("unsigned char[64]")
-    if not lib.secp256k1_schnorrsig_sign_custom(
-        ctx, signature, message, len(message), keypair, params
-    ):
-        raise ValueError("Schnorr signing failed")
-    sig64 = bytes(ffi.buffer(signature, 64))
-    if not schnorr_verify(private_key.public_key_xonly.format(), message, sig64):
-        raise ValueError("Schnorr signature failed self-verification")
-    return sig64
+    return private_key.sign_schnorr(msg32, aux)
 
 
 def _validated_secret(secret32: bytes) -> bytes:
@@ -76,7 +58,7 @@ def schnorr_sign(secret32: bytes, msg32: bytes, aux32: bytes | None = None) -> b
     """BIP-340 sign ``msg32`` with ``secret32``; return the 64-byte signature.
 
     ``aux32`` is the 32-byte auxiliary randomness; ``None`` draws fresh random bytes (what
-    NIP-98 wants). Any message length is accepted (BIP-340 vectors 15-18 use 0, 1, 17, 100).
+    NIP-98 wants). ``msg32`` must be 32 bytes (an event id); other lengths raise ``ValueError``.
     """
     private_key = coincurve.PrivateKey(_validated_secret(secret32))
     return _sign_with(private_key, msg32, aux32)
@@ -88,7 +70,8 @@ def schnorr_pubkey(secret32: bytes) -> bytes:
 
 
 def schnorr_verify(pubkey_xonly32: bytes, msg: bytes, sig64: bytes) -> bool:
-    """BIP-340 verify; malformed keys or signatures yield ``False`` rather than raising."""
+    """BIP-340 verify (any message length, through coincurve's public ``PublicKeyXOnly.verify``);
+    malformed keys or signatures yield ``False`` rather than raising."""
     if len(pubkey_xonly32) != 32 or len(sig64) != 64:
         return False
     try:

@@ -72,6 +72,8 @@ def is_test_step(result: Any) -> bool:
 class ArtifactKeywords(Component):
     """Snapshots of every node and Legion into ``<OUTPUT DIR>/artifacts/<suite>/<test>/<label>/``."""
 
+    TAGS = ("artifact",)  # keyword tags in libdoc: this component's domain
+
     def __init__(self, ctx: LibraryContext) -> None:
         super().__init__(ctx)
         self._failure_at: datetime | None = None

@@ -13,6 +13,10 @@ T = TypeVar("T")
 
 
 class Component:
+    # The domain tags every keyword of the component carries (TribesLibrary.get_keyword_tags):
+    # libdoc groups keywords by them (target, legion, node, plugin, convergence, fault, ...).
+    TAGS: tuple[str, ...] = ()
+
     def __init__(self, ctx: LibraryContext) -> None:
         self.ctx = ctx
 

@@ -23,6 +23,10 @@ from tribesqa.keywords.component import Component
 
 
 class ContractKeywords(Component):
+    """Requests the contract says a node must refuse, and result shapes against the contract models."""
+
+    TAGS = ("contract", "node")  # keyword tags in libdoc: this component's domain
+
     def _send_signed(self, node: str, body: bytes) -> tuple[int, Any]:
         """POST ``body`` as is, signed for exactly these bytes; (HTTP status, JSON or text)."""
         client = self.ctx.client(node)

@@ -45,6 +45,8 @@ from tribesqa.waiting import (
 class ConvergenceKeywords(ConvergenceBase):
     """Membership, activation, archive, sync endpoint, health and tribe checks on every node."""
 
+    TAGS = ("convergence",)  # keyword tags in libdoc: this component's domain
+
     # -- membership ----------------------------------------------------------------------------
     @keyword
     def wait_until_cluster_converged(
@@ -111,11 +113,11 @@ class ConvergenceKeywords(ConvergenceBase):
 
     @keyword
     def wait_until_node_is_active_everywhere(self, node: str) -> None:
-        """Wait until ``node``'s membership row is ``active`` on every active member and on itself.
+        """Wait until the membership row of ``node`` is ``active`` on every active member and on itself.
 
         Fails at once if the row is decommissioned anywhere or goes backwards during the wait;
-        otherwise after ``node_active`` with e.g. ``node ovh-1 still syncing on hetzner-1 after
-        20.0 s; 2 of 3 nodes agree``.
+        otherwise after ``node_active`` with e.g.
+        ``node ovh-1 still syncing on hetzner-1 after 20.0 s; 2 of 3 nodes agree``.
 
         Example: ``Wait Until Node Is Active Everywhere    ovh-1``
         """
@@ -148,11 +150,11 @@ class ConvergenceKeywords(ConvergenceBase):
     def node_should_be_archived_as_decommissioned(
         self, node: str, since: str | datetime | None = None
     ) -> None:
-        """Every remaining active node keeps ``node``'s row as ``decommissioned`` and no longer syncs with it.
+        """Every remaining active node keeps the row of ``node`` as ``decommissioned`` and no longer syncs with it.
 
         Polls up to ``membership_converged``: the row exists with status ``decommissioned`` and
         ``decommissioned_at`` set (not before ``since``, an RFC 3339 time or a datetime, less
-        the ``clock_skew`` allowance of the timeouts table), and ``node``'s transport address is
+        the ``clock_skew`` allowance of the timeouts table), and the transport address of ``node`` is
         none of the observers' ``sync.status`` servers.
 
         Example:
@@ -197,7 +199,7 @@ class ConvergenceKeywords(ConvergenceBase):
 
     @keyword
     def activation_should_be_fresh(self, node: str, after: str | datetime) -> None:
-        """``node``'s ``activated_at`` is later than ``after`` on every active node (one look).
+        """The ``activated_at`` of ``node`` is later than ``after`` on every active node (one look).
 
         Use it after a reactivation or replacement: take the time before the step with
         ``Get Current Time UTC``. ``after`` is moved back by the ``clock_skew`` of the timeouts
@@ -249,7 +251,7 @@ class ConvergenceKeywords(ConvergenceBase):
         """Legion's ``sync_endpoint`` of each active node equals what every peer reports, and serves.
 
         For each node: Legion's value equals the ``transport_address`` of its row on every
-        active node, the URL is ``http``/``https`` with an explicit port, and
+        active node, the URL is ``http`` or ``https`` with an explicit port, and
         the endpoint answers on its scheme and port (any HTTP answer below 500: a real mesh endpoint
         may refuse a plain GET). One look, all nodes at once.
 

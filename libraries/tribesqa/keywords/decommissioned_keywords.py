@@ -33,6 +33,10 @@ class _SelfView:
 
 
 class DecommissionedKeywords(Component):
+    """What a decommissioned node reports about itself, and that it no longer syncs."""
+
+    TAGS = ("convergence", "node")  # keyword tags in libdoc: this component's domain
+
     def _self_view(self, node: str) -> _SelfView:
         client = self.ctx.client(node)
         return _SelfView(

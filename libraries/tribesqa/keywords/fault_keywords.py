@@ -37,6 +37,8 @@ class FaultHeal:
 
 
 class FaultKeywords(Component):
+    TAGS = ("fault",)  # keyword tags in libdoc: this component's domain
+
     # -- plumbing ---------------------------------------------------------------------------------
     def _nemesis(self) -> Nemesis:
         return self.ctx.require_target().nemesis

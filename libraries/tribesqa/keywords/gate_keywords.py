@@ -18,9 +18,16 @@ from tribesqa.waiting import ConvergenceFailure, Observation, Verdict, poll_unti
 
 
 class GateKeywords(Component):
+    TAGS = ("gate",)  # keyword tags in libdoc: this component's domain
+
     @keyword
     def get_gate_nodes(self, node: str = "") -> list[str]:
-        """The roster nodes this gate run covers: ``node`` alone (a pabot process per node) or the whole roster."""
+        """The roster nodes this gate run covers: ``node`` alone (a pabot process per node) or the whole roster.
+
+        Example:
+        | ${nodes}=    Get Gate Nodes    ${GATE_NODE}
+        | Gate Preconditions Should Hold    @{nodes}
+        """
         roster = self.ctx.roster
         if not roster:
             raise TribesFailure(
@@ -39,6 +46,9 @@ class GateKeywords(Component):
 
         Accepts what a command line gives: ``--variable ALLOW_DESTRUCTIVE:true``, ``:yes``, ``:1``,
         ``:false``, ``:no``... (Robot's truth rules).
+
+        Example:
+        | Skip Unless Destructive Checks Are Allowed    ${ALLOW_DESTRUCTIVE}
         """
         if not is_truthy(allowed):
             BuiltIn().skip("ALLOW_DESTRUCTIVE is off: destructive checks not run")
@@ -49,6 +59,10 @@ class GateKeywords(Component):
         and the plugins installed are the ones its roster entry expects.
 
         Checks every node and fails once, listing each node's problems.
+
+        Example:
+        | Gate Preconditions Should Hold    hetzner-1    scaleway-1    ovh-1
+        | Gate Preconditions Should Hold    @{GATE_NODES}
         """
         expected_plugins = {
             entry.node: sorted(pin.partition("@")[0] for pin in entry.plugins)
@@ -137,6 +151,10 @@ class GateKeywords(Component):
     def node_should_be_cut_from_the_sync_mesh(self, node: str) -> None:
         """Proves a partition took effect: ``node`` reports none of its sync servers connected, and
         no other active node reports ``node`` as a connected server (waits up to ``node_active``).
+
+        Example:
+        | Partition Node From Peers    ovh-1
+        | Node Should Be Cut From The Sync Mesh    ovh-1
         """
         timeouts = self.ctx.require_timeouts()
         observers = list(dict.fromkeys([node, *self.ctx.active_names()]))

@@ -25,6 +25,8 @@ from tribesqa.targets.base import LegionError
 
 
 class LegionKeywords(Component):
+    TAGS = ("legion",)  # keyword tags in libdoc: this component's domain
+
     def __init__(self, ctx: LibraryContext) -> None:
         super().__init__(ctx)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graph-run")
@@ -43,7 +45,12 @@ class LegionKeywords(Component):
 
     @keyword
     def plan_join_nodes(self, provider: Provider, count: int = 1) -> list[NodeRecord]:
-        """Plan ``count`` join nodes on ``provider`` (status ``planned``); materialize them later."""
+        """Plan ``count`` join nodes on ``provider`` (status ``planned``); materialize them later.
+
+        Example:
+        | ${planned}=    Plan Join Nodes    scaleway    2
+        | Materialize Planned Nodes
+        """
         planned = self.ctx.require_target().legion.plan_join(provider.value, count)
         for record in planned:
             self._provisioned(record)
@@ -55,6 +62,11 @@ class LegionKeywords(Component):
 
         Legion waits until each new peer is ``active`` on every node before it proceeds; a
         failed run fails this keyword with Legion's reason.
+
+        Example:
+        | Plan Join Nodes    scaleway    1
+        | ${run}=    Materialize Planned Nodes
+        | Should Be Equal    ${run.state.value}    succeeded
         """
         run = self.ctx.require_target().legion.materialize()
         self.ctx.refresh_records()
@@ -66,6 +78,12 @@ class LegionKeywords(Component):
 
         Lets a test act while a membership change is in flight, e.g. end a fault it injected;
         ``Wait For Graph Run To Finish`` collects the result.
+
+        Example:
+        | Plan Join Nodes    ovh    1
+        | Start Materializing Planned Nodes
+        | Stop Publish Outage    scaleway-1
+        | Wait For Graph Run To Finish
         """
         if self._background is not None and not self._background.done():
             raise TribesFailure("a background graph run is already in progress")
@@ -92,7 +110,13 @@ class LegionKeywords(Component):
 
     @keyword
     def graph_run_should_still_be_running(self) -> None:
-        """The background graph run has not finished yet (Legion is still waiting for its joins)."""
+        """The background graph run has not finished yet (Legion is still waiting for its joins).
+
+        Example:
+        | Plan Join Nodes    ovh    1
+        | Start Materializing Planned Nodes
+        | Graph Run Should Still Be Running
+        """
         if self._background is None:
             raise TribesFailure(
                 "no background graph run was started (use Start Materializing Planned Nodes)"
@@ -123,6 +147,11 @@ class LegionKeywords(Component):
 
         Returns the interrupted run (``state`` ``interrupted``, ``materialized`` lists what
         joined). The remaining nodes stay planned.
+
+        Example:
+        | Plan Join Nodes    scaleway    2
+        | ${run}=    Interrupt Graph Run After    1
+        | Should Be Equal    ${run.state.value}    interrupted
         """
         run = self.ctx.require_target().legion.materialize(nodes)
         self.ctx.refresh_records()
@@ -130,13 +159,24 @@ class LegionKeywords(Component):
 
     @keyword
     def decommission_node(self, node: str) -> NodeRecord:
-        """Ask Legion to decommission ``node``; check the archived rows with ``Node Should Be Archived As Decommissioned``."""
+        """Ask Legion to decommission ``node``; check the archived rows with ``Node Should Be Archived As Decommissioned``.
+
+        Example:
+        | ${before}=    Get Current Time UTC
+        | Decommission Node    ovh-1
+        | Node Should Be Archived As Decommissioned    ovh-1    since=${before}
+        """
         self.ctx.note_node(node)
         return self.ctx.require_target().legion.decommission(node)
 
     @keyword
     def decommission_should_be_refused(self, node: str, reason: str = "unsafe-operation") -> str:
-        """Legion must refuse to decommission ``node`` with error ``reason``; returns its message."""
+        """Legion must refuse to decommission ``node`` with error ``reason``; returns its message.
+
+        Example:
+        | Interrupt Graph Run After    1
+        | ${message}=    Decommission Should Be Refused    hetzner-1    unsafe-operation
+        """
         self.ctx.note_node(node)
         try:
             record = self.ctx.require_target().legion.decommission(node)
@@ -153,19 +193,35 @@ class LegionKeywords(Component):
 
     @keyword
     def replace_node(self, node: str, provider: Provider) -> NodeRecord:
-        """Replace ``node`` with a new node on ``provider`` (decommission + join); returns the new record."""
+        """Replace ``node`` with a new node on ``provider`` (decommission + join); returns the new record.
+
+        Example:
+        | ${replacement}=    Replace Node    ovh-1    hetzner
+        | Wait Until Node Is Active Everywhere    ${replacement.name}
+        """
         self.ctx.note_node(node)
         return self._provisioned(self.ctx.require_target().legion.replace(node, provider.value))
 
     @keyword
     def reactivate_node(self, node: str) -> NodeRecord:
-        """Ask Legion to bring a decommissioned ``node`` back; check it with ``Wait Until Node Is Active Everywhere``."""
+        """Ask Legion to bring a decommissioned ``node`` back; check it with ``Wait Until Node Is Active Everywhere``.
+
+        Example:
+        | ${before}=    Get Current Time UTC
+        | Reactivate Node    ovh-1
+        | Wait Until Node Is Active Everywhere    ovh-1
+        | Activation Should Be Fresh    ovh-1    ${before}
+        """
         self.ctx.note_node(node)
         return self.ctx.require_target().legion.reactivate(node)
 
     @keyword
     def destroy_node(self, node: str) -> None:
-        """Destroy ``node`` (its server is gone afterwards)."""
+        """Destroy ``node`` (its server is gone afterwards).
+
+        Example:
+        | Destroy Node    hetzner-1
+        """
         self.ctx.note_node(node)
         self.ctx.require_target().legion.destroy(node)
         if node in self.ctx.provisioned:
@@ -174,14 +230,24 @@ class LegionKeywords(Component):
 
     @keyword
     def destroy_all_nodes(self) -> None:
-        """Destroy every node Legion knows about (use only on a fleet this run owns)."""
+        """Destroy every node Legion knows about (use only on a fleet this run owns).
+
+        Example:
+        | Destroy All Nodes
+        | Legion Node List Should Be Empty
+        """
         self.ctx.require_target().legion.destroy_all()
         self.ctx.provisioned.clear()
         self.ctx.records.clear()
 
     @keyword
     def legion_node_list_should_be_empty(self) -> None:
-        """Legion lists no node at all (after cleanup)."""
+        """Legion lists no node at all (after cleanup).
+
+        Example:
+        | Destroy All Nodes
+        | Legion Node List Should Be Empty
+        """
         nodes = self.ctx.require_target().legion.list_nodes()
         if nodes:
             raise TribesFailure(
@@ -191,12 +257,22 @@ class LegionKeywords(Component):
 
     @keyword
     def get_legion_node(self, node: str) -> NodeRecord:
-        """Legion's record of ``node`` (provider, region, status, endpoints)."""
+        """Legion's record of ``node`` (provider, region, status, endpoints).
+
+        Example:
+        | ${record}=    Get Legion Node    hetzner-1
+        | Should Be Equal    ${record.provider.value}    hetzner
+        """
         return self.ctx.refresh_records().get(node) or self.ctx.record(node)
 
     @keyword
     def get_legion_node_names(self) -> list[str]:
-        """Names of the nodes Legion reports ``ready`` (active members)."""
+        """Names of the nodes Legion reports ``ready`` (active members).
+
+        Example:
+        | ${names}=    Get Legion Node Names
+        | Should Contain    ${names}    hetzner-1
+        """
         return self.ctx.active_names()
 
     @keyword
@@ -204,6 +280,10 @@ class LegionKeywords(Component):
         """Legion's sanitized state: nodes, ``clusterMembership`` (syncing, active, decommissioned rows), graph runs.
 
         The model rejects any field that looks like secret material, so a leaking Legion fails here.
+
+        Example:
+        | ${snapshot}=    Get Legion State Snapshot
+        | Length Should Be    ${snapshot.nodes}    3
         """
         snapshot = self.ctx.require_target().legion.snapshot()
         logger.info(
@@ -262,7 +342,13 @@ class LegionKeywords(Component):
 
     @keyword
     def get_sync_endpoint_of(self, node: str) -> str:
-        """The sync endpoint Legion exposes for ``node``."""
+        """The sync endpoint Legion exposes for ``node``.
+
+        Example:
+        | ${endpoint}=    Get Sync Endpoint Of    hetzner-1
+        | ${view}=    Get Cluster Nodes    scaleway-1
+        | Should Be Equal    ${view.nodes[0].transport_address}    ${endpoint}
+        """
         record = self.get_legion_node(node)
         if not record.sync_endpoint:
             raise TribesFailure(

@@ -38,40 +38,77 @@ def _job_line(job: RolloutJob) -> str:
 
 
 class NodeKeywords(Component):
+    TAGS = ("node",)  # keyword tags in libdoc: this component's domain
+
     # -- reads ----------------------------------------------------------------------------------
     @keyword
     def get_node_info(self, node: str) -> NodeInfo:
-        """``node.info`` of ``node``: id, pubkey, provider, region, version, transport address."""
+        """``node.info`` of ``node``: id, pubkey, provider, region, version, transport address.
+
+        Example:
+        | ${info}=    Get Node Info    hetzner-1
+        | Should Be Equal    ${info.provider.value}    hetzner
+        """
         return self.ctx.client(node).call_typed("node.info")  # type: ignore[return-value]
 
     @keyword
     def get_cluster_nodes(self, node: str) -> ClusterNodesList:
-        """``cluster_nodes.list`` as ``node`` sees it; ``${view.nodes}`` are the membership rows."""
+        """``cluster_nodes.list`` as ``node`` sees it; ``${view.nodes}`` are the membership rows.
+
+        Example:
+        | ${view}=    Get Cluster Nodes    hetzner-1
+        | Should Be Equal    ${view.nodes[0].status.value}    active
+        """
         return self.ctx.client(node).call_typed("cluster_nodes.list")  # type: ignore[return-value]
 
     @keyword
     def get_cluster_status(self, node: str) -> ClusterStatus:
-        """``cluster_status`` of ``node`` (``${status.status}``, ``${status.self_status}``, digest...)."""
+        """``cluster_status`` of ``node`` (``${status.status}``, ``${status.self_status}``, digest...).
+
+        Example:
+        | ${status}=    Get Cluster Status    hetzner-1
+        | Should Be Equal    ${status.self_status.value}    active
+        """
         return self.ctx.client(node).call_typed("cluster_status")  # type: ignore[return-value]
 
     @keyword
     def get_sync_status(self, node: str) -> SyncStatus:
-        """``sync.status`` of ``node``: mode, derived sync servers, high-water mark, pending events."""
+        """``sync.status`` of ``node``: mode, derived sync servers, high-water mark, pending events.
+
+        Example:
+        | ${sync}=    Get Sync Status    hetzner-1
+        | Should Not Be Empty    ${sync.servers}
+        """
         return self.ctx.client(node).call_typed("sync.status")  # type: ignore[return-value]
 
     @keyword
     def get_tribe_status(self, node: str) -> TribeStatus:
-        """The singleton tribe as ``node`` holds it."""
+        """The singleton tribe as ``node`` holds it.
+
+        Example:
+        | ${tribe}=    Get Tribe Status    hetzner-1
+        | Should Be Equal As Integers    ${tribe.version}    1
+        """
         return self.ctx.client(node).call_typed("tribe.status")  # type: ignore[return-value]
 
     @keyword
     def get_generation_status(self, node: str) -> GenerationStatus:
-        """``generation.status``: ``selected`` and ``running`` store paths, and the generations."""
+        """``generation.status``: ``selected`` and ``running`` store paths, and the generations.
+
+        Example:
+        | ${status}=    Get Generation Status    hetzner-1
+        | Should Be Equal    ${status.selected}    ${status.running}
+        """
         return self.ctx.client(node).call_typed("generation.status")  # type: ignore[return-value]
 
     @keyword
     def get_node_diagnostics(self, node: str) -> Diagnostics:
-        """``diagnostics`` of ``node``: readiness, migration log, services, generation compare, logs."""
+        """``diagnostics`` of ``node``: readiness, migration log, services, generation compare, logs.
+
+        Example:
+        | ${diagnostics}=    Get Node Diagnostics    hetzner-1
+        | Log    ${diagnostics}
+        """
         return self.ctx.client(node).call_typed("diagnostics")  # type: ignore[return-value]
 
     @keyword
@@ -87,33 +124,60 @@ class NodeKeywords(Component):
     # -- sync ------------------------------------------------------------------------------------
     @keyword
     def force_full_resync(self, node: str) -> str:
-        """``sync.resync {full: true}`` on ``node``: replay from zero; returns the job id."""
+        """``sync.resync {full: true}`` on ``node``: replay from zero; returns the job id.
+
+        Example:
+        | ${job_id}=    Force Full Resync    scaleway-1
+        | Wait Until Cluster Converged
+        """
         ref = self.ctx.client(node).call_typed("sync.resync", {"full": True})
         assert isinstance(ref, JobRef)
         return ref.job_id
 
     @keyword
     def force_full_resync_on_nodes(self, *nodes: str) -> dict[str, str]:
-        """Full resync on each node (all active nodes when none are given)."""
+        """Full resync on each node (all active nodes when none are given).
+
+        Example:
+        | Heal All Partitions
+        | Force Full Resync On Nodes    hetzner-1    scaleway-1
+        | Force Full Resync On Nodes    # every active node
+        """
         return self.on_each(self.nodes_or_active(nodes), self.force_full_resync, what="sync.resync")
 
     # -- rollout and rollback ------------------------------------------------------------------
     @keyword
     def preview_rollout(self, node: str, plugin: str, commit: str) -> RolloutPreview:
-        """``rollout.preview`` of installing ``plugin`` at ``commit`` on ``node``."""
+        """``rollout.preview`` of installing ``plugin`` at ``commit`` on ``node``.
+
+        Example:
+        | ${preview}=    Preview Rollout    hetzner-1    supertest    ${COMMIT}
+        | Should Be True    ${preview.substitutes.available}
+        """
         params = {"plugins": [{"name": plugin, "commit": commit}]}
         return self.ctx.client(node).call_typed("rollout.preview", params)  # type: ignore[return-value]
 
     @keyword
     def start_rollout(self, node: str, plan_id: str) -> str:
-        """``rollout.start`` of a previewed plan; returns the job id. Refusals fail with their reason."""
+        """``rollout.start`` of a previewed plan; returns the job id. Refusals fail with their reason.
+
+        Example:
+        | ${preview}=    Preview Rollout    hetzner-1    supertest    ${COMMIT}
+        | ${job_id}=    Start Rollout    hetzner-1    ${preview.plan_id}
+        | Wait For Rollout    hetzner-1    ${job_id}
+        """
         ref = self.ctx.client(node).call_typed("rollout.start", {"plan_id": plan_id})
         assert isinstance(ref, JobRef)
         return ref.job_id
 
     @keyword
     def get_rollout_job(self, node: str, job_id: str) -> RolloutJob:
-        """``rollout.status`` of one job."""
+        """``rollout.status`` of one job.
+
+        Example:
+        | ${job}=    Get Rollout Job    hetzner-1    ${job_id}
+        | Should Be Equal    ${job.kind.value}    rollout
+        """
         return self.ctx.client(node).call_typed("rollout.status", {"job_id": job_id})  # type: ignore[return-value]
 
     @keyword
@@ -166,6 +230,10 @@ class NodeKeywords(Component):
         """Preview, start and wait for ``plugin`` at ``commit`` on every node (all active nodes by default).
 
         Fails before switching anything when a node's preview reports missing substitutes.
+
+        Example:
+        | Roll Out Plugin To Nodes    supertest    ${COMMIT}    hetzner-1
+        | Roll Out Plugin To Nodes    supertest    ${COMMIT}    # every active node
         """
         names = self.nodes_or_active(nodes)
         previews = self.on_each(
@@ -187,7 +255,12 @@ class NodeKeywords(Component):
 
     @keyword
     def roll_back_to_generation(self, node: str, generation: str) -> str:
-        """``generation.rollback`` to a generation number or store path; returns the job id."""
+        """``generation.rollback`` to a generation number or store path; returns the job id.
+
+        Example:
+        | ${job_id}=    Roll Back To Generation    hetzner-1    1
+        | Wait For Rollout    hetzner-1    ${job_id}
+        """
         target: int | str = int(generation) if str(generation).isdigit() else str(generation)
         ref = self.ctx.client(node).call_typed("generation.rollback", {"generation": target})
         assert isinstance(ref, JobRef)
@@ -195,7 +268,12 @@ class NodeKeywords(Component):
 
     @keyword
     def roll_back_nodes_to_generation(self, generation: str, *nodes: str) -> dict[str, RolloutJob]:
-        """Roll every node back to ``generation`` and wait for each job."""
+        """Roll every node back to ``generation`` and wait for each job.
+
+        Example:
+        | Roll Back Nodes To Generation    ${BASELINE}    hetzner-1    scaleway-1
+        | Roll Back Nodes To Generation    1    # every active node
+        """
         names = self.nodes_or_active(nodes)
         jobs = self.on_each(
             names, lambda n: self.roll_back_to_generation(n, generation), what="generation.rollback"
@@ -212,6 +290,11 @@ class NodeKeywords(Component):
         """``selected`` equals ``running`` on ``node`` (and equals ``expected`` when given).
 
         ``expected`` is a store path or a generation number.
+
+        Example:
+        | ${status}=    Generation Should Be Converged    hetzner-1
+        | Generation Should Be Converged    hetzner-1    1
+        | Generation Should Be Converged    hetzner-1    ${BASELINE}
         """
         status = self.get_generation_status(node)
         if status.selected != status.running:
@@ -233,51 +316,26 @@ class NodeKeywords(Component):
     def generations_should_be_converged_on_nodes(
         self, expected: str | None = None, *nodes: str
     ) -> None:
-        """``Generation Should Be Converged`` on every node at once."""
+        """``Generation Should Be Converged`` on every node at once.
+
+        Example:
+        | Generations Should Be Converged On Nodes    ${BASELINE}    hetzner-1    scaleway-1
+        | Generations Should Be Converged On Nodes    # every active node, selected == running
+        """
         self.on_each(
             self.nodes_or_active(nodes),
             lambda n: self.generation_should_be_converged(n, expected),
             what="generation check",
         )
 
-    @keyword
-    def get_generation_links_over_ssh(self, node: str) -> dict[str, str]:
-        """Read the selected and running system links on the node itself over SSH.
-
-        Uses the target's command templates (``readlink -f ${TRIBES_ROOT:-}/...``), as an
-        operator would; returns ``{"selected": path, "running": path}``.
-        """
-        commands = self.ctx.require_target().node_commands()
-        links = {}
-        for name in ("selected", "running"):
-            result = self.ctx.ssh().run(
-                node,
-                self.ctx.ssh_endpoint(node),
-                commands[f"{name}_generation"],
-                purpose=f"read {name} generation",
-            )
-            if result.rc != 0:
-                raise TribesFailure(
-                    f"node {node}: reading the {name} generation over SSH failed (exit {result.rc}): {result.stderr.strip()[-200:]}"
-                )
-            links[name] = result.stdout.strip()
-        return links
-
-    @keyword
-    def generation_links_should_match_api(self, node: str) -> None:
-        """The symlinks on disk (over SSH) agree with ``generation.status`` from the API."""
-        links = self.get_generation_links_over_ssh(node)
-        status = self.get_generation_status(node)
-        api = {"selected": status.selected, "running": status.running}
-        if links != api:
-            raise TribesFailure(
-                f"node {node}: generation links on disk {links} differ from the API {api}"
-            )
-
     # -- authentication ---------------------------------------------------------------------------
     @keyword
     def unsigned_management_request_should_be_refused(self, node: str) -> None:
-        """A request without NIP-98 authorization is refused with 401 ``auth-required``."""
+        """A request without NIP-98 authorization is refused with 401 ``auth-required``.
+
+        Example:
+        | Unsigned Management Request Should Be Refused    hetzner-1
+        """
         response = self.ctx.client(node).raw(
             b'{"method":"cluster_status","params":{}}', {"content-type": "application/json"}
         )
@@ -285,7 +343,11 @@ class NodeKeywords(Component):
 
     @keyword
     def replayed_management_request_should_be_refused(self, node: str) -> None:
-        """Send one signed request twice: the first is accepted, the replay refused (``replayed-auth-event``)."""
+        """Send one signed request twice: the first is accepted, the replay refused (``replayed-auth-event``).
+
+        Example:
+        | Replayed Management Request Should Be Refused    hetzner-1
+        """
         client = self.ctx.client(node)
         body = b'{"method":"cluster_status","params":{}}'
         header = authorization_for(self.ctx.admin_key(), client.endpoint, "POST", body)

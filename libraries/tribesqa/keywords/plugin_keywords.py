@@ -84,6 +84,8 @@ def migration_history(log: list[Any]) -> dict[str, str]:
 
 
 class PluginKeywords(Component):
+    TAGS = ("plugin",)  # keyword tags in libdoc: this component's domain
+
     # -- plumbing ---------------------------------------------------------------------------------
     def _request(self, node: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         try:
@@ -148,7 +150,7 @@ class PluginKeywords(Component):
 
     @keyword
     def plugin_tables_should_not_exist(self, node: str) -> None:
-        """The supertest tables are gone from ``node``'s database (after a rollback).
+        """The supertest tables are gone from the database of ``node`` (after a rollback).
 
         The plugin API 404s once the plugin is gone, so this reads the node's ``diagnostics``
         (management API): its ``migrations`` section must list no supertest table in
@@ -264,7 +266,7 @@ class PluginKeywords(Component):
 
     @keyword
     def increment_case(self, node: str, case_id: str, by: int | str = 1) -> Case:
-        """Increment case ``case_id``'s counter on ``node`` by ``by`` (a whole number); returns the case.
+        """Increment the counter of case ``case_id`` on ``node`` by ``by`` (a whole number); returns the case.
 
         Example: ``${case}=    Increment Case    hetzner-1    ${case.id}    by=3``
         """

@@ -32,6 +32,8 @@ from tribesqa.waiting import (
 class PluginStateKeywords(ConvergenceBase):
     """Plugin tables on every node: converged state, a case or event visible, an id staying absent."""
 
+    TAGS = ("plugin", "convergence")  # keyword tags in libdoc: this component's domain
+
     # -- plugin state --------------------------------------------------------------------------
     @keyword
     def wait_until_plugin_state_converged(

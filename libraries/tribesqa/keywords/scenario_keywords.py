@@ -32,6 +32,8 @@ from tribesqa.waiting import (
 
 
 class ScenarioKeywords(Component):
+    TAGS = ("scenario",)  # keyword tags in libdoc: this component's domain
+
     def __init__(self, ctx: LibraryContext) -> None:
         super().__init__(ctx)
         self.failed_steps: list[str] = []
@@ -50,6 +52,9 @@ class ScenarioKeywords(Component):
         When an earlier step of this suite failed, the cluster is not in the state this step
         starts from: skip it with the name of the step that failed, instead of failing again
         with a confusing secondary error.
+
+        Example:
+        | Test Setup    Skip If An Earlier Step Failed
         """
         if self.failed_steps:
             BuiltIn().skip(
@@ -99,7 +104,12 @@ class ScenarioKeywords(Component):
 
     @keyword
     def plan_one_join_node_per_provider(self, *providers: str) -> list[str]:
-        """Plan one join node on each provider (in order); returns the planned names."""
+        """Plan one join node on each provider (in order); returns the planned names.
+
+        Example:
+        | ${names}=    Plan One Join Node Per Provider    scaleway    ovh
+        | Materialize Planned Nodes
+        """
         legion = self.ctx.require_target().legion
         return [
             self.ctx.provisioned_node(legion.plan_join(str(provider).lower(), 1)[0]).name
@@ -110,8 +120,8 @@ class ScenarioKeywords(Component):
     def preview_should_install_plugin(
         self, node: str, preview: RolloutPreview, plugin: str, commit: str = ""
     ) -> None:
-        """``node``'s ``preview`` (from ``Preview Rollout``) adds ``plugin``, removes nothing,
-        needs a restart and has every substitute.
+        """The ``preview`` of ``node`` (from ``Preview Rollout``) adds ``plugin``, removes
+        nothing, needs a restart and has every substitute.
 
         Example:
         | ${preview}=    Preview Rollout    hetzner-1    supertest    ${COMMIT}
@@ -177,7 +187,7 @@ class ScenarioKeywords(Component):
 
     @keyword
     def node_should_stay_syncing_for(self, node: str, duration: timedelta | None = None) -> None:
-        """``node``'s own row stays ``syncing`` (never ``active``) on every node that has it, for ``duration`` s.
+        """The own row of ``node`` stays ``syncing`` (never ``active``) on every node that has it, for ``duration`` s.
 
         The "consistently" check for a join that must not complete yet (e.g. while a peer it
         must replay from withholds events). Defaults to the ``stays_stale`` timeout.
@@ -223,8 +233,9 @@ class ScenarioKeywords(Component):
     def running_generation_should_hold_plugin(
         self, node: str, status: GenerationStatus, plugin: str, baseline: str | None = None
     ) -> None:
-        """The running generation of ``node``'s ``status`` (from ``Generation Should Be
-        Converged``) holds ``plugin``, and it is not the ``baseline`` store path when one is given.
+        """The running generation in the ``status`` of ``node`` (from
+        ``Generation Should Be Converged``) holds ``plugin``, and it is not the ``baseline``
+        store path when one is given.
 
         Example:
         | ${status}=    Generation Should Be Converged    hetzner-1

@@ -28,6 +28,8 @@ NODE_TAG = "node:"
 
 
 class TargetKeywords(Component):
+    TAGS = ("target",)  # keyword tags in libdoc: this component's domain
+
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
         self._guard: SharedFleetGuard | None = None
@@ -76,6 +78,10 @@ class TargetKeywords(Component):
 
         Safe after any failure and safe to call twice. Fails (after doing everything it can) when
         a node could not be destroyed, so leaked nodes never go unnoticed.
+
+        Example:
+        | Suite Setup       Open Target
+        | Suite Teardown    Close Target
         """
         self._heal_destroy_and_close(list(self.ctx.provisioned))
 
@@ -126,7 +132,11 @@ class TargetKeywords(Component):
         """Use the fleet another process opened and shared (``Share Target``); never starts one.
 
         Fails naming the cause when ``handle`` is empty (the process that opens the fleet
-        failed, or has not run). ``target``/``roster`` default to ``${TARGET}``/``${ROSTER}``.
+        failed, or has not run). ``target`` and ``roster`` default to ``${TARGET}`` and ``${ROSTER}``.
+
+        Example:
+        | ${handle}=    Get Parallel Value For Key    tribes-qa.gate.target
+        | Attach To Shared Target    ${handle}
         """
         if not str(handle or "").strip():
             raise TribesFailure(
@@ -157,6 +167,9 @@ class TargetKeywords(Component):
         Run it once, after every process is done (``Run Teardown Only Once``). An empty
         ``handle`` (the fleet was never shared) does nothing. Fails, after doing what it can,
         when a node could not be destroyed.
+
+        Example:
+        | Run Teardown Only Once    Close Shared Target    ${GATE_TARGET}
         """
         if not str(handle or "").strip():
             logger.info("no shared target to close")
@@ -197,6 +210,11 @@ class TargetKeywords(Component):
 
         Across pabot processes through PabotLib; under plain robot it is granted at once.
         Release it with ``Release Shared Target`` (in a ``[Teardown]``).
+
+        Example:
+        | Hold Shared Target    exclusive
+        | Restart Node    hetzner-1
+        | [Teardown]    Release Shared Target
         """
         self.ctx.require_target()
         if self._guard is None or self._guard.mode is None:
@@ -213,6 +231,11 @@ class TargetKeywords(Component):
     def release_shared_target(self) -> None:
         """Give back the hold of ``Hold Shared Target`` (no-op when nothing is held). An
         exclusive holder first heals the faults this test injected, so nobody else ever sees them.
+
+        Example:
+        | Hold Shared Target    shared
+        | Gate Preconditions Should Hold    hetzner-1
+        | [Teardown]    Release Shared Target
         """
         if self._guard is None or self._guard.mode is None:
             return
@@ -224,7 +247,12 @@ class TargetKeywords(Component):
 
     @keyword
     def get_roster(self) -> list[RosterEntry]:
-        """The roster of the per-node gate (``${ROSTER}``): entries with ``node``, ``role``, ``notes``."""
+        """The roster of the per-node gate (``${ROSTER}``): entries with ``node``, ``role``, ``notes``.
+
+        Example:
+        | ${roster}=    Get Roster
+        | Should Be Equal    ${roster[0].role}    init
+        """
         self.ctx.require_target()
         if not self.ctx.roster:
             raise TribesFailure("the target has no ROSTER (add one to the variables file)")
@@ -232,7 +260,12 @@ class TargetKeywords(Component):
 
     @keyword
     def get_roster_node_names(self) -> list[str]:
-        """Just the node names of the roster, in roster order."""
+        """Just the node names of the roster, in roster order.
+
+        Example:
+        | ${names}=    Get Roster Node Names
+        | Should Be Equal    ${names}[0]    hetzner-1
+        """
         return [entry.node for entry in self.get_roster()]
 
     @keyword
@@ -242,6 +275,11 @@ class TargetKeywords(Component):
         Where the target allows it (the simulator, sim-as-real) missing nodes are provisioned in
         roster order: the first with ``Provision Init Node``, the rest joined in one graph run.
         On a real fleet missing roster nodes fail the keyword, naming them.
+
+        Example:
+        | Open Target
+        | ${records}=    Ensure Roster Nodes Exist
+        | Length Should Be    ${records}    3
         """
         target = self.ctx.require_target()
         roster = self.get_roster()
