@@ -21,14 +21,14 @@ Test Tags    scenario:legion_snapshot
 *** Test Cases ***
 The Snapshot Of A Running Cluster Holds No Secret Material
     ${init}=    A Cluster Initialised On Hetzner
-    VAR    ${INIT}    ${init}    scope=SUITE
+    VAR    ${INIT}=    ${init}    scope=SUITE
     Legion Snapshot Should Hold No Secret Material
     Legion Snapshot Should Keep Membership Rows    ${INIT}:active
 
 The Snapshot Keeps A Joining Node's Syncing Row
     [Tags]    req:SNAP-2
     ${joiner}=    A Join Held In Syncing By A Publish Outage On    ${INIT}    scaleway
-    VAR    ${JOINER}    ${joiner}    scope=SUITE
+    VAR    ${JOINER}=    ${joiner}    scope=SUITE
     Legion Snapshot Should Keep Membership Rows    ${INIT}:active    ${JOINER}:syncing
     Legion Snapshot Should Hold No Secret Material
     Stop Publish Outage    ${INIT}
