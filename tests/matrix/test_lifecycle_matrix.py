@@ -38,6 +38,15 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "selected-not-running": re.compile(r"selected|running", re.I),
     "replay-accepted": re.compile(r"replay", re.I),
     "counter-not-merged": re.compile(r"counter", re.I),
+    "host-header-trusted": re.compile(r"Host(:| header)"),
+    "auth-optional": re.compile(r"Authorization header|auth-required|invalid-authorization"),
+    "auth-signature-unchecked": re.compile(r"invalid-auth-event|signature|kind", re.I),
+    "stale-auth-accepted": re.compile(r"stale", re.I),
+    "auth-url-unchecked": re.compile(r"auth-url-tag-mismatch|another URL"),
+    "auth-method-unchecked": re.compile(r"auth-method-tag-mismatch|signed for method"),
+    "auth-payload-unchecked": re.compile(r"payload", re.I),
+    "allowlist-open": re.compile(r"allowlist|forbidden-pubkey", re.I),
+    "refused-event-cached": re.compile(r"replay cache", re.I),
 }
 PAIRS = [(fault.name, suite) for fault in CATALOGUE.values() for suite in fault.caught_by]
 CATCH_TABLE: dict[tuple[str, str], str] = {}
