@@ -244,7 +244,8 @@ def failing_from(check: int, endpoint: str) -> BadRequest:
     body = OTHER_BODY if check <= 7 else PROBE_BODY
     names = ["bad signature", "stale", "another URL", "another method", "another body", "key"]
     return BadRequest(
-        f"a NIP-98 event failing checks {check}-8 ({', '.join(names[check - 3 :])})",
+        f"a NIP-98 event failing check{'s ' + str(check) + '-8' if check < 8 else ' 8'} "
+        f"({', '.join(names[check - 3 :])})",
         CHECK_CODES[check],
         body,
         header_for(event),
