@@ -15,6 +15,7 @@ from fleetkit import FAST_ROLLOUT, FleetRegistry, SimFleet, consistently, eventu
 
 from tribes_sim.fault_catalogue import CATALOGUE
 from tribes_sim.fleet import LegionClientError
+from tribes_sim.http_auth import SKIPPABLE_CHECKS
 from tribesqa.clients.keys import AdminKey
 from tribesqa.clients.nip98 import authorization_header, build_auth_event, compute_event_id
 
@@ -312,6 +313,10 @@ CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
 
 def test_every_catalogue_fault_has_a_check() -> None:
     assert sorted(CHECKS) == sorted(CATALOGUE)
+
+
+def test_every_nip98_check_a_fault_switches_off_is_a_catalogue_fault() -> None:
+    assert set(SKIPPABLE_CHECKS) <= set(CATALOGUE)
 
 
 @pytest.mark.parametrize("fault", sorted(CATALOGUE))
