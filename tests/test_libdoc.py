@@ -29,6 +29,8 @@ DOMAINS = {
     "artifact",
     "scenario",
     "ssh",
+    "contract",
+    "security",
 }
 # Wait*/Stays* keywords get their examples with their per-call timeout=/poll= arguments (issue 15
 # items 3-4, another branch). Named here so nothing is exempt silently: the test fails as soon as

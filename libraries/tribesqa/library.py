@@ -31,6 +31,7 @@ from tribesqa.keywords.node_keywords import NodeKeywords
 from tribesqa.keywords.plugin_keywords import PluginKeywords
 from tribesqa.keywords.plugin_state_keywords import PluginStateKeywords
 from tribesqa.keywords.scenario_keywords import ScenarioKeywords
+from tribesqa.keywords.security_keywords import SecurityKeywords
 from tribesqa.keywords.ssh_keywords import SshKeywords
 from tribesqa.keywords.target_keywords import TargetKeywords
 
@@ -78,6 +79,7 @@ class TribesLibrary(DynamicCore):
             ScenarioKeywords(self.ctx),
             GateKeywords(self.ctx),
             SshKeywords(self.ctx),
+            SecurityKeywords(self.ctx),
         ]
         self.components = components
         super().__init__(components)

@@ -78,7 +78,7 @@ CATALOGUE: dict[str, Fault] = {
         Fault(
             "replay-accepted",
             "The admin API's NIP-98 replay cache is off: a captured request is accepted twice.",
-            ("fleet_gate",),
+            ("fleet_gate", "admin_api_security"),
             "a replayed NIP-98 event is refused",
         ),
         Fault(
@@ -224,6 +224,64 @@ CATALOGUE: dict[str, Fault] = {
             "An interrupted graph run leaves the nodes it did not materialize provisioning, not planned.",
             ("failure_modes",),
             "an interrupted graph run puts the nodes it did not materialize back to planned",
+        ),
+        Fault(
+            "host-header-trusted",
+            "The admin API checks the NIP-98 u tag against a URL built from the request's Host "
+            "header instead of its own admin URL: an event signed for one node passes on every node.",
+            ("admin_api_security",),
+            "the u tag must name the node's own admin URL, whatever the Host header says",
+        ),
+        Fault(
+            "auth-optional",
+            "The admin API serves management requests with no Authorization header, or an "
+            "undecodable one, as if they were signed.",
+            ("admin_api_security",),
+            "a request without NIP-98 authorization is refused",
+        ),
+        Fault(
+            "auth-signature-unchecked",
+            "The admin API takes the NIP-98 event on trust: its kind, content, id and signature "
+            "are not checked.",
+            ("admin_api_security",),
+            "an auth event with a bad signature, wrong kind or content is refused",
+        ),
+        Fault(
+            "stale-auth-accepted",
+            "The admin API does not check created_at: an auth event from any time is accepted.",
+            ("admin_api_security",),
+            "an auth event more than 60 s off the node's clock is refused as stale",
+        ),
+        Fault(
+            "auth-url-unchecked",
+            "The admin API ignores the NIP-98 u tag: an event signed for any URL is accepted.",
+            ("admin_api_security",),
+            "an auth event signed for another URL is refused",
+        ),
+        Fault(
+            "auth-method-unchecked",
+            "The admin API ignores the NIP-98 method tag: an event signed for GET authorizes a POST.",
+            ("admin_api_security",),
+            "an auth event signed for another method is refused",
+        ),
+        Fault(
+            "auth-payload-unchecked",
+            "The admin API ignores the NIP-98 payload tag: a signed event authorizes any body.",
+            ("admin_api_security",),
+            "an auth event whose payload hash does not match the body is refused",
+        ),
+        Fault(
+            "allowlist-open",
+            "The admin API accepts a validly signed event from any key, not only allowlisted ones.",
+            ("admin_api_security",),
+            "an auth event from a key not on the allowlist is refused",
+        ),
+        Fault(
+            "refused-event-cached",
+            "The admin API records an event id in its replay cache before checking the event: "
+            "an event refused once (e.g. sent with the wrong body) is refused as a replay after.",
+            ("admin_api_security",),
+            "only events that pass every other check enter the replay cache",
         ),
     )
 }

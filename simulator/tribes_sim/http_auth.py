@@ -5,7 +5,9 @@ content and the tags ``u`` (the exact absolute request URL, query included), ``m
 request with a body, ``payload`` (sha256 hex of the body). Its id is NIP-01's (sha256 of the
 compact JSON array ``[0, pubkey, created_at, kind, tags, content]``) and its signature is BIP-340
 over the id. The checks, their order and the refusal codes are the admin API's, as
-``docs/contract.md`` fixes them ("NIP-98 authentication"); each refusal is a 401.
+``docs/contract.md`` fixes them ("NIP-98 authentication"); each refusal is a 401. The URL the
+``u`` tag is checked against is the node's canonical admin URL (its caller's business, see
+``node/admin_api.py``), never one rebuilt from the request's ``Host`` header.
 """
 
 from __future__ import annotations
@@ -36,6 +38,20 @@ REFUSAL_CODES = (
     "forbidden-pubkey",
     "replayed-auth-event",
 )
+
+# The checks a deliberate fault switches off (docs/faults.md), by fault name. Each one makes the
+# node accept what the contract says it must refuse; ``host-header-trusted`` is the admin API's
+# (which URL it checks the ``u`` tag against), not the verifier's.
+SKIPPABLE_CHECKS = {
+    "auth-optional": "header",
+    "auth-signature-unchecked": "event",
+    "stale-auth-accepted": "clock",
+    "auth-url-unchecked": "url",
+    "auth-method-unchecked": "method",
+    "auth-payload-unchecked": "payload",
+    "allowlist-open": "allowlist",
+    "replay-accepted": "replay",
+}
 
 # aiohttp caps a header near 8 KiB already; this bounds the work before any signature check.
 _MAX_HEADER_CHARS = 16 * 1024
@@ -128,12 +144,17 @@ def _decode_header(header: str | None) -> dict[str, Any]:
 
 
 def _well_formed(event: dict[str, Any]) -> str | None:
-    """Why ``event`` is not a well-formed NIP-98 event, or None."""
+    """Why ``event`` is not a well-formed NIP-98 event (kind, content, field shapes), or None."""
     kind = event.get("kind")
     if type(kind) is not int or kind != AUTH_KIND:  # a JSON true is not the integer 1
         return f"kind is {kind!r:.40}, not {AUTH_KIND}"
     if event.get("content") != "":
         return "content must be empty"
+    return _shape_problem(event)
+
+
+def _shape_problem(event: dict[str, Any]) -> str | None:
+    """Why the fields the later checks read are not usable, or None."""
     for name, shape in (("id", _HEX64), ("pubkey", _HEX64), ("sig", _HEX128)):
         value = event.get(name)
         if not isinstance(value, str) or not shape.fullmatch(value):
@@ -162,27 +183,88 @@ class HttpAuthVerifier:
         *,
         window_s: float = 60.0,
         clock: Callable[[], float] = time.time,
-        refuse_replays: bool = True,
+        skip: Iterable[str] = (),
+        cache_before_checks: bool = False,
         replay_capacity: int = 50_000,
     ) -> None:
         self.allowed = {key.lower() for key in allowed_pubkeys}
         self.window_s = window_s
         self.clock = clock
-        # Off only for the deliberate ``replay-accepted`` fault.
-        self.refuse_replays = refuse_replays
+        # Checks switched off, only by deliberate faults (values of ``SKIPPABLE_CHECKS``).
+        self.skip = frozenset(skip)
+        unknown = self.skip - set(SKIPPABLE_CHECKS.values())
+        assert not unknown, unknown
+        # On only for the deliberate ``refused-event-cached`` fault: an event id enters the
+        # replay cache before checks 3-8, so an event refused once is refused ever after.
+        self.cache_before_checks = cache_before_checks
         self.replay_capacity = replay_capacity
         # event id -> the time after which the event is stale anyway and can be forgotten.
         self._used: dict[str, float] = {}
 
-    def verify(self, header: str | None, url: str, method: str, body: bytes) -> str:
-        """Return the signer's pubkey, or raise ``AuthRefused`` for the first failed check."""
-        event = _decode_header(header)
-        problem = _well_formed(event)
+    def verify(self, header: str | None, url: str, method: str, body: bytes) -> str | None:
+        """Return the signer's pubkey, or raise ``AuthRefused`` for the first failed check.
+
+        ``url`` is the node's canonical URL of the request (its admin URL, path and query).
+        None: a request without usable authorization let through by the ``auth-optional`` fault.
+        """
+        skip = self.skip
+        try:
+            event = _decode_header(header)
+        except AuthRefused:
+            if "header" in skip:
+                return None
+            raise
+        problem = _shape_problem(event) if "event" in skip else _well_formed(event)
         if problem:
             raise AuthRefused("invalid-auth-event", f"not a NIP-98 event: {problem}")
         pubkey, created_at, tags = event["pubkey"], event["created_at"], event["tags"]
+        now = self.clock()
+        if self.cache_before_checks and "replay" not in skip:
+            self._use_once(event["id"], created_at + self.window_s, now)
+        if "event" not in skip:
+            self._check_id_and_signature(event)
+        if "clock" not in skip and abs(now - created_at) > self.window_s:
+            raise AuthRefused(
+                "stale-auth-event",
+                f"created_at is {created_at - now:+.0f} s off this node's clock "
+                f"(at most {self.window_s:g} s either way)",
+            )
+        signed_url = _tag(tags, "u")
+        if "url" not in skip and signed_url != url:
+            raise AuthRefused(
+                "auth-url-tag-mismatch",
+                f"signed for {signed_url!r:.200}, this node's URL is {url!r:.200}",
+            )
+        signed_method = _tag(tags, "method")
+        if "method" not in skip and signed_method != method.upper():
+            raise AuthRefused(
+                "auth-method-tag-mismatch",
+                f"signed for method {signed_method!r:.40}, requested {method.upper()!r}",
+            )
+        signed_payload = _tag(tags, "payload")
+        if (
+            "payload" not in skip
+            and (body or signed_payload is not None)
+            and signed_payload != sha256_hex(body)
+        ):
+            raise AuthRefused(
+                "auth-payload-mismatch",
+                "no payload tag for a request with a body"
+                if signed_payload is None
+                else "the payload tag is not the sha256 of the body",
+            )
+        if "allowlist" not in skip and pubkey not in self.allowed:
+            raise AuthRefused("forbidden-pubkey", f"{pubkey} is not on this node's allowlist")
+        # Only an event that passed every check above enters the replay cache.
+        if "replay" not in skip and not self.cache_before_checks:
+            self._use_once(event["id"], created_at + self.window_s, now)
+        return pubkey
+
+    @staticmethod
+    def _check_id_and_signature(event: dict[str, Any]) -> None:
+        pubkey = event["pubkey"]
         try:
-            expected = event_id(pubkey, created_at, AUTH_KIND, tags, "")
+            expected = event_id(pubkey, event["created_at"], AUTH_KIND, event["tags"], "")
         except UnicodeEncodeError:
             raise AuthRefused("invalid-auth-event", "the event is not valid UTF-8") from None
         if expected != event["id"]:
@@ -191,37 +273,6 @@ class HttpAuthVerifier:
             bytes.fromhex(pubkey), bytes.fromhex(expected), bytes.fromhex(event["sig"])
         ):
             raise AuthRefused("invalid-auth-event", "the signature does not verify")
-        now = self.clock()
-        if abs(now - created_at) > self.window_s:
-            raise AuthRefused(
-                "stale-auth-event",
-                f"created_at is {created_at - now:+.0f} s off this node's clock "
-                f"(at most {self.window_s:g} s either way)",
-            )
-        signed_url = _tag(tags, "u")
-        if signed_url != url:
-            raise AuthRefused(
-                "auth-url-tag-mismatch", f"signed for {signed_url!r:.200}, requested {url!r:.200}"
-            )
-        signed_method = _tag(tags, "method")
-        if signed_method != method.upper():
-            raise AuthRefused(
-                "auth-method-tag-mismatch",
-                f"signed for method {signed_method!r:.40}, requested {method.upper()!r}",
-            )
-        signed_payload = _tag(tags, "payload")
-        if (body or signed_payload is not None) and signed_payload != sha256_hex(body):
-            raise AuthRefused(
-                "auth-payload-mismatch",
-                "no payload tag for a request with a body"
-                if signed_payload is None
-                else "the payload tag is not the sha256 of the body",
-            )
-        if pubkey not in self.allowed:
-            raise AuthRefused("forbidden-pubkey", f"{pubkey} is not on this node's allowlist")
-        if self.refuse_replays:
-            self._use_once(event["id"], created_at + self.window_s, now)
-        return pubkey
 
     def _use_once(self, identifier: str, forget_after: float, now: float) -> None:
         if identifier in self._used:

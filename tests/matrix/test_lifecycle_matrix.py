@@ -61,6 +61,15 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "plugin-schema-incomplete": re.compile(r"supertest_events|table", re.I),
     "last-node-decommission-accepted": re.compile(r"refused|unsafe-operation", re.I),
     "interrupted-run-leaves-provisioning": re.compile(r"planned", re.I),
+    "host-header-trusted": re.compile(r"Host(:| header)"),
+    "auth-optional": re.compile(r"Authorization header|auth-required|invalid-authorization"),
+    "auth-signature-unchecked": re.compile(r"invalid-auth-event|signature|kind", re.I),
+    "stale-auth-accepted": re.compile(r"stale", re.I),
+    "auth-url-unchecked": re.compile(r"auth-url-tag-mismatch|another URL"),
+    "auth-method-unchecked": re.compile(r"auth-method-tag-mismatch|signed for method"),
+    "auth-payload-unchecked": re.compile(r"payload", re.I),
+    "allowlist-open": re.compile(r"allowlist|forbidden-pubkey", re.I),
+    "refused-event-cached": re.compile(r"replay cache", re.I),
 }
 PAIRS = [(fault.name, suite) for fault in CATALOGUE.values() for suite in fault.caught_by]
 

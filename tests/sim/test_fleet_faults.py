@@ -16,11 +16,14 @@ from fleetkit import FAST_ROLLOUT, FleetRegistry, SimFleet, consistently, eventu
 
 from tribes_sim.fault_catalogue import CATALOGUE
 from tribes_sim.fleet import LegionClientError
-from tribesqa.clients.nip98 import authorization_header, build_auth_event
+from tribes_sim.http_auth import SKIPPABLE_CHECKS
+from tribesqa.clients.keys import AdminKey
+from tribesqa.clients.nip98 import authorization_header, build_auth_event, compute_event_id
 
 pytestmark = pytest.mark.timeout(90)
 
 INIT, JOIN = "hetzner-1", "scaleway-1"
+INFO = b'{"method": "node.info", "params": {}}'
 
 
 def rows_on(fleet: SimFleet, name: str) -> dict[str, dict[str, object]]:
@@ -367,6 +370,107 @@ def interrupted_run_leaves_provisioning(fleet: SimFleet) -> None:
     assert fleet.records()["ovh-1"]["status"] == "provisioning"
 
 
+# -- NIP-98: requests a healthy node refuses (tests/sim/test_fleet_nip98.py), answered 200 ------
+
+
+def auth_event(
+    fleet: SimFleet,
+    url: str,
+    *,
+    key: AdminKey | None = None,
+    method: str = "POST",
+    **changes: object,
+) -> dict[str, object]:
+    """A NIP-98 event for ``method url`` and INFO, with ``changes`` applied and re-signed."""
+    key = key or fleet.admin_key
+    event = build_auth_event(key, url, method, INFO, created_at=changes.pop("created_at", None))  # type: ignore[arg-type]
+    if changes:
+        event.update(changes)
+        event["id"] = compute_event_id(
+            event["pubkey"], event["created_at"], event["kind"], event["tags"], event["content"]
+        )
+        event["sig"] = key.sign(bytes.fromhex(event["id"])).hex()
+    return event
+
+
+def answered(
+    fleet: SimFleet, name: str, event: dict[str, object] | None, body: bytes = INFO, **headers: str
+) -> int:
+    """Send ``event`` (None: no Authorization) to ``name``; the HTTP status it answers."""
+    if event is not None:
+        headers["Authorization"] = authorization_header(event)
+    headers["Content-Type"] = "application/json"
+    response = fleet.plain.post(fleet.management_url(name), content=body, headers=headers)
+    if response.status_code == 200:
+        assert response.json()["result"]["node_id"] == name, response.text
+    return response.status_code
+
+
+def host_of(url: str) -> str:
+    return url.split("://", 1)[1].split("/", 1)[0]
+
+
+def host_header_trusted(fleet: SimFleet) -> None:
+    signed_for_init = auth_event(fleet, fleet.management_url(INIT))
+    assert answered(fleet, JOIN, signed_for_init) == 401  # the u tag still names another node
+    forged_host = host_of(fleet.management_url(INIT))
+    assert answered(fleet, JOIN, signed_for_init, Host=forged_host) == 200
+    arbitrary = auth_event(fleet, "http://admin.attacker.invalid:8443/api/admin/management")
+    assert answered(fleet, INIT, arbitrary, Host="admin.attacker.invalid:8443") == 200
+
+
+def auth_optional(fleet: SimFleet) -> None:
+    assert answered(fleet, INIT, None) == 200
+    assert answered(fleet, INIT, None, Authorization="Nostr !!not-base64!!") == 200
+
+
+def auth_signature_unchecked(fleet: SimFleet) -> None:
+    url = fleet.management_url(INIT)
+    event = auth_event(fleet, url)
+    sig = str(event["sig"])
+    event["sig"] = ("1" if sig[0] == "0" else "0") + sig[1:]
+    assert answered(fleet, INIT, event) == 200
+    assert answered(fleet, INIT, auth_event(fleet, url, kind=1)) == 200
+    assert answered(fleet, INIT, auth_event(fleet, url, content="let me in")) == 200
+
+
+def stale_auth_accepted(fleet: SimFleet) -> None:
+    url, now = fleet.management_url(INIT), int(datetime.now().timestamp())
+    assert answered(fleet, INIT, auth_event(fleet, url, created_at=now - 600)) == 200
+    assert answered(fleet, INIT, auth_event(fleet, url, created_at=now + 600)) == 200
+
+
+def auth_url_unchecked(fleet: SimFleet) -> None:
+    elsewhere = auth_event(fleet, fleet.management_url(INIT) + "/elsewhere")
+    assert answered(fleet, INIT, elsewhere) == 200
+    assert answered(fleet, JOIN, auth_event(fleet, fleet.management_url(INIT))) == 200
+
+
+def auth_method_unchecked(fleet: SimFleet) -> None:
+    assert answered(fleet, INIT, auth_event(fleet, fleet.management_url(INIT), method="GET")) == 200
+
+
+def auth_payload_unchecked(fleet: SimFleet) -> None:
+    other = b'{"method": "node.info", "params": {"probe": "not the signed body"}}'
+    assert answered(fleet, INIT, auth_event(fleet, fleet.management_url(INIT)), other) == 200
+
+
+def allowlist_open(fleet: SimFleet) -> None:
+    stranger = AdminKey.generate()
+    assert answered(fleet, INIT, auth_event(fleet, fleet.management_url(INIT), key=stranger)) == 200
+
+
+def refused_event_cached(fleet: SimFleet) -> None:
+    event = auth_event(fleet, fleet.management_url(INIT))
+    assert answered(fleet, INIT, event, b'{"method": "node.info", "params": {"x": 1}}') == 401
+    response = fleet.plain.post(
+        fleet.management_url(INIT),
+        content=INFO,
+        headers={"Authorization": authorization_header(event), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 401 and response.json()["error"] == "replayed-auth-event"
+
+
 # name -> (nodes, extra config, check)
 CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "stuck-syncing": (1, {"legion_wait_active_s": 1.0}, stuck_syncing),
@@ -403,11 +507,24 @@ CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "plugin-schema-incomplete": (1, {}, plugin_schema_incomplete),
     "last-node-decommission-accepted": (1, {}, last_node_decommission_accepted),
     "interrupted-run-leaves-provisioning": (1, {}, interrupted_run_leaves_provisioning),
+    "host-header-trusted": (2, {}, host_header_trusted),
+    "auth-optional": (1, {}, auth_optional),
+    "auth-signature-unchecked": (1, {}, auth_signature_unchecked),
+    "stale-auth-accepted": (1, {}, stale_auth_accepted),
+    "auth-url-unchecked": (2, {}, auth_url_unchecked),
+    "auth-method-unchecked": (1, {}, auth_method_unchecked),
+    "auth-payload-unchecked": (1, {}, auth_payload_unchecked),
+    "allowlist-open": (1, {}, allowlist_open),
+    "refused-event-cached": (1, {}, refused_event_cached),
 }
 
 
 def test_every_catalogue_fault_has_a_check() -> None:
     assert sorted(CHECKS) == sorted(CATALOGUE)
+
+
+def test_every_nip98_check_a_fault_switches_off_is_a_catalogue_fault() -> None:
+    assert set(SKIPPABLE_CHECKS) <= set(CATALOGUE)
 
 
 @pytest.mark.parametrize("fault", sorted(CATALOGUE))

@@ -20,6 +20,8 @@ from tribesqa.contract import ErrorCode, ManagementResponse, parse_payload
 pytestmark = pytest.mark.timeout(60)
 
 NODE = "hetzner-1"
+OTHER = "scaleway-1"
+ARBITRARY_HOST = "admin.attacker.invalid:8443"
 BODY = json.dumps({"method": "node.info", "params": {}}).encode()
 
 
@@ -143,6 +145,38 @@ CASES: dict[str, tuple[str, Case]] = {
             BODY,
         ),
     ),
+    # The u tag names the node's own admin URL, never what the client's Host header says.
+    "u-tag-and-host-arbitrary": (
+        "auth-url-tag-mismatch",
+        lambda ctx: (
+            {
+                "Authorization": authorization_header(
+                    ctx.sign(url=f"http://{ARBITRARY_HOST}/api/admin/management")
+                ),
+                "Host": ARBITRARY_HOST,
+            },
+            BODY,
+        ),
+    ),
+}
+# The contract clause (docs/requirements.yaml) each case asserts.
+CASE_REQS = {
+    "unsigned": "AUTH-1",
+    "not-nostr-scheme": "AUTH-2",
+    "garbage-base64": "AUTH-2",
+    "base64-not-json": "AUTH-2",
+    "tampered-event": "AUTH-3",
+    "bad-signature": "AUTH-3",
+    "stale-created-at": "AUTH-4",
+    "future-created-at": "AUTH-4",
+    "u-tag-other-port": "AUTH-5",
+    "u-tag-with-query": "AUTH-5",
+    "method-tag-get": "AUTH-6",
+    "payload-mismatch": "AUTH-7",
+    "key-not-allowlisted": "AUTH-8",
+    "stale-and-forbidden": "AUTH-11",
+    "wrong-url-and-method": "AUTH-11",
+    "u-tag-and-host-arbitrary": "AUTH-12",
 }
 
 
@@ -166,6 +200,19 @@ def assert_refused(response: httpx.Response, status: int, code: str) -> None:
     assert ErrorCode(code).http_status == status
 
 
+# Literal ids: tribes-qa requirements reads marks without running the tests.
+@pytest.mark.req(
+    "AUTH-1",
+    "AUTH-2",
+    "AUTH-3",
+    "AUTH-4",
+    "AUTH-5",
+    "AUTH-6",
+    "AUTH-7",
+    "AUTH-8",
+    "AUTH-11",
+    "AUTH-12",
+)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_nip98_rejection(ctx: Ctx, case: str) -> None:
     code, build = CASES[case]
@@ -180,11 +227,40 @@ def test_every_nip98_code_is_covered() -> None:
     assert covered == set(NIP98_CODES)
 
 
+def test_every_case_names_its_requirement() -> None:
+    assert sorted(CASE_REQS) == sorted(CASES)
+
+
+@pytest.mark.req("AUTH-9")
 def test_replay_of_the_exact_request_is_refused(ctx: Ctx) -> None:
     headers = {"Authorization": authorization_header(ctx.sign())}
     first = post(ctx.url, headers, BODY)
     assert first.status_code == 200 and first.json()["ok"] is True, first.text
     assert_refused(post(ctx.url, headers, BODY), 401, "replayed-auth-event")
+
+
+@pytest.mark.req("AUTH-10")
+def test_a_refused_event_does_not_enter_the_replay_cache(ctx: Ctx) -> None:
+    headers = {"Authorization": authorization_header(ctx.sign())}
+    other_body = json.dumps({"method": "node.info", "params": {"x": 1}}).encode()
+    assert_refused(post(ctx.url, headers, other_body), 401, "auth-payload-mismatch")
+    accepted = post(ctx.url, headers, BODY)
+    assert accepted.status_code == 200 and accepted.json()["ok"] is True, accepted.text
+
+
+@pytest.mark.req("AUTH-12")
+@pytest.mark.parametrize("forge_host", [False, True])
+def test_an_event_for_another_node_is_refused_whatever_the_host_header(
+    cluster: JoinedCluster, ctx: Ctx, forge_host: bool
+) -> None:
+    """Signed for NODE's admin URL, sent to OTHER (with Host: NODE's host:port or not)."""
+    headers = {"Authorization": authorization_header(ctx.sign())}
+    if forge_host:
+        headers["Host"] = urlsplit(ctx.url).netloc
+    response = post(cluster.fleet.management_url(OTHER), headers, BODY)
+    assert response.status_code == 401 and response.json()["error"] == "auth-url-tag-mismatch", (
+        response.text
+    )
 
 
 def test_signed_but_invalid_requests_get_400(cluster: JoinedCluster, ctx: Ctx) -> None:

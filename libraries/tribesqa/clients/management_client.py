@@ -145,12 +145,18 @@ class ManagementClient:
         """Like ``call`` but validated against the contract model of ``method``."""
         return parse_method_result(method, self.call(method, params), source=f"node {self.node}")
 
-    def raw(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        """Send a hand-made request (unsigned unless the headers carry a signature)."""
+    def raw(
+        self, body: bytes, headers: dict[str, str], *, what: str = "raw request"
+    ) -> httpx.Response:
+        """Send a hand-made request (unsigned unless the headers carry a signature).
+
+        ``headers`` are sent as given (a ``host`` header too); ``what`` names the request in
+        an error (e.g. ``node.info``).
+        """
         try:
             return self.http.post(self.endpoint, content=body, headers=headers, auth=None)
         except httpx.HTTPError as error:
-            raise ManagementError(self.node, "raw request", "unreachable", _cause(error)) from None
+            raise ManagementError(self.node, what, "unreachable", _cause(error)) from None
 
 
 def _cause(error: httpx.HTTPError) -> str:

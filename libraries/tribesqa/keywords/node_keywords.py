@@ -1,4 +1,7 @@
-"""Node management API: status, sync, tribe, generations, rollout and rollback, auth checks."""
+"""Node management API: status, sync, tribe, generations, rollout and rollback.
+
+The NIP-98 refusals (unsigned, replayed and every other bad request) are ``security_keywords``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from typing import Any
 from robot.api import logger
 from robot.api.deco import keyword
 
-from tribesqa.clients.nip98 import authorization_for
 from tribesqa.contract import (
     ClusterNodesList,
     ClusterStatus,
@@ -327,45 +329,3 @@ class NodeKeywords(Component):
             lambda n: self.generation_should_be_converged(n, expected),
             what="generation check",
         )
-
-    # -- authentication ---------------------------------------------------------------------------
-    @keyword
-    def unsigned_management_request_should_be_refused(self, node: str) -> None:
-        """A request without NIP-98 authorization is refused with 401 ``auth-required``.
-
-        Example:
-        | Unsigned Management Request Should Be Refused    hetzner-1
-        """
-        response = self.ctx.client(node).raw(
-            b'{"method":"cluster_status","params":{}}', {"content-type": "application/json"}
-        )
-        self._expect_refusal(node, response, "auth-required")
-
-    @keyword
-    def replayed_management_request_should_be_refused(self, node: str) -> None:
-        """Send one signed request twice: the first is accepted, the replay refused (``replayed-auth-event``).
-
-        Example:
-        | Replayed Management Request Should Be Refused    hetzner-1
-        """
-        client = self.ctx.client(node)
-        body = b'{"method":"cluster_status","params":{}}'
-        header = authorization_for(self.ctx.admin_key(), client.endpoint, "POST", body)
-        headers = {"content-type": "application/json", "authorization": header}
-        first = client.raw(body, headers)
-        if first.status_code != 200:
-            raise TribesFailure(
-                f"node {node}: the original signed request was not accepted (HTTP {first.status_code}: {first.text[:200]})"
-            )
-        self._expect_refusal(node, client.raw(body, headers), "replayed-auth-event")
-
-    @staticmethod
-    def _expect_refusal(node: str, response: Any, code: str) -> None:
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = {}
-        if response.status_code != 401 or payload.get("error") != code:
-            raise TribesFailure(
-                f"node {node}: expected 401 {code}, got HTTP {response.status_code} {payload.get('error') or response.text[:120]}"
-            )

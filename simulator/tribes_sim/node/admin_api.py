@@ -52,12 +52,25 @@ class AdminApiMixin:
             return web.Response(status=200, text="OK")  # Fault: not the NodeHealth body.
         return _json(200, {"status": "ok"})
 
+    def _signed_url(self, request: web.Request) -> str:
+        """The URL the ``u`` tag must name: this node's canonical admin URL (what Legion records
+        as ``admin_url``) with the request's path and query. Never rebuilt from the ``Host``
+        header, which the client chooses: that would let an event signed for another node (or
+        any host) pass here. The ``host-header-trusted`` fault does exactly that.
+        """
+        if self.config.has_fault("host-header-trusted"):
+            return str(request.url)
+        return f"{self.admin_url}{request.rel_url}"
+
     async def _management(self, request: web.Request) -> web.Response:
         node = self._live()
         body = await request.read()
         try:
             node.verifier.verify(
-                request.headers.get("Authorization"), str(request.url), request.method, body
+                request.headers.get("Authorization"),
+                self._signed_url(request),
+                request.method,
+                body,
             )
         except AuthRefused as error:
             return _json(401, {"ok": False, "error": error.code, "message": str(error)})

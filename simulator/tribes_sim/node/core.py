@@ -18,7 +18,7 @@ import aiohttp
 
 from tribes_sim.generations import GenerationTree, system_store_path
 from tribes_sim.hlc import HybridLogicalClock
-from tribes_sim.http_auth import HttpAuthVerifier
+from tribes_sim.http_auth import SKIPPABLE_CHECKS, HttpAuthVerifier
 from tribes_sim.node.membership import NodeMembershipMixin
 from tribes_sim.node.nemesis import NodeNemesisMixin
 from tribes_sim.node.rollout import RolloutMixin
@@ -79,7 +79,9 @@ class SimNode(
         self.hlc = HybridLogicalClock(self.node_id, self.store.last_hlc())
         self.tree = GenerationTree(self.directory / "root")
         self.verifier = HttpAuthVerifier(
-            spec.allowlist, refuse_replays=not config.has_fault("replay-accepted")
+            spec.allowlist,
+            skip=[check for fault, check in SKIPPABLE_CHECKS.items() if config.has_fault(fault)],
+            cache_before_checks=config.has_fault("refused-event-cached"),
         )
         self.ready = False
         self.restarting = False

@@ -42,6 +42,11 @@ class NodeServers(AdminApiMixin, PluginApiMixin, SyncEndpointMixin):
         self.ports: dict[str, int] = {}
         self.host_key_fingerprint = ""
 
+    @property
+    def admin_url(self) -> str:
+        """The canonical admin URL: what Legion records and NIP-98 ``u`` tags must name."""
+        return f"http://127.0.0.1:{self.ports['admin']}"
+
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> dict[str, Any]:
         spec = self.spec
@@ -131,7 +136,7 @@ class NodeServers(AdminApiMixin, PluginApiMixin, SyncEndpointMixin):
             "provider": self.spec.provider,
             "region": self.node.region,
             "ports": dict(self.ports),
-            "admin_url": f"http://127.0.0.1:{self.ports['admin']}",
+            "admin_url": self.admin_url,
             "transport_address": self.node.transport_address,
             "ssh": {"host": "127.0.0.1", "port": self.ports.get("ssh"), "user": SSH_USER},
             "host_key_fingerprint": self.host_key_fingerprint,
