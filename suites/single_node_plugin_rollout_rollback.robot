@@ -42,6 +42,11 @@ Rollback Returns To The Baseline And Removes The Plugin Tables
     Generation Links Should Match API    ${NODE}
     The Plugin Is Gone From    ${NODE}
 
+A Restart After Rollback Keeps The Baseline And Replays No Rollout
+    Restart Node    ${NODE}
+    Generation Should Stay At    ${NODE}    ${BASELINE}
+    The Plugin Is Gone From    ${NODE}
+
 Destroying The Node Leaves Legion Empty
     Destroy Node    ${NODE}
     Legion Node List Should Be Empty

@@ -25,6 +25,7 @@ from tribesqa.keywords.convergence_keywords import ConvergenceKeywords
 from tribesqa.keywords.fault_keywords import FaultKeywords
 from tribesqa.keywords.gate_keywords import GateKeywords
 from tribesqa.keywords.legion_keywords import LegionKeywords
+from tribesqa.keywords.mesh_keywords import MeshKeywords
 from tribesqa.keywords.node_keywords import NodeKeywords
 from tribesqa.keywords.plugin_keywords import PluginKeywords
 from tribesqa.keywords.plugin_state_keywords import PluginStateKeywords
@@ -67,6 +68,7 @@ class TribesLibrary(DynamicCore):
             NodeKeywords(self.ctx),
             PluginKeywords(self.ctx),
             ConvergenceKeywords(self.ctx),
+            MeshKeywords(self.ctx),
             PluginStateKeywords(self.ctx),
             ArtifactKeywords(self.ctx),
             FaultKeywords(self.ctx),

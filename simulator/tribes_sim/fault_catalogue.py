@@ -87,6 +87,117 @@ CATALOGUE: dict[str, Fault] = {
             ("cluster_plugin_rollout_sync_split_brain",),
             "increments on both sides of a split are all counted",
         ),
+        Fault(
+            "scope-narrowed",
+            "The init node stores every membership row with scope control instead of the row's scope.",
+            ("cluster_lifecycle",),
+            "each membership row has the expected scope on every node",
+        ),
+        Fault(
+            "peer-transport-https",
+            "The init node records every peer's transport address with an https scheme the peer does not serve.",
+            ("cluster_lifecycle",),
+            "each membership row has the transport address Legion reports, on every node",
+        ),
+        Fault(
+            "decommissioned-still-synced",
+            "Nodes keep a decommissioned peer among their derived sync servers.",
+            ("cluster_lifecycle",),
+            "a decommissioned node leaves every peer's derived sync servers",
+        ),
+        Fault(
+            "replace-skips-decommission",
+            "Legion's replace retires its record of the replaced node but never writes its decommissioned row.",
+            ("cluster_lifecycle",),
+            "a replaced node is archived as decommissioned on every node",
+        ),
+        Fault(
+            "late-peer-not-subscribed",
+            "An active node never subscribes to peers that turn active after it (their pushes still arrive).",
+            (
+                "cluster_lifecycle",
+                "cluster_plugin_rollout_sync_split_brain",
+            ),
+            "every active node syncs from exactly the other active members",
+        ),
+        Fault(
+            "joiner-skips-tribe",
+            "A node that did not write the tribe skips the tribe event when it replays the log.",
+            ("trust_expansion_replay",),
+            "a newly joined node replays the singleton tribe",
+        ),
+        Fault(
+            "outage-never-repairs",
+            "After a publish outage ends the node still withholds what it wrote during it and never publishes again.",
+            ("failure_modes",),
+            "membership and held writes repair after a publish outage",
+        ),
+        Fault(
+            "interrupt-leaves-half-member",
+            "Legion pushes the syncing rows of every planned node before materializing them one by one.",
+            ("failure_modes",),
+            "an interrupted graph run leaves no membership row for a node it did not materialize",
+        ),
+        Fault(
+            "last-node-decommission-allowed",
+            "Legion's last-active-node guard counts every node that ever ran, not the ready ones.",
+            ("failure_modes",),
+            "decommissioning the last active node is refused",
+        ),
+        Fault(
+            "selected-from-wrong-link",
+            "generation.status reports selected from the generation link before the profile's current one.",
+            ("single_node_plugin_rollout_rollback",),
+            "selected is the generation /var/guix/profiles/system points at",
+        ),
+        Fault(
+            "preview-hides-restart",
+            "rollout.preview lists no service that needs a restart although the plan adds a plugin.",
+            ("single_node_plugin_rollout_rollback",),
+            "a rollout preview lists the services that need a restart",
+        ),
+        Fault(
+            "substitutes-unreported",
+            "rollout.preview reports substitutes available; the builder has none and the rollout fails late at build.",
+            ("single_node_plugin_rollout_rollback",),
+            "missing substitutes are reported before the rollout starts",
+        ),
+        Fault(
+            "rollback-not-restarted",
+            "generation.rollback switches selected but skips the restart, so running stays on the plugin generation.",
+            ("single_node_plugin_rollout_rollback",),
+            "selected and running converge back to the baseline after rollback",
+        ),
+        Fault(
+            "plugin-runtime-survives-rollback",
+            "After a rollback the plugin runtime stays loaded and its API keeps answering.",
+            ("single_node_plugin_rollout_rollback",),
+            "the plugin API is gone after rollback",
+        ),
+        Fault(
+            "rollback-replays-plan",
+            "A node restarted after a rollback re-applies the last rollout plan, so the plugin comes back.",
+            ("single_node_plugin_rollout_rollback",),
+            "a rollback stays in place across a restart (the rollout plan is not replayed)",
+        ),
+        Fault(
+            "sync-stopped-after-rollback",
+            "A rollback's service restart leaves the sync client stopped, so the node stays isolated.",
+            ("cluster_plugin_rollout_sync_split_brain",),
+            "cluster status is healthy after the rollback restart",
+        ),
+        Fault(
+            "cases-not-replicated",
+            "Nodes never apply plugin cases written on another node (the case resource is not registered for sync).",
+            ("cluster_plugin_rollout_sync_split_brain",),
+            "a case created on one node is visible on the others",
+        ),
+        Fault(
+            "increments-not-replicated",
+            "Nodes never apply counter increments made on another node.",
+            ("cluster_plugin_rollout_sync_split_brain",),
+            "an increment on one node is visible on the others",
+        ),
     )
 }
 

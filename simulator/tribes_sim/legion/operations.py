@@ -101,6 +101,12 @@ class OperationsMixin:
                 if isinstance(result, Exception):
                     node["status"] = "failed"
                     raise result
+            if self.config.has_fault("interrupt-leaves-half-member"):
+                # Fault: every planned node's syncing row is pushed before the sequence starts,
+                # so an interrupted run leaves rows for nodes it never materialized.
+                for node in planned:
+                    self._row(node, status="syncing")
+                await self.push_membership()
             for index, node in enumerate(planned):
                 if interrupt_after is not None and index >= interrupt_after:
                     for rest in planned[index:]:
@@ -149,6 +155,9 @@ class OperationsMixin:
                 409, "unsafe-operation", f"decommission {name} refused: node is {node['status']}"
             )
         others = [n for n in self.nodes.values() if n["status"] == "ready" and n["name"] != name]
+        if self.config.has_fault("last-node-decommission-allowed"):
+            # Fault: the guard counts every other node record that ever ran, not ready ones.
+            others = [n for n in self.nodes.values() if n.get("node_id") and n["name"] != name]
         if not others:
             raise LegionRefusal(
                 409, "unsafe-operation", f"decommission {name} refused: it is the last active node"
@@ -180,7 +189,11 @@ class OperationsMixin:
 
     async def replace(self, name: str, provider: str) -> dict[str, Any]:
         node = self.record(name)
-        if node["status"] == "ready":
+        if node["status"] == "ready" and self.config.has_fault("replace-skips-decommission"):
+            # Fault: Legion retires its record of the replaced node but never writes the
+            # decommissioned row, so every node keeps it active.
+            node["status"] = "decommissioned"
+        elif node["status"] == "ready":
             await self.decommission(name)
         elif node["status"] != "decommissioned":
             raise LegionRefusal(

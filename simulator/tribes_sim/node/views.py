@@ -95,6 +95,9 @@ class StatusViewsMixin:
 
     def generation_status(self) -> dict[str, Any]:
         selected, running = self.tree.selected(), self.tree.running()
+        if self.config.has_fault("selected-from-wrong-link"):
+            # Fault: "selected" read from the generation link before the profile's current one.
+            selected = self.tree.previous_selected() or selected
         return {
             "selected": selected,
             "running": running,
@@ -112,6 +115,13 @@ class StatusViewsMixin:
     def plugin_served(self) -> bool:
         # A rollback drops the tables (migrate) before the restart switches the running
         # generation: in between the plugin is gone, not half there (404, never a 500).
+        if self.config.has_fault("plugin-runtime-survives-rollback"):
+            # Fault: the plugin runtime, once loaded, stays loaded until a reboot.
+            return (
+                self.ready
+                and not self.restarting
+                and any("supertest" in g["plugins"] for g in self.store.generations())
+            )
         return (
             self.ready
             and not self.restarting
