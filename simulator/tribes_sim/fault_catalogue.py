@@ -96,7 +96,7 @@ CATALOGUE: dict[str, Fault] = {
         Fault(
             "peer-transport-https",
             "The init node records every peer's transport address with an https scheme the peer does not serve.",
-            ("cluster_lifecycle",),
+            ("cluster_lifecycle", "cluster_plugin_rollout_sync_split_brain"),
             "each membership row has the transport address Legion reports, on every node",
         ),
         Fault(
@@ -197,6 +197,24 @@ CATALOGUE: dict[str, Fault] = {
             "Nodes never apply counter increments made on another node.",
             ("cluster_plugin_rollout_sync_split_brain",),
             "an increment on one node is visible on the others",
+        ),
+        Fault(
+            "partition-leaks-publishes",
+            "A partition stops subscriptions but not pushes: a cut-off node still sends and accepts publishes.",
+            ("cluster_plugin_rollout_sync_split_brain",),
+            "a node partitioned from the sync mesh is cut off while both sides write",
+        ),
+        Fault(
+            "graph-run-one-node",
+            "A Legion graph run materializes only the first planned node; the others stay planned.",
+            ("cluster_plugin_rollout_sync_split_brain",),
+            "every node planned for a graph run is materialized in that run",
+        ),
+        Fault(
+            "status-counts-peers",
+            "cluster_status counts the active peers, not the active members (the node itself is left out).",
+            ("cluster_plugin_rollout_sync_split_brain",),
+            "cluster_status agrees with the node's cluster_nodes.list",
         ),
     )
 }

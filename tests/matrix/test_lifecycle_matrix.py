@@ -56,6 +56,9 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "sync-stopped-after-rollback": re.compile(r"cluster_status not healthy", re.I),
     "cases-not-replicated": re.compile(r"case .* not visible", re.I),
     "increments-not-replicated": re.compile(r"counter", re.I),
+    "partition-leaks-publishes": re.compile(r"expected it to stay absent|cut from", re.I),
+    "graph-run-one-node": re.compile(r"missing|planned|graph run", re.I),
+    "status-counts-peers": re.compile(r"cluster_status", re.I),
 }
 PAIRS = [(fault.name, suite) for fault in CATALOGUE.values() for suite in fault.caught_by]
 CATCH_TABLE: dict[tuple[str, str], str] = {}

@@ -361,6 +361,29 @@ def increments_not_replicated(fleet: SimFleet) -> None:
     assert counters[case["id"]] == 0, counters
 
 
+def partition_leaks_publishes(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT, JOIN])
+    run = uuid.uuid4().hex
+    fleet.legion.nemesis("partition", node=JOIN)
+    leaked = fleet.create_case(INIT, run, "written-on-the-other-side")
+    eventually(sees_case(fleet, JOIN, run, leaked["id"]))  # crossed the partition
+    fleet.legion.nemesis("heal")
+
+
+def graph_run_one_node(fleet: SimFleet) -> None:
+    first = fleet.legion.plan_join("scaleway", 1)[0]["name"]
+    second = fleet.legion.plan_join("ovh", 1)[0]["name"]
+    run = fleet.legion.materialize()
+    assert run["state"] == "succeeded" and run["materialized"] == [first], run
+    assert fleet.records()[second]["status"] == "planned"
+
+
+def status_counts_peers(fleet: SimFleet) -> None:
+    rows = rows_on(fleet, INIT)
+    assert sum(1 for row in rows.values() if row["status"] == "active") == 2
+    assert fleet.call(INIT, "cluster_status")["active"] == 1
+
+
 # name -> (nodes, extra config, check)
 CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "stuck-syncing": (1, {"legion_wait_active_s": 1.0}, stuck_syncing),
@@ -392,6 +415,9 @@ CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "sync-stopped-after-rollback": (2, {}, sync_stopped_after_rollback),
     "cases-not-replicated": (2, {}, cases_not_replicated),
     "increments-not-replicated": (2, {}, increments_not_replicated),
+    "partition-leaks-publishes": (2, {}, partition_leaks_publishes),
+    "graph-run-one-node": (1, {}, graph_run_one_node),
+    "status-counts-peers": (2, {}, status_counts_peers),
 }
 
 

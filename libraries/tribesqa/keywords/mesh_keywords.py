@@ -1,4 +1,5 @@
-"""Keywords about the derived sync mesh: who each node syncs from, against its membership view."""
+"""Keywords that hold a node's runtime reports (derived sync servers, cluster_status) against its
+own membership view."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ from typing import Any
 
 from robot.api.deco import keyword
 
+from tribesqa.checks.health import StatusAgreesJudge
 from tribesqa.checks.mesh import DerivedServersJudge
 from tribesqa.keywords.convergence_base import ConvergenceBase, _WaitSpec, fetch_membership_rows
 
 
 class MeshKeywords(ConvergenceBase):
-    """The derived sync servers of every active node."""
+    """The derived sync servers and cluster_status of every active node, against its membership."""
 
     @keyword
     def derived_sync_servers_should_match_membership(self, *nodes: str) -> None:
@@ -52,3 +54,42 @@ class MeshKeywords(ConvergenceBase):
         )
         judge = DerivedServersJudge({name: self.ctx.node_id(name) for name in names})
         self._wait(names, probe, judge, spec, describe=describe)
+
+    @keyword
+    def cluster_status_should_agree_with_membership(self, *nodes: str) -> None:
+        """Each node's ``cluster_status`` counts match its ``cluster_nodes.list``; one digest everywhere.
+
+        Polls up to ``membership_converged`` (Legion's ready nodes, or the given ``nodes``): the
+        ``active``, ``syncing`` and ``decommissioned`` counts equal the rows of that status the
+        node lists, and every node reports the same ``membership_digest``. On failure, e.g.
+        ``hetzner-1 cluster_status says active 2 but 3 active rows listed``.
+
+        Example: ``Cluster Status Should Agree With Membership``
+        """
+        names = self.nodes_or_active(nodes)
+        timeouts = self.ctx.require_timeouts()
+
+        def probe(node: str) -> dict[str, Any]:
+            client = self._poll_client(node)
+            rows = fetch_membership_rows(client)
+            status = client.call_typed("cluster_status").model_dump(mode="json")
+            return {"status": status, "rows": rows}
+
+        spec = _WaitSpec(
+            "cluster_status does not agree with membership",
+            "cluster_status agrees with membership",
+            timeouts.membership_converged,
+            timeouts.poll_interval,
+            "field \\ node",
+        )
+        self._wait(
+            names,
+            probe,
+            StatusAgreesJudge(),
+            spec,
+            describe=lambda v: (
+                f"active {v['status'].get('active')} of {len(v['rows'])} rows"
+                if isinstance(v, dict)
+                else str(v)[:80]
+            ),
+        )

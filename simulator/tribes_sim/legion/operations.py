@@ -81,6 +81,9 @@ class OperationsMixin:
         planned = [n for n in self.nodes.values() if n["status"] == "planned"]
         if not planned:
             raise LegionRefusal(409, "nothing-planned", "no planned nodes to materialize")
+        if self.config.has_fault("graph-run-one-node"):
+            # Fault: a graph run takes only the first planned node; the rest stay planned.
+            planned = planned[:1]
         run = {
             "id": f"graph-{uuid.uuid4().hex[:8]}",
             "planned": [n["name"] for n in planned],

@@ -101,9 +101,12 @@ class SyncClientMixin:
         member, so a push is the only way it learns (say) that its peer turned active again
         after both ran a full resync at the same time; without it both wait for the other.
         """
+        # partition-leaks-publishes fault: a partition only stops subscriptions, not pushes.
+        leaks = self.config.has_fault("partition-leaks-publishes")
         return self._peer_addresses(
             lambda row: (
-                row["status"] != "decommissioned" and row["node_id"] not in self.blocked_peers
+                row["status"] != "decommissioned"
+                and (leaks or row["node_id"] not in self.blocked_peers)
             )
         )
 

@@ -48,11 +48,14 @@ class StatusViewsMixin:
             health = "degraded"
         else:
             health = "healthy"
+        active = counts.get("active", 0)
+        if self.config.has_fault("status-counts-peers") and self_status == "active":
+            active -= 1  # Fault: "active" counts the active peers, not the active members.
         return {
             "node_id": self.node_id,
             "status": health,
             "self_status": self_status,
-            "active": counts.get("active", 0),
+            "active": active,
             "syncing": counts.get("syncing", 0),
             "decommissioned": counts.get("decommissioned", 0),
             "membership_digest": self.membership_digest(),
