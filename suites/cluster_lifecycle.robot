@@ -10,34 +10,44 @@ Suite Teardown    Clean Up The Target
 Test Setup        Skip If An Earlier Step Failed
 Test Teardown     Heal Faults Injected By This Test
 
-Test Tags    scenario:cluster_lifecycle
-...          cluster
-...          provider:hetzner
-...          provider:scaleway
-...          provider:ovh
-...          destructive
+Test Tags         scenario:cluster_lifecycle
+...               cluster
+...               provider:hetzner
+...               provider:scaleway
+...               provider:ovh
+...               destructive
+...               req:REF-4
+...               req:REF-5
+...               req:REF-6
+...               req:REF-12
+...               req:REF-15
+...               req:REF-16
 
 
 *** Test Cases ***
 The Init Node Holds Its Own Membership
+    [Tags]    req:REF-8
     ${init}=    A Cluster Initialised On Hetzner
     VAR    ${INIT}    ${init}    scope=SUITE
     Every Active Node Agrees On Membership    ${INIT}:active
     Sync Endpoints Match Transport Addresses And Are Reachable
 
 A Scaleway Node Joins And Goes Active Everywhere
+    [Tags]    req:REF-3    req:REF-9
     ${joined}=    Join A Scaleway Node And Wait Until It Is Active Everywhere
     VAR    ${SCALEWAY}    ${joined}    scope=SUITE
     Every Active Node Agrees On Membership    ${INIT}:active    ${SCALEWAY}:active
     Sync Endpoints Match Transport Addresses And Are Reachable
 
 An OVH Node Joins And Goes Active Everywhere
+    [Tags]    req:REF-3    req:REF-9
     ${joined}=    Join An Ovh Node And Wait Until It Is Active Everywhere
     VAR    ${OVH}    ${joined}    scope=SUITE
     Every Active Node Agrees On Membership    ${INIT}:active    ${SCALEWAY}:active    ${OVH}:active
     Sync Endpoints Match Transport Addresses And Are Reachable
 
 A Decommissioned Node Stays Archived And Leaves The Sync Mesh
+    [Tags]    req:REF-3    req:REF-7    req:REF-10
     ${before}=    Get Current Time UTC
     Decommission Node    ${SCALEWAY}
     Node Should Be Archived As Decommissioned    ${SCALEWAY}    since=${before}
@@ -45,6 +55,7 @@ A Decommissioned Node Stays Archived And Leaves The Sync Mesh
     Sync Endpoints Match Transport Addresses And Are Reachable
 
 A Replacement Join Converges With A Fresh Activation
+    [Tags]    req:REF-3    req:REF-7    req:REF-11
     ${before}=    Get Current Time UTC
     ${replacement}=    Replace Node    ${OVH}    scaleway
     VAR    ${REPLACEMENT}    ${replacement.name}    scope=SUITE
@@ -56,6 +67,7 @@ A Replacement Join Converges With A Fresh Activation
     Sync Endpoints Match Transport Addresses And Are Reachable
 
 A Decommissioned Node Can Be Reactivated
+    [Tags]    req:REF-3    req:REF-14
     ${before}=    Get Current Time UTC
     Reactivate Node    ${SCALEWAY}
     Wait Until Node Is Active Everywhere    ${SCALEWAY}

@@ -88,7 +88,7 @@ class DerivedServersJudge(_Judge):
             found = server_problems(node_id, view)
             if found:
                 lagging.append(node)
-                problems.append(f"{node} " + "; ".join(text for text, _ in found))
+                problems += [f"{node} {text}" for text, _ in found]
                 mismatches += [m for _, m in found]
         unreachable = [n for n, v in views.items() if v is None]
         matrix = Matrix(["sync servers"], list(views), cells, _FIELDS, unreachable)
