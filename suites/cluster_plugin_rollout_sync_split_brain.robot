@@ -21,6 +21,7 @@ Test Tags    scenario:cluster_plugin_rollout_sync_split_brain
 
 *** Test Cases ***
 Three Nodes Join In One Graph Run And The Control Plane Converges
+    [Tags]    req:ROLL-4    req:ROLL-12    req:ROLL-15    req:ROLL-16    req:ROLL-17    req:ROLL-18
     ${init}=    A Cluster Initialised On Hetzner
     ${joined}=    Join Nodes In One Graph Run    scaleway    ovh
     VAR    ${A}=    ${init}    scope=SUITE
@@ -33,10 +34,12 @@ Three Nodes Join In One Graph Run And The Control Plane Converges
     VAR    ${BASELINE}=    ${baseline}    scope=SUITE
 
 Supertest Rolls Out To Every Node
+    [Tags]    req:ROLL-10    req:ROLL-19
     Roll Out ${PLUGIN} At ${COMMIT} To Every Active Node
     The Plugin Is Installed And Serving On    ${A}    ${B}    ${C}
 
 Plugin Tables Sync Both Ways
+    [Tags]    req:ROLL-20    req:ROLL-21    req:ROLL-22
     ${run}=    New Run Id
     VAR    ${RUN}=    ${run}    scope=SUITE
     ${case}=    Create Case    ${A}    ${RUN}    created on A
@@ -49,6 +52,7 @@ Plugin Tables Sync Both Ways
     Wait Until Plugin State Converged    ${RUN}
 
 A Partitioned Node Stays Stale While Both Sides Write
+    [Tags]    req:ROLL-13
     Partition Node From Peers    ${C}
     Node Should Be Cut From The Sync Mesh    ${C}
     ${on_majority}=    Create Case    ${A}    ${RUN}    written on the majority side
@@ -61,7 +65,7 @@ A Partitioned Node Stays Stale While Both Sides Write
     Node Should Stay Stale For    ${A}    ${RUN}    ${MINORITY_CASE}
 
 After Heal And Full Resync Every Write Is Everywhere
-    [Tags]    req:PLUG-3
+    [Tags]    req:PLUG-3    req:ROLL-14
     Heal All Partitions
     Force Full Resync On Nodes
     Wait Until Plugin State Converged    ${RUN}    expected_cases=3    expected_events=1
@@ -72,6 +76,7 @@ After Heal And Full Resync Every Write Is Everywhere
     Control Plane Has Converged
 
 Rolling Back Every Node Removes The Plugin And Keeps The Cluster Healthy
+    [Tags]    req:ROLL-6    req:ROLL-23    req:ROLL-24    req:ROLL-25    req:ROLL-26
     Roll Every Active Node Back To ${BASELINE}
     The Plugin Is Gone From    ${A}    ${B}    ${C}
     Cluster Status Should Be Healthy On Nodes

@@ -18,6 +18,7 @@ A Publish Outage During A Membership Change Repairs After The Outage
     [Documentation]    Expected: while a node serves but does not publish, its writes stay local and a
     ...    joining node cannot finish replaying (it stays syncing, Legion's graph run waits); once
     ...    the outage ends the join completes and the held writes reach every node.
+    [Tags]    req:REF-17
     ${init}=    A Cluster Initialised On Hetzner
     VAR    ${INIT}=    ${init}    scope=SUITE
     ${second}=    Join A Scaleway Node And Wait Until It Is Active Everywhere
@@ -42,7 +43,7 @@ An Interrupted Graph Run Leaves A Consistent Cluster And Unsafe Operations Are R
     [Documentation]    Expected: a graph run stopped midway leaves the nodes it materialized active and
     ...    the rest planned (no half-member anywhere), and Legion refuses to decommission the
     ...    cluster's last active node.
-    [Tags]    req:LEG-5    req:LEG-6
+    [Tags]    req:LEG-5    req:LEG-6    req:REF-18    req:REF-19
     Plan One Join Node Per Provider    ovh    scaleway
     ${run}=    Interrupt Graph Run After    1
     Graph Run Should Be Interrupted With Consistent Membership    ${run}

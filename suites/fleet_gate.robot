@@ -26,7 +26,7 @@ Roster Nodes Meet The Gate Preconditions
     Gate Preconditions Hold On Every Gate Node
 
 Lifecycle Checks Pass On Every Gate Node
-    [Tags]    req:GATE-4
+    [Tags]    req:GATE-4    req:REF-3    req:REF-15    req:REF-16    req:ROLL-4
     Run The Gate Lifecycle Checks    ${ITERATIONS}
 
 Destructive Checks Pass On Every Gate Node

@@ -14,7 +14,7 @@ Test Tags         scenario:single_node_plugin_rollout_rollback    single-node   
 
 *** Test Cases ***
 A Fresh Node Runs Its Baseline Generation
-    [Tags]    req:PLUG-1
+    [Tags]    req:PLUG-1    req:ROLL-4
     ${init}=    Provision Init Node    hetzner
     VAR    ${NODE}=    ${init.name}    scope=SUITE
     ${baseline}=    The Node Runs Its Baseline Generation    ${NODE}
@@ -22,15 +22,17 @@ A Fresh Node Runs Its Baseline Generation
     Plugin API Should Be Absent    ${NODE}
 
 Preview Shows The Plugin With Its Substitutes Available
+    [Tags]    req:ROLL-3    req:ROLL-8    req:ROLL-10
     Rollout Preview Should Install Plugin    ${NODE}    ${PLUGIN}    ${COMMIT}
 
 Rollout Moves Selected And Running To The Plugin Generation
+    [Tags]    req:ROLL-3    req:ROLL-4    req:ROLL-10    req:ROLL-19
     Roll Out Plugin To Nodes    ${PLUGIN}    ${COMMIT}    ${NODE}
     Node Should Run A Generation With Plugin    ${NODE}    ${PLUGIN}    baseline=${BASELINE}
     Generation Links Should Match API    ${NODE}
 
 The Plugin API Serves Health, Schema, Writes And Reads
-    [Tags]    req:PLUG-2
+    [Tags]    req:PLUG-2    req:ROLL-19
     The Plugin Is Installed And Serving On    ${NODE}
     ${run}=    New Run Id
     ${case}=    Create Case    ${NODE}    ${run}    smoke case
@@ -39,10 +41,16 @@ The Plugin API Serves Health, Schema, Writes And Reads
     Plugin State Should Hold    ${NODE}    ${run}    cases=1    events=1    counter=2
 
 Rollback Returns To The Baseline And Removes The Plugin Tables
-    [Tags]    req:PLUG-1
+    [Tags]    req:PLUG-1    req:ROLL-4    req:ROLL-6    req:ROLL-23    req:ROLL-24    req:ROLL-25
     Roll Back Nodes To Generation    ${BASELINE}    ${NODE}
     Generation Should Be Converged    ${NODE}    ${BASELINE}
     Generation Links Should Match API    ${NODE}
+    The Plugin Is Gone From    ${NODE}
+
+A Restart After Rollback Keeps The Baseline And Replays No Rollout
+    [Tags]    req:ROLL-7    req:ROLL-24
+    Restart Node    ${NODE}
+    Generation Should Stay At    ${NODE}    ${BASELINE}
     The Plugin Is Gone From    ${NODE}
 
 Destroying The Node Leaves Legion Empty

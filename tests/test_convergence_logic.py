@@ -105,6 +105,7 @@ def test_a_syncing_row_everyone_sees_is_not_converged() -> None:
     }
 
 
+@pytest.mark.req("REF-23")
 def test_one_observer_still_syncing_names_it_and_marks_the_cell() -> None:
     judge = MembershipJudge(NODES, started_at=START)
     views = {"hetzner-1": OVH_SYNCING, "scaleway-1": ALL_ACTIVE, "ovh-1": ALL_ACTIVE}
@@ -216,6 +217,7 @@ def test_status_memory_grace_and_reactivation() -> None:
     assert memory2.observe("a", row("y", "active", updated=LATER), member=False) is None
 
 
+@pytest.mark.req("REF-23")
 def test_unexpected_decommission_of_a_member_is_terminal() -> None:
     gone = [row("hetzner-1"), row("scaleway-1"), row("ovh-1", "decommissioned", updated=LATER)]
     judge = MembershipJudge(NODES, started_at=START)
@@ -246,6 +248,7 @@ def test_a_decommission_in_the_same_tick_as_a_live_row_is_lag_not_a_verdict() ->
     assert MembershipJudge(NODES, started_at=START, skew_s=30).judge(views, {}).terminal
 
 
+@pytest.mark.req("REF-23")
 def test_archived_row_of_a_former_member_is_fine_and_expected_decommission_too() -> None:
     gone = [row("hetzner-1"), row("scaleway-1"), row("ovh-1", "decommissioned")]
     observers = ["hetzner-1", "scaleway-1"]
@@ -332,6 +335,7 @@ def test_parse_time_refuses_naive_times() -> None:
 # ------------------------------------------------------------------------- node / archive
 
 
+@pytest.mark.req("REF-23")
 def test_node_active_everywhere_message_and_terminal() -> None:
     judge = NodeActiveJudge("ovh-1", started_at=START)
     views = {"hetzner-1": OVH_SYNCING, "scaleway-1": ALL_ACTIVE, "ovh-1": ALL_ACTIVE}
@@ -375,6 +379,7 @@ def archive_view(rows: list[dict], servers: list[str] | None = None) -> dict:
     return {"rows": rows, "servers": servers or []}
 
 
+@pytest.mark.req("REF-23")
 def test_archive_judge() -> None:
     archived = [
         row("hetzner-1"),

@@ -70,6 +70,7 @@ def test_identical_views_converge() -> None:
     }
 
 
+@pytest.mark.req("REF-22")
 def test_status_syncing_vs_active_marks_the_odd_observer() -> None:
     lagging_view = [row("hetzner-1"), row("scaleway-1"), row("ovh-1", "syncing")]
     views = {"hetzner-1": lagging_view, "scaleway-1": agreed_view(), "ovh-1": agreed_view()}
@@ -87,6 +88,7 @@ def test_status_syncing_vs_active_marks_the_odd_observer() -> None:
     )
 
 
+@pytest.mark.req("REF-22")
 def test_decommissioned_vs_active() -> None:
     decommissioned = [row("hetzner-1"), row("scaleway-1", "decommissioned"), row("ovh-1")]
     views = {"hetzner-1": decommissioned, "scaleway-1": decommissioned, "ovh-1": agreed_view()}
@@ -115,6 +117,7 @@ def test_three_way_status_split_uses_first_node_as_tie_break() -> None:
     )
 
 
+@pytest.mark.req("REF-22")
 def test_missing_row_is_marked_on_the_node_that_lacks_it() -> None:
     views = {
         "hetzner-1": agreed_view(),
@@ -138,6 +141,7 @@ def test_extra_row_is_marked_on_the_node_that_has_it() -> None:
     assert summarize(matrix) == "2 of 3 nodes agree; hetzner-1 has extra row ghost-9"
 
 
+@pytest.mark.req("REF-22")
 def test_field_mismatch_transport_address() -> None:
     moved = [
         row("hetzner-1"),

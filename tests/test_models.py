@@ -56,6 +56,7 @@ def contract_error(model: type[BaseModel], payload: Any, source: str = SOURCE) -
 
 
 @pytest.mark.parametrize("method", sorted(METHOD_RESULT_MODELS))
+@pytest.mark.req("REF-21")
 def test_every_method_result_sample_parses(method: str) -> None:
     parsed = parse_method_result(method, sample(method), source="node hetzner-1")
     assert isinstance(parsed, METHOD_RESULT_MODELS[method])
@@ -130,6 +131,7 @@ def test_params_models_cover_every_method() -> None:
 # ---------------------------------------------------------------- error messages
 
 
+@pytest.mark.req("REF-21")
 def test_malformed_row_names_source_path_and_value() -> None:
     payload = sample("cluster_nodes.list")
     payload["nodes"][1]["status"] = "actve"
@@ -319,6 +321,7 @@ def test_failed_job_must_carry_error() -> None:
 # ---------------------------------------------------------------- Legion
 
 
+@pytest.mark.req("REF-20", "REF-21")
 def test_snapshot_alias_round_trip() -> None:
     snapshot = parse_payload(LegionSnapshot, sample("legion.snapshot"), source="legion snapshot")
     assert snapshot.membership("ovh-1").status == "decommissioned"

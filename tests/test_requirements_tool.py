@@ -20,6 +20,7 @@ from tribesqa.running import requirements as req_module
 from tribesqa.running.cli import app
 from tribesqa.running.requirements import (
     CatalogueMissingError,
+    Report,
     Requirement,
     TracedTest,
     build_report,
@@ -316,7 +317,7 @@ def test_the_table_lists_requirement_tests_and_faults(project: Path) -> None:
         lines[4].startswith("CLI-1") and "tests/test_cli.py::test_missing_file_exits_3" in lines[4]
     )
     assert lines[4].endswith("no fault: the simulator has no CLI")
-    assert lines[-1] == "3 requirement(s), 3 with tests; 0 problem(s)"
+    assert lines[-1] == "3 requirement(s), 3 with tests, 0 untestable, 2 with faults; 0 problem(s)"
 
 
 # -- the page with a run's results -----------------------------------------------------------------
@@ -403,7 +404,11 @@ def invoke(*args: str) -> Any:
 def test_a_traced_catalogue_exits_0_and_prints_the_table(project: Path) -> None:
     done = invoke()
     assert done.exit_code == 0, done.output
-    assert "GATE-1" in done.stdout and "3 requirement(s), 3 with tests; 0 problem(s)" in done.stdout
+    assert (
+        "GATE-1" in done.stdout
+        and "3 requirement(s), 3 with tests, 0 untestable, 2 with faults; 0 problem(s)"
+        in done.stdout
+    )
 
 
 def test_problems_exit_1_and_are_listed(project: Path) -> None:
@@ -472,3 +477,30 @@ def test_results_robot_cannot_read_exit_1(project: Path) -> None:
     done = invoke("--results", "output.xml")
     assert done.exit_code == 1
     assert done.stderr.startswith("tribes-qa requirements: output.xml: Reading XML source")
+
+
+def untestable(ident: str) -> Requirement:
+    return Requirement(
+        id=ident, source="s", clause="c", no_fault="outside", untestable="a build machine's"
+    )
+
+
+def test_an_untestable_requirement_needs_no_test_but_says_why() -> None:
+    _, problems = check_traceability([untestable("ROLL-5")], [], {})
+    assert problems == []
+    report = Report("docs/requirements.yaml", [untestable("ROLL-5")], {"ROLL-5": []}, [])
+    table = format_table(report)
+    assert "untestable: a build machine's" in table
+    assert "1 requirement(s), 0 with tests, 1 untestable, 0 with faults; 0 problem(s)" in table
+
+
+def test_an_untestable_requirement_that_a_test_carries_is_a_problem() -> None:
+    _, problems = check_traceability(
+        [untestable("ROLL-5")], [robot_test("T", "gate", "ROLL-5")], {}
+    )
+    assert problems == ["ROLL-5: says untestable but suites/gate.robot :: T carries it"]
+
+
+def test_an_untestable_requirement_cannot_name_faults() -> None:
+    with pytest.raises(ValueError, match="untestable but names faults"):
+        Requirement(id="ROLL-5", source="s", clause="c", faults=("x",), untestable="why")

@@ -27,6 +27,7 @@ from tribesqa.keywords.decommissioned_keywords import DecommissionedKeywords
 from tribesqa.keywords.fault_keywords import FaultKeywords
 from tribesqa.keywords.gate_keywords import GateKeywords
 from tribesqa.keywords.legion_keywords import LegionKeywords
+from tribesqa.keywords.mesh_keywords import MeshKeywords
 from tribesqa.keywords.node_keywords import NodeKeywords
 from tribesqa.keywords.plugin_keywords import PluginKeywords
 from tribesqa.keywords.plugin_state_keywords import PluginStateKeywords
@@ -73,6 +74,7 @@ class TribesLibrary(DynamicCore):
             DecommissionedKeywords(self.ctx),
             PluginKeywords(self.ctx),
             ConvergenceKeywords(self.ctx),
+            MeshKeywords(self.ctx),
             PluginStateKeywords(self.ctx),
             ArtifactKeywords(self.ctx),
             FaultKeywords(self.ctx),

@@ -72,6 +72,13 @@ class GenerationTree:
     def selected(self) -> str:
         return self._resolve(self.profiles / "system")
 
+    def previous_selected(self) -> str | None:
+        """The store path of the generation numbered one below the selected one, if any."""
+        current = os.readlink(self.profiles / "system")
+        number = int(current.removeprefix("system-").removesuffix("-link"))
+        link = self.profiles / f"system-{number - 1}-link"
+        return self._resolve(link) if link.is_symlink() else None
+
     def running(self) -> str:
         return self._resolve(self.run / "current-system")
 

@@ -123,6 +123,7 @@ class FakeClient:
         self.closed = True
 
 
+@pytest.mark.req("REF-1")
 def test_probe_node_stops_calling_a_dead_node() -> None:
     dead = FakeClient(
         {"cluster_nodes.list": ManagementError("n", "cluster_nodes.list", "unreachable", "refused")}
@@ -146,6 +147,7 @@ def test_probe_node_stops_calling_a_dead_node() -> None:
     assert len(refusing.calls) == 6
 
 
+@pytest.mark.req("REF-1", "REF-2", "REF-22")
 def test_capture_snapshot_writes_every_file_and_never_leaks(tmp_path: Path) -> None:
     clients = {
         "hetzner-1": FakeClient(
@@ -287,6 +289,7 @@ Expected Errors Are Not Captured
 """
 
 
+@pytest.mark.req("REF-2", "REF-20")
 def test_snapshot_keyword_and_failure_listener(run_robot: Any, tmp_path: Path) -> None:
     (tmp_path / "art_helpers.py").write_text(HELPERS)
     result = run_robot(SUITE, name="Artifact Suite")

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from fleetkit import FAST_ROLLOUT, FleetRegistry, SimFleet, consistently, eventually
+from fleetkit import FAST_ROLLOUT, SUPERTEST, FleetRegistry, SimFleet, consistently, eventually
 
 from tribes_sim.fault_catalogue import CATALOGUE
 from tribes_sim.fleet import LegionClientError
@@ -471,6 +471,201 @@ def refused_event_cached(fleet: SimFleet) -> None:
     assert response.status_code == 401 and response.json()["error"] == "replayed-auth-event"
 
 
+def servers_of(fleet: SimFleet, name: str) -> dict[str, dict[str, object]]:
+    return {s["url"]: s for s in fleet.call(name, "sync.status")["servers"]}
+
+
+def generation_paths(fleet: SimFleet, name: str) -> list[str]:
+    return [g["path"] for g in fleet.call(name, "generation.status")["generations"]]
+
+
+def scope_narrowed(fleet: SimFleet) -> None:
+    legion_row = next(m for m in fleet.legion.snapshot()["clusterMembership"] if m["node"] == INIT)
+    assert legion_row["scope"] == "full", legion_row
+    assert rows_on(fleet, INIT)[INIT]["scope"] == "control"
+
+
+def peer_transport_https(fleet: SimFleet) -> None:
+    legion_address = fleet.records()[JOIN]["transport_address"]
+    assert legion_address.startswith("http://"), legion_address
+    assert rows_on(fleet, JOIN)[JOIN]["transport_address"] == legion_address
+    assert rows_on(fleet, INIT)[JOIN]["transport_address"] == "https://" + legion_address[7:]
+
+
+def decommissioned_still_synced(fleet: SimFleet) -> None:
+    address = fleet.records()[JOIN]["transport_address"]
+    fleet.legion.decommission(JOIN)
+
+    def still_a_server() -> None:
+        assert rows_on(fleet, INIT)[JOIN]["status"] == "decommissioned"
+        assert address in servers_of(fleet, INIT), servers_of(fleet, INIT)
+
+    eventually(still_a_server)
+    consistently(still_a_server, duration=0.5)
+
+
+def replace_skips_decommission(fleet: SimFleet) -> None:
+    replacement = fleet.legion.replace(JOIN, "ovh")
+    assert fleet.records()[JOIN]["status"] == "decommissioned"
+    for name in (INIT, replacement["name"]):
+        assert rows_on(fleet, name)[JOIN]["status"] == "active", name
+
+
+def late_peer_not_subscribed(fleet: SimFleet) -> None:
+    address = fleet.records()[JOIN]["transport_address"]
+
+    def not_subscribed() -> None:
+        assert rows_on(fleet, INIT)[JOIN]["status"] == "active"
+        assert address not in servers_of(fleet, INIT), servers_of(fleet, INIT)
+
+    consistently(not_subscribed, duration=1.0)
+    init_address = fleet.records()[INIT]["transport_address"]
+    assert init_address in servers_of(fleet, JOIN)  # the joiner did subscribe to the init node
+
+
+def joiner_skips_tribe(fleet: SimFleet) -> None:
+    assert fleet.call(INIT, "tribe.status")["version"] >= 1
+    assert rows_on(fleet, JOIN)[JOIN]["status"] == "active"
+    fleet.refused(JOIN, "tribe.status", None, 409, "tribe-unknown")
+
+
+def outage_never_repairs(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT, JOIN])
+    run = uuid.uuid4().hex
+    fleet.legion.nemesis("outage", node=JOIN, active=True)
+    held = fleet.create_case(JOIN, run, "written-during-the-outage")
+    fleet.legion.nemesis("outage", node=JOIN, active=False)
+
+    def still_held() -> None:
+        assert held["id"] not in plugin_ids(fleet, INIT, run)[0]
+
+    consistently(still_held, duration=1.5)
+
+
+def interrupt_leaves_half_member(fleet: SimFleet) -> None:
+    fleet.legion.plan_join("scaleway", 1)
+    leftover = fleet.legion.plan_join("ovh", 1)[0]["name"]
+    run = fleet.legion.materialize(interrupt_after=1)
+    assert run["state"] == "interrupted", run
+    assert leftover not in run["materialized"]
+    assert fleet.records()[leftover]["status"] == "planned"
+    # Pushed before the run stopped: the row stays (the node may even have turned it active).
+    assert leftover in rows_on(fleet, INIT), rows_on(fleet, INIT)
+
+
+def selected_from_wrong_link(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT])
+    baseline, plugin = generation_paths(fleet, INIT)
+    link = fleet.directory / "nodes" / INIT / "root" / "var" / "guix" / "profiles" / "system"
+    assert link.resolve().name == plugin.rsplit("/", 1)[-1]  # the profile points at the plugin
+    status = fleet.call(INIT, "generation.status")
+    assert status["selected"] == baseline and status["running"] == plugin, status
+
+
+def preview_hides_restart(fleet: SimFleet) -> None:
+    preview = fleet.call(INIT, "rollout.preview", {"plugins": [SUPERTEST]})
+    assert preview["delta"]["plugins_added"] == ["supertest"]
+    assert preview["requires_restart"] == [], preview
+
+
+def substitutes_unreported(fleet: SimFleet) -> None:
+    job = fleet.wait_job(INIT, fleet.start_rollout(INIT))  # the preview said available
+    assert job["state"] == "failed" and job["stage"] == "build", job
+    assert "no substitute for tribes-plugin-supertest" in job["error"]["message"], job
+
+
+def rollback_not_restarted(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT])
+    baseline, plugin = generation_paths(fleet, INIT)
+    job = fleet.wait_job(INIT, fleet.call(INIT, "generation.rollback", {"generation": 1})["job_id"])
+    assert job["state"] == "succeeded", job
+    status = fleet.call(INIT, "generation.status")
+    assert status["selected"] == baseline and status["running"] == plugin, status
+
+
+def plugin_runtime_survives_rollback(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT])
+    job = fleet.wait_job(INIT, fleet.call(INIT, "generation.rollback", {"generation": 1})["job_id"])
+    assert job["state"] == "succeeded", job
+    assert "supertest_cases" not in fleet.sqlite_tables(INIT)
+    assert fleet.plugin_get(INIT, "/health").status_code == 200
+
+
+def rollback_replays_plan(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT])
+    baseline, plugin = generation_paths(fleet, INIT)
+    job = fleet.wait_job(INIT, fleet.call(INIT, "generation.rollback", {"generation": 1})["job_id"])
+    assert job["state"] == "succeeded", job
+    assert fleet.call(INIT, "generation.status")["running"] == baseline
+    fleet.legion.nemesis("restart", node=INIT)
+
+    def plugin_back() -> None:
+        status = fleet.call(INIT, "generation.status")
+        assert status["selected"] == status["running"] == plugin, status
+
+    eventually(plugin_back)
+
+
+def sync_stopped_after_rollback(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT, JOIN])
+    job = fleet.wait_job(INIT, fleet.call(INIT, "generation.rollback", {"generation": 1})["job_id"])
+    assert job["state"] == "succeeded", job
+
+    def isolated() -> None:
+        assert fleet.call(INIT, "cluster_status")["status"] == "isolated"
+
+    eventually(isolated)
+    consistently(isolated, duration=1.0)
+
+
+def cases_not_replicated(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT, JOIN])
+    run = uuid.uuid4().hex
+    case = fleet.create_case(INIT, run, "from-init")
+    fleet.create_event(INIT, run, case["id"], "marker")  # events still replicate
+
+    def event_arrives() -> None:
+        assert plugin_ids(fleet, JOIN, run)[1], "the marker event has not arrived"
+
+    eventually(event_arrives)
+    assert case["id"] not in plugin_ids(fleet, JOIN, run)[0]
+
+
+def increments_not_replicated(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT, JOIN])
+    run = uuid.uuid4().hex
+    case = fleet.create_case(INIT, run, "counted")
+    eventually(sees_case(fleet, JOIN, run, case["id"]))
+    fleet.increment(JOIN, case["id"], 3)
+    marker = fleet.create_case(JOIN, run, "after-the-increment")
+    eventually(sees_case(fleet, INIT, run, marker["id"]))
+    counters = {c["id"]: c["counter"] for c in fleet.plugin_state(INIT, run)["cases"]}
+    assert counters[case["id"]] == 0, counters
+
+
+def partition_leaks_publishes(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT, JOIN])
+    run = uuid.uuid4().hex
+    fleet.legion.nemesis("partition", node=JOIN)
+    leaked = fleet.create_case(INIT, run, "written-on-the-other-side")
+    eventually(sees_case(fleet, JOIN, run, leaked["id"]))  # crossed the partition
+    fleet.legion.nemesis("heal")
+
+
+def graph_run_one_node(fleet: SimFleet) -> None:
+    first = fleet.legion.plan_join("scaleway", 1)[0]["name"]
+    second = fleet.legion.plan_join("ovh", 1)[0]["name"]
+    run = fleet.legion.materialize()
+    assert run["state"] == "succeeded" and run["materialized"] == [first], run
+    assert fleet.records()[second]["status"] == "planned"
+
+
+def status_counts_peers(fleet: SimFleet) -> None:
+    rows = rows_on(fleet, INIT)
+    assert sum(1 for row in rows.values() if row["status"] == "active") == 2
+    assert fleet.call(INIT, "cluster_status")["active"] == 1
+
+
 # name -> (nodes, extra config, check)
 CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "stuck-syncing": (1, {"legion_wait_active_s": 1.0}, stuck_syncing),
@@ -516,6 +711,26 @@ CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "auth-payload-unchecked": (1, {}, auth_payload_unchecked),
     "allowlist-open": (1, {}, allowlist_open),
     "refused-event-cached": (1, {}, refused_event_cached),
+    "scope-narrowed": (1, {}, scope_narrowed),
+    "peer-transport-https": (2, {}, peer_transport_https),
+    "decommissioned-still-synced": (2, {}, decommissioned_still_synced),
+    "replace-skips-decommission": (2, {}, replace_skips_decommission),
+    "late-peer-not-subscribed": (2, {}, late_peer_not_subscribed),
+    "joiner-skips-tribe": (2, {}, joiner_skips_tribe),
+    "outage-never-repairs": (2, {}, outage_never_repairs),
+    "interrupt-leaves-half-member": (1, {}, interrupt_leaves_half_member),
+    "selected-from-wrong-link": (1, {}, selected_from_wrong_link),
+    "preview-hides-restart": (1, {}, preview_hides_restart),
+    "substitutes-unreported": (1, {}, substitutes_unreported),
+    "rollback-not-restarted": (1, {}, rollback_not_restarted),
+    "plugin-runtime-survives-rollback": (1, {}, plugin_runtime_survives_rollback),
+    "rollback-replays-plan": (1, {}, rollback_replays_plan),
+    "sync-stopped-after-rollback": (2, {}, sync_stopped_after_rollback),
+    "cases-not-replicated": (2, {}, cases_not_replicated),
+    "increments-not-replicated": (2, {}, increments_not_replicated),
+    "partition-leaks-publishes": (2, {}, partition_leaks_publishes),
+    "graph-run-one-node": (1, {}, graph_run_one_node),
+    "status-counts-peers": (2, {}, status_counts_peers),
 }
 
 

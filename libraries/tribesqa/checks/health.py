@@ -119,3 +119,56 @@ class TribeJudge(_Judge):
             lagging=lagging,
             matrix=matrix,
         )
+
+
+_COUNTED = ("active", "syncing", "decommissioned")
+
+
+class StatusAgreesJudge(_Judge):
+    """Each node's ``cluster_status`` agrees with its own ``cluster_nodes.list``, digests across nodes.
+
+    A view is ``{"status": cluster_status, "rows": cluster_nodes rows}``. Per node: the
+    ``active``/``syncing``/``decommissioned`` counts equal the rows of that status it lists;
+    across nodes: one ``membership_digest``.
+    """
+
+    def judge(self, views: Mapping[str, Any], errors: Mapping[str, str]) -> Judgement:
+        problems: list[str] = []
+        mismatches: list[Mismatch] = []
+        lagging: list[str] = []
+        shown: dict[str, dict[str, Any] | None] = {}
+        digests: dict[str, list[str]] = {}
+        for node, view in views.items():
+            if view is None:
+                problems.append(f"{node} unreachable ({_short_error(errors.get(node))})")
+                lagging.append(node)
+                shown[node] = None
+                continue
+            status, rows = view["status"], view["rows"]
+            shown[node] = {**status, "membership_digest": str(status.get("membership_digest"))[:12]}
+            digests.setdefault(str(status.get("membership_digest")), []).append(node)
+            wrong = []
+            for name in _COUNTED:
+                listed = sum(1 for row in rows if row.get("status") == name)
+                if status.get(name) != listed:
+                    wrong.append(f"{name} {status.get(name)} but {listed} {name} rows listed")
+                    mismatches.append(
+                        Mismatch(node, "cluster_status", name, listed, status.get(name))
+                    )
+            if wrong:
+                lagging.append(node)
+                problems.append(f"{node} cluster_status says " + ", ".join(wrong))
+        if len(digests) > 1:
+            majority = max(digests.values(), key=len)
+            odd = [n for nodes in digests.values() if nodes is not majority for n in nodes]
+            problems.append(f"membership_digest of {_listing(odd)} differs from the majority")
+            lagging += [n for n in odd if n not in lagging]
+        done = not lagging
+        return Judgement(
+            done=done,
+            problem="" if done else "; ".join(problems),
+            agreement=_agree_phrase(len(views) - len(lagging), len(views)),
+            lagging=lagging,
+            matrix=_single_row_matrix("cluster_status", shown, _STATUS_FIELDS),
+            mismatches=mismatches,
+        )

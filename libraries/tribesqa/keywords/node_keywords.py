@@ -11,6 +11,7 @@ from typing import Any
 from robot.api import logger
 from robot.api.deco import keyword
 
+from tribesqa.checks.generations import GenerationStaysJudge
 from tribesqa.contract import (
     ClusterNodesList,
     ClusterStatus,
@@ -26,7 +27,14 @@ from tribesqa.contract import (
 )
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.keywords.component import Component
-from tribesqa.waiting import WaitTerminal, WaitTimeout, all_nodes_satisfy, poll_until
+from tribesqa.waiting import (
+    ConvergenceFailure,
+    WaitTerminal,
+    WaitTimeout,
+    all_nodes_satisfy,
+    consistently,
+    poll_until,
+)
 
 
 def _job_summary(node: str, job: RolloutJob) -> str:
@@ -329,3 +337,29 @@ class NodeKeywords(Component):
             lambda n: self.generation_should_be_converged(n, expected),
             what="generation check",
         )
+
+    @keyword
+    def generation_should_stay_at(self, node: str, generation: str) -> None:
+        """Selected and running stay at ``generation`` (a store path) on ``node`` for ``stays_stale``.
+
+        The "consistently" check after a rollback and a restart: no rollout plan is replayed
+        behind the runner's back. Fails at the first poll where either moves, naming the node.
+
+        Example:
+        | Restart Node    hetzner-1
+        | Generation Should Stay At    hetzner-1    ${BASELINE}
+        """
+        node, path = str(node), str(generation)
+        timeouts = self.ctx.require_timeouts()
+        try:
+            consistently(
+                [node],
+                lambda name: self.get_generation_status(name).model_dump(mode="json"),
+                GenerationStaysJudge(path),
+                what=f"node {node} stays at generation {path}",
+                duration_s=timeouts.stays_stale,
+                interval_s=timeouts.poll_interval,
+            )
+        except ConvergenceFailure as failure:
+            raise TribesFailure(failure.message) from None
+        logger.info(f"node {node}: selected and running stayed at {path}")

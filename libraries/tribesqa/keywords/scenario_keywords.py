@@ -254,6 +254,29 @@ class ScenarioKeywords(Component):
             raise TribesFailure(f"node {node}: still runs the baseline generation {baseline}")
 
     @keyword
+    def graph_run_should_have_materialized(self, run: GraphRun, *nodes: str) -> None:
+        """The graph ``run`` (from ``Materialize Planned Nodes``) succeeded and materialized every
+        one of ``nodes`` (the names planned for it): one run took them all.
+
+        Example:
+        | ${names}=    Plan One Join Node Per Provider    scaleway    ovh
+        | ${run}=    Materialize Planned Nodes
+        | Graph Run Should Have Materialized    ${run}    @{names}
+        """
+        left = [str(name) for name in nodes if str(name) not in run.materialized]
+        if run.state.value != "succeeded" or left:
+            records = self.ctx.refresh_records()
+            shown = ", ".join(
+                f"{n} ({records[n].status.value})" if n in records else n for n in left
+            )
+            raise TribesFailure(
+                f"graph run {run.id} is {run.state.value} and materialized "
+                f"{', '.join(run.materialized) or 'nothing'}"
+                + (f"; not materialized in this run: {shown}" if left else "")
+            )
+        logger.info(f"graph run {run.id} materialized {', '.join(run.materialized)}")
+
+    @keyword
     def graph_run_should_have_stopped_half_way(self, run: GraphRun) -> None:
         """An interrupted graph run: state ``interrupted``, something left unmaterialized, and
         every node it did not materialize back to ``planned`` in Legion and on no node's

@@ -123,6 +123,8 @@ def _test_items(
     for r in run:  # tagged in the run but not in these suites (e.g. another checkout's run)
         if r.id not in matched and results is not None:
             items.append(_linked(f"{r.suite_file} :: {r.name}", r, results.log_href))
+    if not items and requirement.untestable:
+        return f'<li class="none">untestable: {esc(requirement.untestable)}</li>'
     return "".join(items) or '<li class="none">no test</li>'
 
 

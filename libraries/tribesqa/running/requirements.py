@@ -43,6 +43,9 @@ class Requirement(BaseModel):
     clause: str
     faults: tuple[str, ...] = ()
     no_fault: str | None = None
+    # Why no test of this product can observe the clause (a build machine's Guix channels, a
+    # deployment's choice of commit): the clause stays in the catalogue, visibly unproven.
+    untestable: str | None = None
 
     @field_validator("id")
     @classmethod
@@ -51,7 +54,7 @@ class Requirement(BaseModel):
             raise ValueError(f"must look like AREA-N (capitals, a dash, a number), got {value!r}")
         return value
 
-    @field_validator("source", "clause", "no_fault")
+    @field_validator("source", "clause", "no_fault", "untestable")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
@@ -78,6 +81,10 @@ class Requirement(BaseModel):
             raise ValueError(
                 "has neither faults nor no_fault: name the faults that violate it, or say why "
                 "no simulator fault can"
+            )
+        if self.untestable is not None and self.faults:
+            raise ValueError(
+                "is untestable but names faults: a fault proves a test can fail, so there is a test"
             )
         return self
 
@@ -218,7 +225,12 @@ def check_traceability(
                     f"{test.label}: {_mark_hint(test, ident)} names no requirement in {catalogue}"
                 )
     for requirement in requirements:
-        if not by_id[requirement.id]:
+        if by_id[requirement.id] and requirement.untestable is not None:
+            problems.append(
+                f"{requirement.id}: says untestable but "
+                f"{', '.join(test.label for test in by_id[requirement.id])} carries it"
+            )
+        if not by_id[requirement.id] and requirement.untestable is None:
             problems.append(
                 f"{requirement.id}: no test carries it (Robot [Tags] req:{requirement.id}, "
                 f'or @pytest.mark.req("{requirement.id}"))'
@@ -318,7 +330,11 @@ def format_table(report: Report, clause_width: int = 48) -> str:
     header = ("REQUIREMENT", "CLAUSE", "TESTS", "FAULTS / NO FAULT BECAUSE")
     rows: list[tuple[str, str, str, str]] = []
     for requirement in report.requirements:
-        tests = [test.label for test in report.tests.get(requirement.id, [])] or ["(none)"]
+        tests = [test.label for test in report.tests.get(requirement.id, [])] or [
+            f"untestable: {_cut(requirement.untestable, 60)}"
+            if requirement.untestable
+            else "(none)"
+        ]
         faults = (
             ", ".join(requirement.faults)
             if requirement.faults
@@ -332,8 +348,10 @@ def format_table(report: Report, clause_width: int = 48) -> str:
         for row in [header, *rows]
     ]
     traced = sum(1 for requirement in report.requirements if report.tests.get(requirement.id))
+    untestable = sum(1 for requirement in report.requirements if requirement.untestable)
+    faulted = sum(1 for requirement in report.requirements if requirement.faults)
     lines.append(
-        f"{len(report.requirements)} requirement(s), {traced} with tests; "
-        f"{len(report.problems)} problem(s)"
+        f"{len(report.requirements)} requirement(s), {traced} with tests, {untestable} "
+        f"untestable, {faulted} with faults; {len(report.problems)} problem(s)"
     )
     return "\n".join(lines)

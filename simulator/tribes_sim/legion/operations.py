@@ -81,6 +81,9 @@ class OperationsMixin:
         planned = [n for n in self.nodes.values() if n["status"] == "planned"]
         if not planned:
             raise LegionRefusal(409, "nothing-planned", "no planned nodes to materialize")
+        if self.config.has_fault("graph-run-one-node"):
+            # Fault: a graph run takes only the first planned node; the rest stay planned.
+            planned = planned[:1]
         run = {
             "id": f"graph-{uuid.uuid4().hex[:8]}",
             "planned": [n["name"] for n in planned],
@@ -101,6 +104,12 @@ class OperationsMixin:
                 if isinstance(result, Exception):
                     node["status"] = "failed"
                     raise result
+            if self.config.has_fault("interrupt-leaves-half-member"):
+                # Fault: every planned node's syncing row is pushed before the sequence starts,
+                # so an interrupted run leaves rows for nodes it never materialized.
+                for node in planned:
+                    self._row(node, status="syncing")
+                await self.push_membership()
             for index, node in enumerate(planned):
                 if interrupt_after is not None and index >= interrupt_after:
                     for rest in planned[index:]:
@@ -187,7 +196,11 @@ class OperationsMixin:
 
     async def replace(self, name: str, provider: str) -> dict[str, Any]:
         node = self.record(name)
-        if node["status"] == "ready":
+        if node["status"] == "ready" and self.config.has_fault("replace-skips-decommission"):
+            # Fault: Legion retires its record of the replaced node but never writes the
+            # decommissioned row, so every node keeps it active.
+            node["status"] = "decommissioned"
+        elif node["status"] == "ready":
             await self.decommission(name)
         elif node["status"] != "decommissioned":
             raise LegionRefusal(

@@ -19,6 +19,7 @@ import aiohttp
 from tribes_sim.generations import GenerationTree, system_store_path
 from tribes_sim.hlc import HybridLogicalClock
 from tribes_sim.http_auth import SKIPPABLE_CHECKS, HttpAuthVerifier
+from tribes_sim.node.fault_hooks import FaultHooksMixin
 from tribes_sim.node.membership import NodeMembershipMixin
 from tribes_sim.node.nemesis import NodeNemesisMixin
 from tribes_sim.node.rollout import RolloutMixin
@@ -44,6 +45,7 @@ class SimNode(
     RolloutMixin,
     StatusViewsMixin,
     NodeNemesisMixin,
+    FaultHooksMixin,
 ):
     """A simulated node; ``node.servers.NodeServers`` exposes it on its four listeners."""
 
@@ -75,6 +77,7 @@ class SimNode(
             self.node_id,
             merge_counters=not config.has_fault("counter-not-merged"),
             archive_decommissioned=not config.has_fault("decommission-deletes-row"),
+            project_member=self.member_projection(),
         )
         self.hlc = HybridLogicalClock(self.node_id, self.store.last_hlc())
         self.tree = GenerationTree(self.directory / "root")
@@ -127,6 +130,8 @@ class SimNode(
         for job in self.store.unfinished_jobs():
             self.note(f"resuming {job['kind']} job {job['job_id']} at stage {job['stage']}")
             self.jobs[job["job_id"]] = self.spawn(self._run_job(job["job_id"]))
+        if self.config.has_fault("rollback-replays-plan") and not self.jobs:
+            self.replay_plan_after_rollback()
         self.maybe_activate()
 
     async def begin_close(self) -> None:
@@ -189,13 +194,8 @@ class SimNode(
         control = False
         origins: set[str] = set()
         for event in events:
-            if (
-                self.config.has_fault("one-way-sync")
-                and self.spec.role == "init"
-                and event.ns == "supertest"
-                and event.origin != self.node_id
-            ):
-                # Fault: the init node drops foreign plugin events, yet advances its vector.
+            if self.drops_replicated(event):
+                # Fault (see fault_hooks): the event is skipped, yet the vector advances.
                 self.store.version_vector[event.origin] = max(
                     self.store.version_vector.get(event.origin, 0), event.seq
                 )

@@ -38,6 +38,9 @@ class NodeMembershipMixin:
 
     def derived_servers(self) -> dict[str, str]:
         """Transport addresses of the other active rows."""
+        if self.config.has_fault("decommissioned-still-synced"):
+            # Fault: "not syncing" is taken for "may serve": decommissioned peers stay servers.
+            return self._peer_addresses(lambda row: row["status"] != "syncing")
         return self._peer_addresses(
             lambda row: row["status"] == "active",
             # Fault: a decommissioned node keeps pulling from the active nodes.
@@ -48,6 +51,15 @@ class NodeMembershipMixin:
         if self._closed or not self.ready:
             return
         wanted = self.derived_servers()
+        own = self.own_row()
+        if (
+            self.config.has_fault("late-peer-not-subscribed")
+            and own is not None
+            and own["status"] == "active"
+        ):
+            # Fault: once active, a node only drops servers; peers that turn active later
+            # are never subscribed to (their events still arrive by their own pushes).
+            wanted = {k: v for k, v in wanted.items() if k in self.servers}
         for node_id in list(self.servers):
             state = self.servers[node_id]
             if wanted.get(node_id) != state.url:

@@ -34,6 +34,10 @@ class NodeNemesisMixin:
         if active and self.outage_after_seq is None:
             self.outage_after_seq = self.store.version_vector.get(self.node_id, 0)
             self.note("publish outage started")
+        elif not active and self.config.has_fault("outage-never-repairs"):
+            # Fault: the outage's end is logged, but the publisher never resumes and the events
+            # held back during it are still withheld from every peer.
+            self.note("publish outage ended (publisher not resumed)")
         elif not active and self.outage_after_seq is not None:
             after = self.outage_after_seq
             self.outage_after_seq = None

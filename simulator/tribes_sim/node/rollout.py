@@ -52,7 +52,9 @@ class RolloutMixin:
                 "plugins_removed": [],
                 "channel_changed": bool(added),
             },
-            "requires_restart": ["tribes"] if added else [],
+            "requires_restart": (
+                ["tribes"] if added and not self.config.has_fault("preview-hides-restart") else []
+            ),
             "substitutes": {"available": not missing, "missing": missing},
         }
 
@@ -211,6 +213,15 @@ class RolloutMixin:
         path = target["path"]
         now = utc_now()
         if stage == "build":
+            unbuilt = sorted(set(target["plugins"]) - set(self.running_plugins()))
+            if self.config.has_fault("substitutes-unreported") and unbuilt:
+                # Fault: the preview said every substitute was there; the builder has none
+                # for the new plugins, so the node builds from source and fails late.
+                raise RuntimeError(
+                    "no substitute for "
+                    + ", ".join(f"tribes-plugin-{name}" for name in unbuilt)
+                    + " on the builder; building from source failed"
+                )
             self.tree.create_system(path, target["plugins"])
         elif stage == "switch":
             if job["kind"] == "rollout":
@@ -244,7 +255,12 @@ class RolloutMixin:
             self.note("restarting services")
             try:
                 await asyncio.sleep(self.config.restart_s)
-                if not self.config.has_fault("selected-not-running"):
+                rollback = job["kind"] == "rollback"
+                if not self.config.has_fault("selected-not-running") and not (
+                    rollback and self.config.has_fault("rollback-not-restarted")
+                ):
                     self.tree.run_system(self.tree.selected())
+                if rollback and self.config.has_fault("sync-stopped-after-rollback"):
+                    self.stop_sync_client("sync client not restarted after the rollback")
             finally:
                 self.restarting = False

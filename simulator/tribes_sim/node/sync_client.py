@@ -103,10 +103,12 @@ class SyncClientMixin:
         """
         # Fault: decommissioned members are still pushed to.
         to_decommissioned = self.config.has_fault("decommissioned-still-receives")
+        # partition-leaks-publishes fault: a partition only stops subscriptions, not pushes.
+        leaks = self.config.has_fault("partition-leaks-publishes")
         return self._peer_addresses(
             lambda row: (
                 (row["status"] != "decommissioned" or to_decommissioned)
-                and row["node_id"] not in self.blocked_peers
+                and (leaks or row["node_id"] not in self.blocked_peers)
             )
         )
 

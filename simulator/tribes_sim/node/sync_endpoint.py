@@ -25,15 +25,16 @@ class SyncEndpointMixin:
         app.router.add_get("/sync/health", self._sync_health)
         return app
 
-    def _sync_peer(self, request: web.Request) -> tuple[SimNode, str]:
+    def _sync_peer(self, request: web.Request, *, publish: bool = False) -> tuple[SimNode, str]:
         node = self._live()
         peer = request.headers.get("X-Tribes-Node", "")
-        if peer in node.blocked_peers:
+        leaks = publish and node.config.has_fault("partition-leaks-publishes")
+        if peer in node.blocked_peers and not leaks:
             # A partition drops traffic: close the connection without an answer.
             if request.transport is not None:
                 request.transport.close()
             raise web.HTTPServiceUnavailable()
-        if not node.peer_allowed(peer):
+        if not node.peer_allowed(peer) and not (leaks and node.store.member(peer)):
             raise web.HTTPForbidden(
                 text=json.dumps(
                     {"error": "not-a-member", "message": f"{peer!r} is not an active member"}
@@ -62,7 +63,7 @@ class SyncEndpointMixin:
         return _json(200, body)
 
     async def _sync_publish(self, request: web.Request) -> web.Response:
-        node, peer = self._sync_peer(request)
+        node, peer = self._sync_peer(request, publish=True)
         body = await request.json()
         events = [SyncEvent.from_wire(raw) for raw in body.get("events", [])]
         applied = await node.ingest(events, via=peer)

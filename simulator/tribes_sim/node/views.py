@@ -52,11 +52,14 @@ class StatusViewsMixin:
             health = "degraded"
         else:
             health = "healthy"
+        active = counts.get("active", 0)
+        if self.config.has_fault("status-counts-peers") and self_status == "active":
+            active -= 1  # Fault: "active" counts the active peers, not the active members.
         return {
             "node_id": self.node_id,
             "status": health,
             "self_status": self_status,
-            "active": counts.get("active", 0),
+            "active": active,
             "syncing": counts.get("syncing", 0),
             "decommissioned": counts.get("decommissioned", 0),
             "membership_digest": self.membership_digest(),
@@ -108,6 +111,9 @@ class StatusViewsMixin:
 
     def generation_status(self) -> dict[str, Any]:
         selected, running = self.tree.selected(), self.tree.running()
+        if self.config.has_fault("selected-from-wrong-link"):
+            # Fault: "selected" read from the generation link before the profile's current one.
+            selected = self.tree.previous_selected() or selected
         return {
             "selected": selected,
             "running": running,
@@ -125,6 +131,13 @@ class StatusViewsMixin:
     def plugin_served(self) -> bool:
         # A rollback drops the tables (migrate) before the restart switches the running
         # generation: in between the plugin is gone, not half there (404, never a 500).
+        if self.config.has_fault("plugin-runtime-survives-rollback"):
+            # Fault: the plugin runtime, once loaded, stays loaded until a reboot.
+            return (
+                self.ready
+                and not self.restarting
+                and any("supertest" in g["plugins"] for g in self.store.generations())
+            )
         return (
             self.ready
             and not self.restarting

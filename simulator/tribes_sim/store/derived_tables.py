@@ -67,6 +67,9 @@ class DerivedTablesMixin:
         ):
             self.db.execute("DELETE FROM cluster_nodes WHERE node_id = ?", (row["node_id"],))
             return
+        if self.project_member is not None:
+            # scope-narrowed / peer-transport-https faults: the node's own projection of the row.
+            row = self.project_member(row)
         self.db.execute(
             "INSERT OR REPLACE INTO cluster_nodes "
             f"({', '.join(MEMBER_FIELDS)}, hlc) VALUES ({', '.join('?' * (len(MEMBER_FIELDS) + 1))})",

@@ -115,6 +115,13 @@ class LocalRecordsMixin:
         )
         return [self._job_row(row) for row in rows]
 
+    def generation_jobs(self) -> list[dict[str, Any]]:
+        """Rollout and rollback jobs, oldest first."""
+        rows = self.db.execute(
+            "SELECT * FROM jobs WHERE kind IN ('rollout', 'rollback') ORDER BY created_at"
+        )
+        return [self._job_row(row) for row in rows]
+
     @staticmethod
     def _job_row(row: sqlite3.Row) -> dict[str, Any]:
         return {

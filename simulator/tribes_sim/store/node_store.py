@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,11 +38,13 @@ class NodeStore(DerivedTablesMixin, LocalRecordsMixin):
         *,
         merge_counters: bool = True,
         archive_decommissioned: bool = True,
+        project_member: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.path = path
         self.node_id = node_id
         self.merge_counters = merge_counters
         self.archive_decommissioned = archive_decommissioned
+        self.project_member = project_member
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")

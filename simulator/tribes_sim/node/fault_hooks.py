@@ -1,0 +1,72 @@
+"""Where the catalogue's node-side faults bend a node's behaviour: rows as the node projects them,
+replicated events a node fails to apply. One place, so the healthy code paths stay plain.
+
+Mixed into ``SimNode``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tribes_sim.store import SyncEvent
+
+
+class FaultHooksMixin:
+    """SimNode's part: the node-side fault hooks (uses the attributes SimNode sets up)."""
+
+    def member_projection(self) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+        """How this node's ``cluster_nodes`` table distorts rows it applies, if a fault says so."""
+        if self.spec.role != "init":
+            return None
+        own = self.node_id
+        if self.config.has_fault("scope-narrowed"):
+            # Fault: the init node stores every row with its own replication scope.
+            return lambda row: {**row, "scope": "control"}
+        if self.config.has_fault("peer-transport-https"):
+            # Fault: the init node "upgrades" the transport address of every peer to https.
+            return lambda row: (
+                row
+                if row.get("node_id") == own or not row.get("transport_address")
+                else {**row, "transport_address": _https(row["transport_address"])}
+            )
+        return None
+
+    def stop_sync_client(self, reason: str) -> None:
+        """sync-stopped-after-rollback: subscriptions cancelled and never started again."""
+        for state in self.servers.values():
+            if state.task:
+                state.task.cancel()
+            state.connected = False
+            state.failing_reason = reason
+        self.note(reason)
+
+    def replay_plan_after_rollback(self) -> None:
+        """rollback-replays-plan: at boot after a rollback, re-run the last rollout's target."""
+        jobs = self.store.generation_jobs()
+        rollouts = [job for job in jobs if job["kind"] == "rollout"]
+        if not jobs or jobs[-1]["kind"] != "rollback" or not rollouts:
+            return
+        self.note("boot: re-applying the current rollout plan")
+        self._new_job("rollout", rollouts[-1]["target"])
+
+    def drops_replicated(self, event: SyncEvent) -> bool:
+        """Whether a fault makes this node skip a peer's event (its vector still advances)."""
+        if event.origin == self.node_id:
+            return False
+        faults = self.config.has_fault
+        if event.ns == "supertest":
+            if faults("one-way-sync") and self.spec.role == "init":
+                return True
+            if faults("cases-not-replicated") and event.kind == "case":
+                return True
+            if faults("increments-not-replicated") and event.kind == "increment":
+                return True
+        if event.ns == "control" and event.kind == "tribe" and faults("joiner-skips-tribe"):
+            # Fault: a node that did not write the tribe never applies it from the log.
+            return self.spec.role != "init"
+        return False
+
+
+def _https(address: str) -> str:
+    return "https://" + address.split("://", 1)[-1]
