@@ -15,6 +15,8 @@ from tribesqa.keywords.convergence_base import ConvergenceBase, _WaitSpec, fetch
 class MeshKeywords(ConvergenceBase):
     """The derived sync servers and cluster_status of every active node, against its membership."""
 
+    TAGS = ("convergence",)  # keyword tags in libdoc: this component's domain
+
     @keyword
     def derived_sync_servers_should_match_membership(self, *nodes: str) -> None:
         """Every node syncs from exactly the other ``active`` members of its own membership view.
