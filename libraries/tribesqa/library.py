@@ -24,6 +24,7 @@ from tribesqa.keywords.artifact_keywords import ArtifactKeywords
 from tribesqa.keywords.convergence_keywords import ConvergenceKeywords
 from tribesqa.keywords.fault_keywords import FaultKeywords
 from tribesqa.keywords.gate_keywords import GateKeywords
+from tribesqa.keywords.http_keywords import HttpKeywords
 from tribesqa.keywords.legion_keywords import LegionKeywords
 from tribesqa.keywords.node_keywords import NodeKeywords
 from tribesqa.keywords.plugin_keywords import PluginKeywords
@@ -72,6 +73,7 @@ class TribesLibrary(DynamicCore):
             FaultKeywords(self.ctx),
             ScenarioKeywords(self.ctx),
             GateKeywords(self.ctx),
+            HttpKeywords(self.ctx),
         ]
         self.components = components
         super().__init__(components)
