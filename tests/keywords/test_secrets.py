@@ -286,3 +286,26 @@ def test_a_secret_admin_key_signs_requests_library_calls_and_never_reaches_the_o
         "TRACE logged no Secret argument"
     )
     assert f"Nip98RequestsAuth(pubkey={admin.pubkey_hex})" in log
+
+
+def _readme_example() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```robotframework\n(.*?)```", readme, re.S)
+    found = [block for block in blocks if "Get NIP-98 Auth" in block and "*** Settings" in block]
+    assert len(found) == 1, "the README shows one RequestsLibrary example suite"
+    return found[0]
+
+
+@pytest.mark.slow
+def test_the_readme_requests_library_example_runs_against_the_simulator(
+    run_robot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = AdminKey.generate()
+    monkeypatch.setenv("TRIBES_ADMIN_KEY", admin.secret_nsec())
+    data = yaml.safe_load(SIM_VARIABLES.read_text())
+    data["TARGET"]["admin_key"] = {"env": "TRIBES_ADMIN_KEY"}
+    variables = tmp_path / "own-key.yaml"
+    variables.write_text(yaml.safe_dump(data))
+    result = run_robot(_readme_example(), variablefile=variables, name="readme")
+    tests = list(result.suite.all_tests)
+    assert [t.status for t in tests] == ["PASS"], [t.message for t in tests]
