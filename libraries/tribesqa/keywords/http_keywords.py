@@ -34,7 +34,7 @@ class HttpKeywords(Component):
         | Create Custom Session    n1    ${admin_url}    ${auth}
         | VAR    &{body}    method=cluster_status    params=&{EMPTY}
         | ${response}=    POST On Session    n1    /api/admin/management    json=${body}
-        | Should Be Equal    ${response.json()}[result][status]    healthy
+        | Should Be Equal    ${response.json()}[result][self_status]    active
         | Create Session    n2    ${admin_url}
         | POST On Session    n2    /api/admin/management    json=${body}    auth=${auth}
 
