@@ -21,9 +21,8 @@ MAKEFILE = (ROOT / "Makefile").read_text()
 PROGRAMS = {"ruff": "ruff", "robotframework-robocop": "robocop"}
 # pytest-timeout is a pytest plugin, switched on by `timeout =` in [tool.pytest.ini_options].
 USED_WITHOUT_IMPORT = {"pytest-timeout", *PROGRAMS}
-# Declared for issue 15 item 1 (a RequestsLibrary auth keyword), built on another branch: that
-# branch imports it. Delete this entry when it is merged; the test then holds it to the rule.
-AWAITING_MERGE = {"robotframework-requests": "issue 15 item 1 adds the RequestsLibrary keyword"}
+# Declared for QA's own suites, not ours: README's RequestsLibrary example imports it (checked below).
+FOR_QA_SUITES = {"robotframework-requests": "RequestsLibrary"}
 
 
 def _name(requirement: str) -> str:
@@ -60,8 +59,20 @@ def _distributions_of(modules: set[str]) -> set[str]:
 
 
 RUNTIME = [
-    name for name in map(_name, PYPROJECT["project"]["dependencies"]) if name not in AWAITING_MERGE
+    name for name in map(_name, PYPROJECT["project"]["dependencies"]) if name not in FOR_QA_SUITES
 ]
+
+
+@pytest.mark.parametrize(("distribution", "library"), sorted(FOR_QA_SUITES.items()))
+def test_a_dependency_for_qa_suites_is_imported_by_the_readme_example(
+    distribution: str, library: str
+) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert re.search(rf"^Library\s{{2,}}{library}\b", readme, re.M), (
+        f"{distribution} is declared for QA's own suites, but README shows no suite importing {library}"
+    )
+
+
 DEV = [
     name
     for name in map(_name, PYPROJECT["project"]["optional-dependencies"]["dev"])

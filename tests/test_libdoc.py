@@ -31,14 +31,7 @@ DOMAINS = {
     "ssh",
     "contract",
     "security",
-}
-# Wait*/Stays* keywords get their examples with their per-call timeout=/poll= arguments (issue 15
-# items 3-4, another branch). Named here so nothing is exempt silently: the test fails as soon as
-# one of them has an example, so the entry is deleted at merge and the rule then holds for all.
-AWAITING_EXAMPLES = {
-    "Wait For Graph Run To Finish",
-    "Wait For Rollout",
-    "Node Should Stay Syncing For",
+    "http",
 }
 
 
@@ -98,17 +91,7 @@ def test_library_introduction_renders_without_leftover_markup() -> None:
 @pytest.mark.parametrize("name", _keyword_names())
 def test_keyword_has_an_example(name: str) -> None:
     raw = next(k.doc for k in _raw().keywords if k.name == name)
-    if name in AWAITING_EXAMPLES:
-        assert not has_example(raw, _rendered_doc(name)), (
-            f"{name} has an example now: delete it from AWAITING_EXAMPLES"
-        )
-        return
     assert has_example(raw, _rendered_doc(name)), f"{name}: no Example: in its documentation"
-
-
-def test_awaiting_examples_are_wait_or_stay_keywords_of_this_library() -> None:
-    assert set(_keyword_names()) >= AWAITING_EXAMPLES
-    assert all(re.search(r"^Wait |\bStays?\b", name) for name in AWAITING_EXAMPLES)
 
 
 @pytest.mark.parametrize("name", _keyword_names())

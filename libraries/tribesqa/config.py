@@ -296,9 +296,18 @@ def parse_roster(raw: Any, *, source: str = "ROSTER") -> list[RosterEntry]:
     return list(parse_payload(TargetFile, {"ROSTER": _plain(raw)}, source=source).ROSTER or [])
 
 
+TIMEOUTS_ENV = "TRIBES_QA_TIMEOUTS"
+"""Environment variable naming another timeouts table (same format as variables/timeouts.yaml)."""
+
+
+def timeouts_table_path() -> Path:
+    """The timeouts table in use: ``$TRIBES_QA_TIMEOUTS`` when set, else variables/timeouts.yaml."""
+    return Path(os.environ.get(TIMEOUTS_ENV) or DEFAULT_TIMEOUTS_FILE)
+
+
 def load_timeouts(profile: str, path: Path | None = None) -> TimeoutProfile:
-    """The column ``profile`` of the timeouts table."""
-    table_path = path or Path(os.environ.get("TRIBES_QA_TIMEOUTS", DEFAULT_TIMEOUTS_FILE))
+    """The column ``profile`` of the timeouts table (:func:`timeouts_table_path` by default)."""
+    table_path = path or timeouts_table_path()
     parsed = validate_target_file(table_path)
     table = parsed.TIMEOUTS or {}
     if profile not in table:

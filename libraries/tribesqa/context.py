@@ -12,10 +12,18 @@ from typing import Any
 from tribesqa.clients.keys import AdminKey
 from tribesqa.clients.management_client import ManagementClient
 from tribesqa.clients.ssh_client import SshEndpointInfo, SshSessions
-from tribesqa.config import TargetConfig, TimeoutProfile, load_timeouts, parse_roster, parse_target
+from tribesqa.config import (
+    TargetConfig,
+    TimeoutProfile,
+    load_timeouts,
+    parse_roster,
+    parse_target,
+    timeouts_table_path,
+)
 from tribesqa.contract import LegionNodeStatus, NodeRecord
 from tribesqa.targets import Target, create_target
 from tribesqa.targets.base import PluginTransport
+from tribesqa.timing import TimeoutTable, WaitTiming
 
 
 @dataclass
@@ -87,6 +95,7 @@ class LibraryContext:
         self.target: Target | None = None
         self.config: TargetConfig | None = None
         self.timeouts: TimeoutProfile | None = None
+        self.timeouts_table: TimeoutTable | None = None
         self.labels = RunLabels()
         self.clients: dict[str, ManagementClient] = {}
         self.records: dict[str, NodeRecord] = {}
@@ -137,9 +146,11 @@ class LibraryContext:
         if self.target is not None:
             self.close_target()
         config = parse_target(raw_target)
-        timeouts = load_timeouts(config.timeouts_profile)
+        table_path = timeouts_table_path()
+        timeouts = load_timeouts(config.timeouts_profile, table_path)
         target = create_target(config, timeouts, self.labels.output_dir)
         self.config, self.timeouts = config, timeouts
+        self.timeouts_table = TimeoutTable(timeouts, config.timeouts_profile, table_path)
         self.roster = parse_roster(raw_roster) if raw_roster else []
         return target
 
@@ -193,6 +204,22 @@ class LibraryContext:
         self.require_target()
         assert self.timeouts is not None
         return self.timeouts
+
+    def wait_timing(
+        self,
+        entry: str,
+        timeout: Any = None,
+        poll: Any = None,
+        *,
+        keyword: str,
+        timeout_arg: str = "timeout",
+    ) -> WaitTiming:
+        """A wait's timeout and poll: the table's ``entry``, overridden by the call's values."""
+        self.require_target()
+        assert self.timeouts_table is not None
+        return self.timeouts_table.timing(
+            entry, timeout, poll, keyword=keyword, timeout_arg=timeout_arg
+        )
 
     # -- nodes -----------------------------------------------------------------------------------
     def refresh_records(self) -> dict[str, NodeRecord]:

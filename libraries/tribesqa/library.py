@@ -26,6 +26,7 @@ from tribesqa.keywords.convergence_keywords import ConvergenceKeywords
 from tribesqa.keywords.decommissioned_keywords import DecommissionedKeywords
 from tribesqa.keywords.fault_keywords import FaultKeywords
 from tribesqa.keywords.gate_keywords import GateKeywords
+from tribesqa.keywords.http_keywords import HttpKeywords
 from tribesqa.keywords.legion_keywords import LegionKeywords
 from tribesqa.keywords.mesh_keywords import MeshKeywords
 from tribesqa.keywords.node_keywords import NodeKeywords
@@ -82,6 +83,7 @@ class TribesLibrary(DynamicCore):
             GateKeywords(self.ctx),
             SshKeywords(self.ctx),
             SecurityKeywords(self.ctx),
+            HttpKeywords(self.ctx),
         ]
         self.components = components
         super().__init__(components)

@@ -311,7 +311,12 @@ def test_a_diverged_cluster_fails_each_wait_with_a_message_and_a_marked_table(
         r"case case-\w+ appeared on scaleway-1 after \d+\.\d s \(expected it to stay", stale
     )
     invisible = tests["Case Not Visible On Partitioned Node"].message
-    assert re.fullmatch(r"run run-9: case case-\w+ not visible on ovh-1 after \d+\.\d s", invisible)
+    assert re.fullmatch(
+        r"run run-9: case case-\w+ not visible on ovh-1 after \d+\.\d s "
+        r"\[timeout 1\.5 s from case_visible \(sim\) of \S+timeouts\.yaml, "
+        r"poll 0\.1 s from poll_interval \(sim\) of \S+timeouts\.yaml; \d+ polls\]",
+        invisible,
+    )
     assert waited_s(invisible) >= 1.5
     plugin = tests["Plugin State Diverged"].message
     assert re.match(

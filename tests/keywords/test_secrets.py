@@ -185,3 +185,127 @@ def test_the_scan_finds_a_secret_hidden_in_log_html(tmp_path: Path) -> None:
     )
     assert secret not in html.read_text()
     assert secret in _readable(html)
+
+
+# ------------------------------------------------------------- QA's own key, as a Secret
+
+REQUESTS_SUITE = """
+*** Settings ***
+Library           RequestsLibrary
+Library           tribesqa.library.TribesLibrary
+Suite Setup       Open Target
+Suite Teardown    Close Target
+
+*** Test Cases ***
+QA Signs Its Own Requests With A Secret Admin Key
+    ${init}=    Provision Init Node    hetzner
+    ${admin_url}=    Get Admin URL Of Node    ${init.name}
+    VAR    ${ADMIN_URL}    ${admin_url}    scope=SUITE
+    VAR    &{BODY}    method=cluster_status    params=&{EMPTY}    scope=SUITE
+    VAR    ${key: Secret}    %{TRIBES_ADMIN_KEY}
+    ${auth}=    Get NIP-98 Auth    ${key}
+    Log    ${auth}
+    Create Custom Session    n1    ${ADMIN_URL}    ${auth}
+    ${response}=    POST On Session    n1    /api/admin/management    json=${BODY}
+    Should Be True    ${response.json()}[ok]
+    Should Be Equal    ${response.json()}[result][self_status]    active
+    # The query string is part of the signed URL: the node verifies the URL it was sent.
+    ${response}=    POST On Session    n1    /api/admin/management    json=${BODY}
+    ...    params=probe=1&note=a b
+    Should Be Equal    ${response.json()}[result][self_status]    active
+
+The Open Target's Admin Key Signs When No Key Is Given
+    ${auth}=    Get NIP-98 Auth
+    # A plain session, signed per request: RequestsLibrary hands auth= to requests.
+    Create Session    n2    ${ADMIN_URL}
+    ${response}=    POST On Session    n2    /api/admin/management    json=${BODY}    auth=${auth}
+    Should Be True    ${response.json()}[ok]
+
+A Key Off The Allowlist Is Refused By The Node
+    VAR    ${other: Secret}    %{OTHER_ADMIN_KEY}
+    ${auth}=    Get NIP-98 Auth    ${other}
+    Create Custom Session    n3    ${ADMIN_URL}    ${auth}
+    ${response}=    POST On Session    n3    /api/admin/management    json=${BODY}
+    ...    expected_status=401
+    Should Be Equal    ${response.json()}[error]    forbidden-pubkey
+
+An Unsigned Session Is Refused By The Node
+    Create Session    n4    ${ADMIN_URL}
+    ${response}=    POST On Session    n4    /api/admin/management    json=${BODY}
+    ...    expected_status=401
+    Should Be Equal    ${response.json()}[error]    auth-required
+
+A Plain String Key Is Refused Before Anything Is Signed
+    Run Keyword And Expect Error    Get NIP-98 Auth: key must be a Secret*
+    ...    Get NIP-98 Auth    not-a-key
+"""
+
+
+@pytest.mark.slow
+def test_a_secret_admin_key_signs_requests_library_calls_and_never_reaches_the_outputs(
+    run_robot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """QA's key, given as a Robot ``Secret`` from the environment, signs RequestsLibrary calls
+    to a simulated node (the sim target puts it on the allowlist: ``TARGET.admin_key``); at
+    ``--loglevel TRACE`` neither it nor a second key appears in output.xml, log.html or
+    report.html, in any form."""
+    admin, other = AdminKey.generate(), AdminKey.generate()
+    monkeypatch.setenv("TRIBES_ADMIN_KEY", admin.secret_hex())
+    monkeypatch.setenv("OTHER_ADMIN_KEY", other.secret_nsec())
+    data = yaml.safe_load(SIM_VARIABLES.read_text())
+    data["TARGET"]["admin_key"] = {"env": "TRIBES_ADMIN_KEY"}
+    variables = tmp_path / "own-key.yaml"
+    variables.write_text(yaml.safe_dump(data))
+
+    result = run_robot(REQUESTS_SUITE, variablefile=variables, name="requests", loglevel="TRACE")
+    failed = {t.name: t.message for t in result.suite.all_tests if t.status != "PASS"}
+    assert not failed, failed
+    assert len(list(result.suite.all_tests)) == 5
+
+    secrets = {
+        f"{label} {form}": value
+        for label, key in (("admin", admin), ("other", other))
+        for form, value in (
+            ("hex", key.secret_hex()),
+            ("HEX", key.secret_hex().upper()),
+            ("nsec", key.secret_nsec()),
+        )
+    }
+    files = [p for p in result.output_dir.rglob("*") if p.is_file()]
+    assert {"output.xml", "log.html", "report.html"} <= {p.name for p in files}
+    leaks = [
+        f"{label} in {path.name}"
+        for path in files
+        for label, secret in secrets.items()
+        if secret in _readable(path)
+    ]
+    assert not leaks, leaks
+    log = _readable(result.output_dir / "log.html")
+    # TRACE logged the arguments (the Secret shows as <secret>) and the signer's public key.
+    assert re.search(r"Secret\(value=(<|&lt;)secret(>|&gt;)\)", log), (
+        "TRACE logged no Secret argument"
+    )
+    assert f"Nip98RequestsAuth(pubkey={admin.pubkey_hex})" in log
+
+
+def _readme_example() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```robotframework\n(.*?)```", readme, re.S)
+    found = [block for block in blocks if "Get NIP-98 Auth" in block and "*** Settings" in block]
+    assert len(found) == 1, "the README shows one RequestsLibrary example suite"
+    return found[0]
+
+
+@pytest.mark.slow
+def test_the_readme_requests_library_example_runs_against_the_simulator(
+    run_robot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = AdminKey.generate()
+    monkeypatch.setenv("TRIBES_ADMIN_KEY", admin.secret_nsec())
+    data = yaml.safe_load(SIM_VARIABLES.read_text())
+    data["TARGET"]["admin_key"] = {"env": "TRIBES_ADMIN_KEY"}
+    variables = tmp_path / "own-key.yaml"
+    variables.write_text(yaml.safe_dump(data))
+    result = run_robot(_readme_example(), variablefile=variables, name="readme")
+    tests = list(result.suite.all_tests)
+    assert [t.status for t in tests] == ["PASS"], [t.message for t in tests]

@@ -20,6 +20,7 @@ from tribesqa.contract import (
 from tribesqa.diagnostics import TribesFailure, fail
 from tribesqa.fan_out import fan_out
 from tribesqa.keywords.component import Component
+from tribesqa.timing import WaitTiming
 from tribesqa.waiting import (
     SYSTEM_CLOCK,
     Clock,
@@ -110,8 +111,8 @@ class _WaitSpec:
     """Failure prefix, e.g. ``membership not converged``."""
     done: str
     """Success prefix, e.g. ``membership converged``."""
-    timeout_s: float
-    interval_s: float
+    timing: WaitTiming
+    """Deadline and poll interval (the table's, or the call's ``timeout=`` / ``poll=``)."""
     title: str = "row \\ node"
 
 
@@ -191,8 +192,8 @@ class ConvergenceBase(Component):
                 probe,
                 judge,
                 what=spec.what,
-                timeout_s=0.0 if once else spec.timeout_s,
-                interval_s=spec.interval_s,
+                timeout_s=0.0 if once else spec.timing.timeout_s,
+                interval_s=spec.timing.interval_s,
                 clock=self.clock,
                 describe=describe,
                 max_workers=MAX_PROBE_WORKERS,
@@ -204,15 +205,18 @@ class ConvergenceBase(Component):
             judgement = judge.last
             if judgement is None:  # cannot happen: poll_until judges before it fails
                 raise TribesFailure(failure.message) from None
+            message = judgement.message(spec.what, None if once else failure.result.elapsed_s)
             raise self._failure(
-                judgement.message(spec.what, None if once else failure.result.elapsed_s),
+                message
+                if once
+                else f"{message} [{spec.timing.origin}; {failure.result.attempts} polls]",
                 judgement,
                 failure.result,
                 title=spec.title,
             ) from None
         logger.info(
             f"{spec.done}: {result.verdict.summary} after {result.elapsed_s:.1f} s "
-            f"({result.attempts} poll{'s' if result.attempts != 1 else ''})"
+            f"({result.attempts} poll{'s' if result.attempts != 1 else ''}; {spec.timing.origin})"
         )
         return result
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from robot.api import logger
@@ -37,6 +37,7 @@ from tribesqa.reporting.diffing import (
     Matrix,
     membership_matrix,
 )
+from tribesqa.timing import WaitTiming
 from tribesqa.waiting import (
     short_repr,
 )
@@ -53,11 +54,14 @@ class ConvergenceKeywords(ConvergenceBase):
         self,
         *nodes: str,
         expected: dict[str, Any] | list[dict[str, Any]] | None = None,
+        timeout: timedelta | None = None,
+        poll: timedelta | None = None,
     ) -> list[dict[str, Any]]:
         """Wait until every active node reports the same membership, with every member ``active``.
 
         Polls ``cluster_nodes.list`` on all nodes at once (Legion's ``ready`` nodes, or the
-        given ``nodes``) every ``poll_interval`` up to ``membership_converged``. Done when all
+        given ``nodes``) every ``poll_interval`` up to ``membership_converged`` (``timeout=`` and
+        ``poll=`` override the table for this call, e.g. ``timeout=5 min``). Done when all
         views are equal, no member row is ``syncing`` and, when ``expected`` is given (node ->
         ``{status, transport_address, scope}``, or node -> status), every view matches it.
 
@@ -71,9 +75,13 @@ class ConvergenceKeywords(ConvergenceBase):
         | &{ovh}=    Create Dictionary    status=decommissioned
         | &{expected}=    Create Dictionary    hetzner-1=active    scaleway-1=active    ovh-1=${ovh}
         | Wait Until Cluster Converged    hetzner-1    scaleway-1    expected=${expected}
+        | Wait Until Cluster Converged    timeout=10 min    poll=30 s
         """
         table = normalize_expected(expected, self.ctx.node_id)
-        return self._membership(table, list(nodes), once=False)
+        timing = self.ctx.wait_timing(
+            "membership_converged", timeout, poll, keyword="Wait Until Cluster Converged"
+        )
+        return self._membership(table, list(nodes), once=False, timing=timing)
 
     @keyword
     def membership_should_match(
@@ -90,21 +98,25 @@ class ConvergenceKeywords(ConvergenceBase):
         | Membership Should Match    ${expected}
         """
         table = normalize_expected(expected, self.ctx.node_id)
-        return self._membership(table, list(nodes), once=True)
+        timing = self.ctx.wait_timing("membership_converged", keyword="Membership Should Match")
+        return self._membership(table, list(nodes), once=True, timing=timing)
 
     def _membership(
-        self, expected: dict[str, dict[str, Any]], nodes: Sequence[str], *, once: bool
+        self,
+        expected: dict[str, dict[str, Any]],
+        nodes: Sequence[str],
+        *,
+        once: bool,
+        timing: WaitTiming,
     ) -> list[dict[str, Any]]:
         names = self.nodes_or_active(nodes)
-        timeouts = self.ctx.require_timeouts()
         skew = self.ctx.require_timeouts().clock_skew
         members = [self.ctx.node_id(name) for name in names]
         judge = MembershipJudge(members, expected, started_at=self.clock.wall(), skew_s=skew)
         spec = _WaitSpec(
             "membership differs" if once else "membership not converged",
             "membership matches" if once else "membership converged",
-            timeouts.membership_converged,
-            timeouts.poll_interval,
+            timing,
             "membership row \\ observer",
         )
         probe = self._membership_rows_patient if once else self._membership_rows
@@ -112,16 +124,24 @@ class ConvergenceKeywords(ConvergenceBase):
         return list(result.values()[names[0]])
 
     @keyword
-    def wait_until_node_is_active_everywhere(self, node: str) -> None:
+    def wait_until_node_is_active_everywhere(
+        self, node: str, *, timeout: timedelta | None = None, poll: timedelta | None = None
+    ) -> None:
         """Wait until the membership row of ``node`` is ``active`` on every active member and on itself.
 
         Fails at once if the row is decommissioned anywhere or goes backwards during the wait;
-        otherwise after ``node_active`` with e.g.
-        ``node ovh-1 still syncing on hetzner-1 after 20.0 s; 2 of 3 nodes agree``.
+        otherwise after ``node_active`` (or ``timeout=``; ``poll=`` overrides ``poll_interval``)
+        with e.g. ``node ovh-1 still syncing on hetzner-1 after 20.0 s; 2 of 3 nodes agree``
+        and the timeout used with where it came from.
 
-        Example: ``Wait Until Node Is Active Everywhere    ovh-1``
+        Example:
+        | Wait Until Node Is Active Everywhere    ovh-1
+        | Wait Until Node Is Active Everywhere    ovh-1    timeout=30 min    poll=10 s
         """
         node = str(node)
+        timing = self.ctx.wait_timing(
+            "node_active", timeout, poll, keyword="Wait Until Node Is Active Everywhere"
+        )
         record = self.ctx.refresh_records().get(node)
         if record is None or record.status in (
             LegionNodeStatus.FAILED,
@@ -140,19 +160,24 @@ class ConvergenceKeywords(ConvergenceBase):
         spec = _WaitSpec(
             f"node {node} not active everywhere",
             f"node {node} active everywhere",
-            timeouts.node_active,
-            timeouts.poll_interval,
+            timing,
             "membership row \\ observer",
         )
         self._wait(observers, self._membership_rows, judge, spec, describe=describe_membership)
 
     @keyword
     def node_should_be_archived_as_decommissioned(
-        self, node: str, since: str | datetime | None = None
+        self,
+        node: str,
+        since: str | datetime | None = None,
+        *,
+        timeout: timedelta | None = None,
+        poll: timedelta | None = None,
     ) -> None:
         """Every remaining active node keeps the row of ``node`` as ``decommissioned`` and no longer syncs with it.
 
-        Polls up to ``membership_converged``: the row exists with status ``decommissioned`` and
+        Polls up to ``membership_converged`` (``timeout=`` / ``poll=`` override the table for
+        this call): the row exists with status ``decommissioned`` and
         ``decommissioned_at`` set (not before ``since``, an RFC 3339 time or a datetime, less
         the ``clock_skew`` allowance of the timeouts table), and the transport address of ``node`` is
         none of the observers' ``sync.status`` servers.
@@ -160,9 +185,15 @@ class ConvergenceKeywords(ConvergenceBase):
         Example:
         | ${before}=    Get Current Time UTC
         | Decommission Node    ovh-1
-        | Node Should Be Archived As Decommissioned    ovh-1    since=${before}
+        | Node Should Be Archived As Decommissioned    ovh-1    since=${before}    timeout=2 min
         """
         node = str(node)
+        timing = self.ctx.wait_timing(
+            "membership_converged",
+            timeout,
+            poll,
+            keyword="Node Should Be Archived As Decommissioned",
+        )
         moment = None if since is None else parse_time(since, "since")
         records = self.ctx.refresh_records()
         observers = [
@@ -191,8 +222,7 @@ class ConvergenceKeywords(ConvergenceBase):
         spec = _WaitSpec(
             f"node {node} not archived as decommissioned",
             f"node {node} archived as decommissioned",
-            timeouts.membership_converged,
-            timeouts.poll_interval,
+            timing,
             "membership row \\ observer",
         )
         self._wait(observers, probe, judge, spec, describe=describe)
@@ -316,13 +346,24 @@ class ConvergenceKeywords(ConvergenceBase):
         )
 
     @keyword
-    def cluster_status_should_be_healthy_on_nodes(self, *nodes: str) -> None:
+    def cluster_status_should_be_healthy_on_nodes(
+        self, *nodes: str, timeout: timedelta | None = None, poll: timedelta | None = None
+    ) -> None:
         """``cluster_status.status`` is ``healthy`` on every node, polled up to ``membership_converged``.
 
-        Example: ``Cluster Status Should Be Healthy On Nodes    hetzner-1    scaleway-1``
+        ``timeout=`` / ``poll=`` override the table for this call.
+
+        Example:
+        | Cluster Status Should Be Healthy On Nodes    hetzner-1    scaleway-1
+        | Cluster Status Should Be Healthy On Nodes    timeout=5 min
         """
         names = self.nodes_or_active(nodes)
-        timeouts = self.ctx.require_timeouts()
+        timing = self.ctx.wait_timing(
+            "membership_converged",
+            timeout,
+            poll,
+            keyword="Cluster Status Should Be Healthy On Nodes",
+        )
 
         def probe(node: str) -> dict[str, Any]:
             return self._poll_client(node).call_typed("cluster_status").model_dump(mode="json")
@@ -330,8 +371,7 @@ class ConvergenceKeywords(ConvergenceBase):
         spec = _WaitSpec(
             "cluster_status not healthy",
             "cluster_status healthy",
-            timeouts.membership_converged,
-            timeouts.poll_interval,
+            timing,
             "field \\ node",
         )
         self._wait(
@@ -343,16 +383,23 @@ class ConvergenceKeywords(ConvergenceBase):
         )
 
     @keyword
-    def wait_until_tribe_converged(self, *nodes: str) -> None:
+    def wait_until_tribe_converged(
+        self, *nodes: str, timeout: timedelta | None = None, poll: timedelta | None = None
+    ) -> None:
         """Every node answers ``tribe.status`` with the same digest and version.
 
         A node answering 409 ``tribe-unknown`` has not replayed the tribe yet: it is waited
-        for, not an error. Polls up to ``membership_converged``.
+        for, not an error. Polls up to ``membership_converged``; ``timeout=`` / ``poll=``
+        override the table for this call.
 
-        Example: ``Wait Until Tribe Converged``
+        Example:
+        | Wait Until Tribe Converged
+        | Wait Until Tribe Converged    hetzner-1    ovh-1    timeout=20 min    poll=15 s
         """
         names = self.nodes_or_active(nodes)
-        timeouts = self.ctx.require_timeouts()
+        timing = self.ctx.wait_timing(
+            "membership_converged", timeout, poll, keyword="Wait Until Tribe Converged"
+        )
 
         def probe(node: str) -> dict[str, Any]:
             try:
@@ -370,8 +417,7 @@ class ConvergenceKeywords(ConvergenceBase):
         spec = _WaitSpec(
             "tribe not converged",
             "tribe converged",
-            timeouts.membership_converged,
-            timeouts.poll_interval,
+            timing,
             "field \\ node",
         )
         self._wait(names, probe, TribeJudge(), spec, describe=describe)

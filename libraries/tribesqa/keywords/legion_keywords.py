@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import timedelta
 
 from robot.api import logger
 from robot.api.deco import keyword
@@ -91,19 +92,30 @@ class LegionKeywords(Component):
         self._background = self._pool.submit(legion.materialize)
 
     @keyword
-    def wait_for_graph_run_to_finish(self) -> GraphRun:
-        """Wait for the background graph run; fails with Legion's reason if it did not succeed."""
+    def wait_for_graph_run_to_finish(self, *, timeout: timedelta | None = None) -> GraphRun:
+        """Wait for the background graph run; fails with Legion's reason if it did not succeed.
+
+        Waits up to ``legion_operation`` (``timeout=`` overrides it for this call). Nothing is
+        polled: Legion answers the run's own request when the run ends, so there is no ``poll=``.
+
+        Example:
+        | Start Materializing Planned Nodes
+        | ${run}=    Wait For Graph Run To Finish    timeout=30 min
+        """
         if self._background is None:
             raise TribesFailure(
                 "no background graph run was started (use Start Materializing Planned Nodes)"
             )
+        timing = self.ctx.wait_timing(
+            "legion_operation", timeout, keyword="Wait For Graph Run To Finish"
+        )
         future, self._background = self._background, None
-        timeout = self.ctx.require_timeouts().legion_operation
         try:
-            run = future.result(timeout=timeout)
+            run = future.result(timeout=timing.timeout_s)
         except FutureTimeout:
             raise TribesFailure(
-                f"the background graph run did not finish within {timeout:g} s"
+                f"the background graph run did not finish within {timing.timeout_s:g} s "
+                f"[{timing.timeout_note}]"
             ) from None
         self.ctx.refresh_records()
         return _succeeded(run)

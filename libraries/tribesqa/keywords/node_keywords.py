@@ -6,6 +6,7 @@ The NIP-98 refusals (unsigned, replayed and every other bad request) are ``secur
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 from robot.api import logger
@@ -191,13 +192,25 @@ class NodeKeywords(Component):
         return self.ctx.client(node).call_typed("rollout.status", {"job_id": job_id})  # type: ignore[return-value]
 
     @keyword
-    def wait_for_rollout(self, node: str, job_id: str) -> RolloutJob:
+    def wait_for_rollout(
+        self,
+        node: str,
+        job_id: str,
+        *,
+        timeout: timedelta | None = None,
+        poll: timedelta | None = None,
+    ) -> RolloutJob:
         """Wait until job ``job_id`` on ``node`` succeeds; fail at once if it fails, with its log.
 
-        Polls at the target's interval up to the ``rollout`` timeout; logs the final attempt
-        and the job's stage timeline, not every poll.
+        Polls every ``poll_interval`` up to the ``rollout`` timeout (``timeout=`` / ``poll=``
+        override the table for this call); logs the final attempt and the job's stage
+        timeline, not every poll.
+
+        Example:
+        | ${job}=    Start Rollout    hetzner-1    ${preview.plan_id}
+        | Wait For Rollout    hetzner-1    ${job}    timeout=2 h    poll=30 s
         """
-        timeouts = self.ctx.require_timeouts()
+        timing = self.ctx.wait_timing("rollout", timeout, poll, keyword="Wait For Rollout")
 
         def probe(name: str) -> RolloutJob:
             return self.get_rollout_job(name, job_id)
@@ -221,11 +234,13 @@ class NodeKeywords(Component):
                     terminal=failed,
                 ),
                 what=f"rollout job {job_id} on {node}",
-                timeout_s=timeouts.rollout,
-                interval_s=timeouts.poll_interval,
+                timeout_s=timing.timeout_s,
+                interval_s=timing.interval_s,
                 describe=_job_line,
             )
-        except (WaitTimeout, WaitTerminal) as failure:
+        except WaitTimeout as failure:
+            raise TribesFailure(f"{failure.message} [{timing.origin}]") from None
+        except WaitTerminal as failure:
             raise TribesFailure(failure.message) from None
         job = result.observations[node].value
         if threading.current_thread() is threading.main_thread():

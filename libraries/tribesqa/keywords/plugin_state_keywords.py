@@ -23,6 +23,7 @@ from tribesqa.contract import (
 )
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.keywords.convergence_base import ConvergenceBase, _WaitSpec
+from tribesqa.timing import WaitTiming
 from tribesqa.waiting import (
     ConvergenceFailure,
     consistently,
@@ -42,26 +43,30 @@ class PluginStateKeywords(ConvergenceBase):
         *nodes: str,
         expected_cases: int | None = None,
         expected_events: int | None = None,
+        timeout: timedelta | None = None,
+        poll: timedelta | None = None,
     ) -> dict[str, Any]:
         """Wait until every node holds the same supertest cases, events and counters for ``run_id``.
 
         Optional ``expected_cases`` / ``expected_events``: how many each node must hold. Polls
-        the plugin API (HTTP or SSH, per target) up to ``plugin_state_converged``; the report
+        the plugin API (HTTP or SSH, per target) up to ``plugin_state_converged`` (``timeout=``
+        and ``poll=`` override the table for this call); the report
         shows ``case:<id>`` / ``event:<id>`` rows x nodes. Returns the converged state
         (``cases``, ``events``). Nodes: every active node, or the ones given.
 
         Example:
         | Wait Until Plugin State Converged    ${run_id}    expected_cases=2    expected_events=3
-        | Wait Until Plugin State Converged    ${run_id}    hetzner-1    ovh-1
+        | Wait Until Plugin State Converged    ${run_id}    hetzner-1    ovh-1    timeout=10 min
         """
         names = self.nodes_or_active(nodes)
         judge = PluginStateJudge(str(run_id), expected_cases, expected_events)
-        timeouts = self.ctx.require_timeouts()
+        timing = self.ctx.wait_timing(
+            "plugin_state_converged", timeout, poll, keyword="Wait Until Plugin State Converged"
+        )
         spec = _WaitSpec(
             f"plugin state of run {run_id} not converged",
             f"plugin state of run {run_id} converged",
-            timeouts.plugin_state_converged,
-            timeouts.poll_interval,
+            timing,
             "item \\ node",
         )
         result = self._wait(
@@ -74,15 +79,19 @@ class PluginStateKeywords(ConvergenceBase):
         return dict(result.values()[names[0]])
 
     def _wait_item(
-        self, node: str, run_id: str, kind: str, item_id: str, counter: int | None
+        self,
+        node: str,
+        run_id: str,
+        kind: str,
+        item_id: str,
+        counter: int | None,
+        timing: WaitTiming,
     ) -> dict[str, Any]:
-        timeouts = self.ctx.require_timeouts()
         judge = ItemVisibleJudge(kind, item_id, counter)
         spec = _WaitSpec(
             f"run {run_id}",
             f"run {run_id}: {kind[:-1]} {item_id} visible on {node}",
-            timeouts.case_visible,
-            timeouts.poll_interval,
+            timing,
             "item \\ node",
         )
 
@@ -101,24 +110,52 @@ class PluginStateKeywords(ConvergenceBase):
 
     @keyword
     def wait_until_case_is_visible_on_node(
-        self, node: str, run_id: str, case_id: str, counter: int | None = None
+        self,
+        node: str,
+        run_id: str,
+        case_id: str,
+        counter: int | None = None,
+        *,
+        timeout: timedelta | None = None,
+        poll: timedelta | None = None,
     ) -> Case:
         """Wait until ``node`` holds case ``case_id`` of ``run_id`` (with ``counter`` when given).
 
-        Polls up to ``case_visible``; returns the case (``${case.counter}``, ``${case.name}``).
+        Polls up to ``case_visible`` (``timeout=`` / ``poll=`` override the table for this
+        call); returns the case (``${case.counter}``, ``${case.name}``).
 
-        Example: ``${case}=    Wait Until Case Is Visible On Node    ovh-1    ${run}    ${id}    counter=3``
+        Example:
+        | ${case}=    Wait Until Case Is Visible On Node    ovh-1    ${run}    ${id}    counter=3
+        | Wait Until Case Is Visible On Node    ovh-1    ${run}    ${id}    timeout=1 min    poll=2 s
         """
-        item = self._wait_item(str(node), str(run_id), "cases", str(case_id), counter)
+        timing = self.ctx.wait_timing(
+            "case_visible", timeout, poll, keyword="Wait Until Case Is Visible On Node"
+        )
+        item = self._wait_item(str(node), str(run_id), "cases", str(case_id), counter, timing)
         return Case.model_validate(item)
 
     @keyword
-    def wait_until_event_is_visible_on_node(self, node: str, run_id: str, event_id: str) -> Event:
+    def wait_until_event_is_visible_on_node(
+        self,
+        node: str,
+        run_id: str,
+        event_id: str,
+        *,
+        timeout: timedelta | None = None,
+        poll: timedelta | None = None,
+    ) -> Event:
         """Wait until ``node`` holds event ``event_id`` of ``run_id``; returns the event.
 
-        Example: ``Wait Until Event Is Visible On Node    scaleway-1    ${run}    ${event.id}``
+        Polls up to ``case_visible`` (``timeout=`` / ``poll=`` override the table for this call).
+
+        Example:
+        | Wait Until Event Is Visible On Node    scaleway-1    ${run}    ${event.id}
+        | Wait Until Event Is Visible On Node    scaleway-1    ${run}    ${event.id}    timeout=1 min
         """
-        item = self._wait_item(str(node), str(run_id), "events", str(event_id), None)
+        timing = self.ctx.wait_timing(
+            "case_visible", timeout, poll, keyword="Wait Until Event Is Visible On Node"
+        )
+        item = self._wait_item(str(node), str(run_id), "events", str(event_id), None, timing)
         return Event.model_validate(item)
 
     @keyword
@@ -128,17 +165,30 @@ class PluginStateKeywords(ConvergenceBase):
         run_id: str,
         case_or_event_id: str,
         duration: timedelta | None = None,
+        *,
+        poll: timedelta | None = None,
     ) -> None:
         """``case_or_event_id`` stays ABSENT on ``node`` for ``duration`` ("consistently").
 
-        Default duration: the ``stays_stale`` timeout. Fails at the first poll where the id
-        appears (or the plugin state cannot be read), naming the node and when it appeared.
+        Default duration: the ``stays_stale`` timeout (``duration`` is this keyword's
+        ``timeout=``); ``poll=`` overrides ``poll_interval`` for this call. Fails at the first
+        poll where the id appears (or the plugin state cannot be read), naming the node and when
+        it appeared.
 
-        Example: ``Node Should Stay Stale For    ovh-1    ${run}    ${case.id}    duration=2``
+        Example:
+        | Node Should Stay Stale For    ovh-1    ${run}    ${case.id}    duration=2
+        | Node Should Stay Stale For    ovh-1    ${run}    ${case.id}    duration=5 min    poll=10 s
         """
         node, run_id, item_id = str(node), str(run_id), str(case_or_event_id)
         timeouts = self.ctx.require_timeouts()
-        seconds = timeouts.stays_stale if duration is None else duration.total_seconds()
+        timing = self.ctx.wait_timing(
+            "stays_stale",
+            duration,
+            poll,
+            keyword="Node Should Stay Stale For",
+            timeout_arg="duration",
+        )
+        seconds = timing.timeout_s
         judge = StaysAbsentJudge(item_id)
         what = f"{node} did not stay stale for {seconds:g} s"
 
@@ -162,7 +212,7 @@ class PluginStateKeywords(ConvergenceBase):
                 judge,
                 what=what,
                 duration_s=seconds,
-                interval_s=timeouts.poll_interval,
+                interval_s=timing.interval_s,
                 clock=self.clock,
                 describe=describe,
                 # A read that cannot answer within a whole management call is a failed read.
@@ -173,7 +223,7 @@ class PluginStateKeywords(ConvergenceBase):
             assert judgement is not None
             message = (
                 f"{judgement.problem} after {failure.result.elapsed_s:.1f} s "
-                f"(expected it to stay absent for {seconds:g} s; run {run_id})"
+                f"(expected it to stay absent for {seconds:g} s; run {run_id}) [{timing.origin}]"
             )
             raise self._failure(message, judgement, failure.result, title="item \\ node") from None
         logger.info(

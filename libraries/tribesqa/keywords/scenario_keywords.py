@@ -186,13 +186,27 @@ class ScenarioKeywords(Component):
             ) from None
 
     @keyword
-    def node_should_stay_syncing_for(self, node: str, duration: timedelta | None = None) -> None:
+    def node_should_stay_syncing_for(
+        self, node: str, duration: timedelta | None = None, *, poll: timedelta | None = None
+    ) -> None:
         """The own row of ``node`` stays ``syncing`` (never ``active``) on every node that has it, for ``duration`` s.
 
         The "consistently" check for a join that must not complete yet (e.g. while a peer it
-        must replay from withholds events). Defaults to the ``stays_stale`` timeout.
+        must replay from withholds events). Defaults to the ``stays_stale`` timeout (``duration``
+        is this keyword's ``timeout=``); ``poll=`` overrides ``poll_interval`` for this call.
+
+        Example:
+        | Node Should Stay Syncing For    ovh-1    duration=3 s
+        | Node Should Stay Syncing For    ovh-1    duration=5 min    poll=10 s
         """
         timeouts = self.ctx.require_timeouts()
+        timing = self.ctx.wait_timing(
+            "stays_stale",
+            duration,
+            poll,
+            keyword="Node Should Stay Syncing For",
+            timeout_arg="duration",
+        )
         self._wait_until_node_reports_own_row(node, timeouts.node_ready, timeouts.poll_interval)
         observers = [*self.ctx.active_names(), node]
 
@@ -222,11 +236,11 @@ class ScenarioKeywords(Component):
                 probe,
                 judge,
                 what=f"node {node} stays syncing",
-                duration_s=duration.total_seconds() if duration else timeouts.stays_stale,
-                interval_s=timeouts.poll_interval,
+                duration_s=timing.timeout_s,
+                interval_s=timing.interval_s,
             )
         except ConvergenceFailure as failure:
-            raise TribesFailure(failure.message) from None
+            raise TribesFailure(f"{failure.message} [{timing.origin}]") from None
         logger.info(f"node {node} stayed syncing on every observer for the whole window")
 
     @keyword

@@ -253,6 +253,15 @@ def run(
         str | None,
         typer.Option("--pabotlib-attach", help="Use another shard's PabotLib at HOST:PORT."),
     ] = None,
+    rerun_failed: Annotated[
+        bool,
+        typer.Option(
+            "--rerun-failed",
+            help="Rerun the suites that failed in OUTPUTDIR/output.xml (kept as "
+            "output-previous.xml), then merge (rebot --merge) into output.xml, log.html, "
+            "report.html; the exit code is the rerun's.",
+        ),
+    ] = False,
 ) -> None:
     """Run the suites with robot (or pabot with --parallel N); extra args after -- go to robot.
 
@@ -281,6 +290,7 @@ def run(
         shard=shard,
         pabotlib_port=pabotlib_port,
         pabotlib_attach=pabotlib_attach,
+        rerun_failed=rerun_failed,
     )
     try:
         code = run_suites(request)

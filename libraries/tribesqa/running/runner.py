@@ -37,6 +37,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tribesqa.running.rerun import RerunPlan, merge_rerun, start_rerun
+
 RUN_MARKER = "TRIBES_QA_RUN_ID"
 REPO = Path(__file__).resolve().parents[2]
 GATE_SUITE = "fleet_gate.robot"
@@ -81,6 +83,7 @@ class RunRequest:
     pabotlib_port: int | None = None  # host PabotLib on this port (for other shards)
     pabotlib_attach: str | None = None  # HOST:PORT of another shard's PabotLib
     matrix: bool = True
+    rerun_failed: bool = False  # rerun the failed suites of OUTPUTDIR/output.xml, then merge
 
     def uses_pabot(self) -> bool:
         return self.parallel > 0 or self.gate_per_node
@@ -130,6 +133,11 @@ def check_request(request: RunRequest) -> None:
             raise RunError(f"--shard wants I/N with 1 <= I <= N, got {request.shard!r}")
     if request.pabotlib_attach is not None:
         parse_host_port(request.pabotlib_attach)
+    if request.rerun_failed and (request.shard or request.pabotlib_attach):
+        raise RunError(
+            "--rerun-failed reruns one output directory's failed suites: not with "
+            "--shard/--pabotlib-attach (rerun each shard's directory, then merge them with rebot)"
+        )
 
 
 def roster_nodes(target: Path) -> list[str]:
@@ -159,8 +167,11 @@ def argument_files(request: RunRequest, gate_nodes: list[str]) -> dict[Path, str
     return files
 
 
-def build_command(request: RunRequest, argfiles: list[Path] | None = None) -> list[str]:
+def build_command(
+    request: RunRequest, argfiles: list[Path] | None = None, rerun: RerunPlan | None = None
+) -> list[str]:
     """The robot/pabot argv for a request (the venv's interpreter, so no activation is needed)."""
+    selection = rerun.robot_options(pabot=request.uses_pabot()) if rerun else []
     common = [
         "--variablefile",
         str(request.target),
@@ -168,6 +179,7 @@ def build_command(request: RunRequest, argfiles: list[Path] | None = None) -> li
         str(request.outputdir),
         "--loglevel",
         "DEBUG:INFO",
+        *selection,
     ]
     if has_datasources(request.robot_args):
         paths: list[str] = []
@@ -363,12 +375,15 @@ def _prepare_pabot(request: RunRequest, wait_s: float) -> None:
 def run_suites(request: RunRequest, *, pabotlib_wait_s: float = 120.0) -> int:
     check_request(request)
     request.outputdir.mkdir(parents=True, exist_ok=True)
+    rerun = start_rerun(request.outputdir) if request.rerun_failed else None
+    if request.rerun_failed and rerun is None:
+        return 0  # nothing failed
     gate_nodes = roster_nodes(request.target) if request.gate_per_node else []
     files = argument_files(request, gate_nodes)
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    command = build_command(request, list(files))
+    command = build_command(request, list(files), rerun)
     if request.uses_pabot():
         _prepare_pabot(request, pabotlib_wait_s)
     run_id = secrets.token_hex(8)
@@ -399,6 +414,8 @@ def run_suites(request: RunRequest, *, pabotlib_wait_s: float = 120.0) -> int:
         if request.uses_pabot():
             with contextlib.suppress(FileNotFoundError):
                 Path(SUITE_NAMES_FILE).unlink()
+    if rerun is not None:
+        returncode = merge_rerun(rerun, run_id, returncode)
     if request.matrix:
         from tribesqa.running.run_pages import write_run_pages
 

@@ -21,7 +21,7 @@ from tribes_sim.fleet import (
     start_fleet,
     stop_fleet,
 )
-from tribesqa.clients.keys import AdminKey
+from tribesqa.clients.keys import AdminKey, write_key_file
 from tribesqa.clients.ssh_client import SshEndpointInfo, SshSessions
 from tribesqa.config import (
     DEFAULT_NODE_COMMANDS,
@@ -125,6 +125,12 @@ class SimTarget(Target):
             logger.info(f"removed the fleet of a run that died without closing it: {swept}")
         self.fleet_dir = (base / f"{safe_label(label)}-{secrets.token_hex(3)}").resolve()
         write_owner(self.fleet_dir, os.getpid(), not self.settings.keep_fleet_dirs)
+        source = self.config.admin_key
+        if source is not None:
+            # QA's own admin key (TARGET.admin_key): the fleet keeps a key it finds in place, so
+            # every node's allowlist holds this one instead of a freshly generated key.
+            key = AdminKey.load(source.env or "TRIBES_ADMIN_KEY", source.file)
+            write_key_file(self.fleet_dir / "secrets" / "admin.key", key)
         descriptor = start_fleet(
             self.fleet_dir,
             nodes=0,
