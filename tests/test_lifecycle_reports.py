@@ -145,9 +145,10 @@ def test_activation_allows_the_clock_skew() -> None:
 
 
 def test_a_trailing_slash_on_either_side_is_the_same_endpoint() -> None:
-    views = dict.fromkeys(NODES, [row("ovh-1", transport_address=OVH + "/")])
-    assert sync_endpoint_problems("ovh-1", OVH, views, None) == []
-    views = dict.fromkeys(NODES, [row("ovh-1")])
+    slashed = [row("ovh-1", transport_address=OVH + "/")]
+    assert sync_endpoint_problems("ovh-1", OVH, dict.fromkeys(NODES, slashed), None) == []
+    plain = [row("ovh-1")]
+    views = dict.fromkeys(NODES, plain)
     assert sync_endpoint_problems("ovh-1", OVH + "/", views, None) == []
 
 

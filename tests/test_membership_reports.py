@@ -128,9 +128,7 @@ def test_views_that_only_differ_outside_the_members_name_the_odd_observers() -> 
 
 def test_expected_table_shows_two_mismatches_then_counts_the_rest() -> None:
     expected = normalize_expected(dict.fromkeys(NODES, "syncing"))
-    result = MembershipJudge(NODES, expected, started_at=START).judge(
-        {"hetzner-1": ALL_ACTIVE}, {}
-    )
+    result = MembershipJudge(NODES, expected, started_at=START).judge({"hetzner-1": ALL_ACTIVE}, {})
     assert result.problem == (
         "expected table not met: hetzner-1 sees hetzner-1.status = active (expected syncing); "
         "hetzner-1 sees scaleway-1.status = active (expected syncing) (+1 more)"
@@ -266,7 +264,9 @@ def test_timeline_cell_lists_up_to_six_rows_then_summarises() -> None:
         "2 active,s-0:syncing,s-1:syncing,s-2:syncing,s-3:syncing,..."
     )
     four_odd = [row(f"s-{i}", "syncing") for i in range(4)] + [row(f"a-{i}") for i in range(3)]
-    assert describe_membership(four_odd) == "3 active,s-0:syncing,s-1:syncing,s-2:syncing,s-3:syncing"
+    assert (
+        describe_membership(four_odd) == "3 active,s-0:syncing,s-1:syncing,s-2:syncing,s-3:syncing"
+    )
     none_active = [row(f"s-{i}", "syncing") for i in range(7)]
     assert describe_membership(none_active).startswith("0 active,")
     assert describe_membership(None) == "None"
