@@ -36,6 +36,15 @@ def test_health_table_shows_each_node_status_with_a_short_digest_and_marks_the_s
     assert result.lagging == ["scaleway-1", "ovh-1"]
     assert result.matrix is not None
     assert result.matrix.row_keys == ["cluster_status"]
+    assert result.matrix.fields == [
+        "status",
+        "self_status",
+        "active",
+        "syncing",
+        "decommissioned",
+        "membership_digest",
+        "control_plane_version",
+    ]
     assert result.matrix.nodes == NODES
     assert result.matrix.unreachable == ["ovh-1"]
     assert result.matrix.cell("cluster_status", "ovh-1") is None
@@ -250,3 +259,30 @@ def test_stays_absent_names_the_kind_that_appeared_and_counts_nodes_still_stale(
     assert result.matrix is not None and result.matrix.unreachable == ["ovh-1"]
     still = StaysAbsentJudge("x1").judge(dict.fromkeys(NODES, state([case("c0")])), {})
     assert (still.done, still.problem, still.agreement) == (True, "", "3 of 3 nodes still stale")
+
+
+def test_a_tribe_with_no_node_answering_is_reported_not_a_crash() -> None:
+    result = TribeJudge().judge(dict.fromkeys(NODES[:2]), {"hetzner-1": "refused"})
+    assert result.problem == "hetzner-1 unreachable (refused); scaleway-1 unreachable (no answer)"
+    assert (result.done, result.lagging, result.agreement) == (
+        False,
+        NODES[:2],
+        "0 of 2 nodes agree",
+    )
+
+
+def test_plugin_state_message_names_an_unreachable_node_in_the_table_summary_too() -> None:
+    views = {"hetzner-1": state([case("c1")]), "ovh-1": None}
+    result = PluginStateJudge("r1").judge(views, {"ovh-1": "timeout"})
+    assert result.message("plugin state", 1.0) == (
+        "plugin state: ovh-1 unreachable (timeout) after 1.0 s; 1 of 2 nodes agree; "
+        "ovh-1 unreachable"
+    )
+
+
+def test_stays_absent_reads_every_node_after_one_it_could_not_read() -> None:
+    views = {"ovh-1": None, "hetzner-1": state([case("x1")])}
+    result = StaysAbsentJudge("x1").judge(views, {"ovh-1": "HTTP 404"})
+    assert result.problem == (
+        "could not read the plugin state of ovh-1 (HTTP 404); case x1 appeared on hetzner-1"
+    )

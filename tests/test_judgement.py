@@ -104,6 +104,8 @@ def test_observers_are_listed_by_name_up_to_three_then_counted() -> None:
     judge = MembershipJudge(NODES, started_at=START)
     alone = judge.judge({"hetzner-1": syncing}, {})
     assert alone.problem == "node ovh-1 still syncing on hetzner-1"  # one of one: named
+    both = judge.judge(dict.fromkeys(NODES[:2], syncing), {})
+    assert both.problem == "node ovh-1 still syncing on every node"
     names = ["n1", "n2", "n3", "n4", "n5"]
     three = {n: syncing if n in names[:3] else ALL_ACTIVE for n in names}
     assert judge.judge(three, {}).problem == "node ovh-1 still syncing on n1, n2, n3"

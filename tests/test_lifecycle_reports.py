@@ -176,3 +176,64 @@ def test_every_sync_scheme_is_accepted_and_a_missing_scheme_is_named() -> None:
     assert sync_endpoint_problems("ovh-1", "http://127.0.0.1:port", {}, None) == [
         "no explicit port"
     ]
+
+
+def test_archive_reads_every_observer_after_an_unreachable_one() -> None:
+    judge = ArchiveJudge("ovh-1", OVH)
+    views = {"ovh-1": None, "hetzner-1": archive_view([row("ovh-1")])}
+    result = judge.judge(views, {"ovh-1": "refused"})
+    assert result.problem == (
+        "ovh-1 unreachable (refused); status active on hetzner-1; "
+        "decommissioned_at not set on hetzner-1"
+    )
+
+
+def test_archive_checks_the_address_it_was_given_over_the_rows_own() -> None:
+    # the row still carries the old address; the node's real sync address is the one given
+    moved = "http://127.0.0.1:21555"
+    judge = ArchiveJudge("ovh-1", moved + "/")
+    result = judge.judge({"hetzner-1": archive_view([archived()], [moved])}, {})
+    assert result.problem == f"hetzner-1 still syncs with {moved}"
+    assert judge.judge({"hetzner-1": archive_view([archived()], [OVH])}, {}).done
+
+
+def test_archive_row_address_with_a_trailing_slash_still_matches_a_sync_server() -> None:
+    slashed = archived(transport_address=OVH + "/")
+    result = ArchiveJudge("ovh-1", None).judge({"hetzner-1": archive_view([slashed], [OVH])}, {})
+    assert result.problem == f"hetzner-1 still syncs with {OVH}/"
+
+
+def test_archive_message_is_problem_and_agreement_only() -> None:
+    judge = ArchiveJudge("ovh-1", OVH)
+    result = judge.judge({"hetzner-1": archive_view([row("hetzner-1")])}, {})
+    assert result.message("ovh-1 not archived", 3.0) == (
+        "ovh-1 not archived: row missing on hetzner-1 after 3.0 s; 0 of 1 nodes agree"
+    )
+
+
+def test_activation_reads_every_observer_after_an_unreachable_one() -> None:
+    stale = [row("ovh-1", activated_at=BEFORE)]
+    problems, _ = activation_problems("ovh-1", {"a": None, "b": stale}, {"a": "refused"}, START)
+    assert problems == ["a unreachable (refused)", f"b has activated_at {BEFORE}"]
+
+
+def test_a_stale_activation_reports_the_bound_it_was_compared_with() -> None:
+    # 1.5 s of skew back from the start, cut to the stamp's whole seconds
+    stale = [row("ovh-1", activated_at="2024-12-31T23:59:57Z")]
+    _, mismatches = activation_problems("ovh-1", {"a": stale}, {}, START, skew_s=1.5)
+    assert [str(m) for m in mismatches] == [
+        "a sees ovh-1.activated_at = 2024-12-31T23:59:57Z (expected >= 2024-12-31T23:59:58Z)"
+    ]
+
+
+def test_sync_endpoint_reads_every_peer_after_a_silent_one() -> None:
+    other = "http://127.0.0.1:21009"
+    views = {"hetzner-1": None, "scaleway-1": [row("ovh-1", transport_address=other)]}
+    assert sync_endpoint_problems("ovh-1", OVH, views, None) == [
+        f"Legion says {OVH}, peers report {other} (scaleway-1)"
+    ]
+
+
+def test_no_endpoint_anywhere_is_one_problem() -> None:
+    views = {"hetzner-1": [row("ovh-1", transport_address="")]}
+    assert sync_endpoint_problems("ovh-1", None, views, None) == ["Legion exposes no sync endpoint"]

@@ -271,3 +271,65 @@ def test_timeline_cell_lists_up_to_six_rows_then_summarises() -> None:
     assert describe_membership(none_active).startswith("0 active,")
     assert describe_membership(None) == "None"
     assert describe_membership({"error": "x"}) == '{"error":"x"}'
+
+
+def test_membership_with_no_observer_answering_is_reported_not_a_crash() -> None:
+    result = MembershipJudge(NODES, started_at=START).judge(dict.fromkeys(NODES[:2]), {})
+    assert result.problem == "hetzner-1 unreachable (no answer); scaleway-1 unreachable (no answer)"
+    assert (result.done, result.lagging, result.agreement) == (
+        False,
+        NODES[:2],
+        "0 of 2 nodes agree",
+    )
+
+
+def test_two_of_two_observers_read_every_node() -> None:
+    syncing = view(hetzner_1="active", scaleway_1="active", ovh_1="syncing")
+    result = MembershipJudge(NODES, started_at=START).judge(dict.fromkeys(NODES[:2], syncing), {})
+    assert result.problem == "node ovh-1 still syncing on every node"
+
+
+def test_expected_rows_add_to_the_member_checks_of_the_other_members() -> None:
+    # hetzner-1 is checked by the table, scaleway-1 and ovh-1 as members
+    expected = normalize_expected({"hetzner-1": {"scope": "read-only"}})
+    views = {"hetzner-1": view(hetzner_1="active", scaleway_1="syncing")}
+    result = MembershipJudge(NODES, expected, started_at=START).judge(views, {})
+    assert result.problem == (
+        "node scaleway-1 still syncing on hetzner-1; "
+        "node ovh-1 has no membership row on hetzner-1; "
+        "expected table not met: hetzner-1 sees hetzner-1.scope = full (expected read-only); "
+        "hetzner-1 sees row scaleway-1 present (syncing) (expected absent)"
+    )
+
+
+def test_an_expected_empty_field_matches_a_null() -> None:
+    expected = normalize_expected({"ovh-1": {"status": "active", "decommissioned_at": None}})
+    assert expected == {"ovh-1": {"status": "active", "decommissioned_at": None}}
+    result = MembershipJudge(["ovh-1"], expected, started_at=START).judge(
+        {"ovh-1": [row("ovh-1")]}, {}
+    )
+    assert result.done
+
+
+def test_by_default_a_decommission_a_second_after_the_live_row_is_terminal() -> None:
+    # with no skew allowance, 1.5 s is certainly later; each judge defaults to no skew
+    live = row("ovh-1", updated="2025-01-01T00:00:00Z")
+    gone = row("ovh-1", "decommissioned", updated="2025-01-01T00:00:01.500Z")
+    views = {"hetzner-1": [live], "scaleway-1": [gone]}
+    assert MembershipJudge(["ovh-1"], started_at=START).judge(views, {}).terminal
+    assert NodeActiveJudge("ovh-1", started_at=START).judge(views, {}).terminal
+
+
+def test_after_a_reactivation_going_back_to_syncing_is_a_regression_again() -> None:
+    memory = StatusMemory(START)
+    memory.observe("a", row("x", "decommissioned"), member=False)
+    memory.observe("a", row("x", "active", updated=LATER), member=False)
+    assert memory.observe("a", row("x", "syncing", updated=LATER), member=False) is not None
+
+
+def test_a_row_seen_syncing_then_active_then_syncing_is_a_regression() -> None:
+    memory = StatusMemory(START)
+    memory.observe("a", row("x", "syncing"), member=True)
+    memory.observe("a", row("x"), member=True)
+    assert memory.highest[("a", "x")] == "active"
+    assert memory.observe("a", row("x", "syncing", updated=LATER), member=True) is not None
