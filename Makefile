@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint requirements format pytest dryrun robot-selftest docs bench clean
+.PHONY: install run test lint requirements format pytest dryrun robot-selftest docs bench mutation clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ docs: install
 
 bench: install
 	$(BIN)/python bench/run_all.py
+
+## Mutation score of the pure judge modules and their survivors (bench/mutation_score.py).
+## Not part of `make test` / CI: several minutes on two cores. Figures in bench/README.md.
+mutation: install
+	$(BIN)/python bench/mutation_score.py --max-children 2
 
 clean:
 	rm -rf results/* .pytest_cache .ruff_cache

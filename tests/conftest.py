@@ -25,3 +25,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 # is repeatable; locally every run explores new examples.
 settings.register_profile("tribes", deadline=None, derandomize=bool(os.environ.get("CI")))
 settings.load_profile("tribes")
+# Mutation testing (`make mutation`, `--hypothesis-profile=mutation`): the same fixed examples for
+# every mutant and no example database, so one mutant's failing example is not replayed on the next.
+settings.register_profile("mutation", deadline=None, derandomize=True, database=None)

@@ -20,7 +20,9 @@ MAKEFILE = (ROOT / "Makefile").read_text()
 # Dev tools run as programs by the Makefile, not imported: distribution -> program.
 PROGRAMS = {"ruff": "ruff", "robotframework-robocop": "robocop"}
 # pytest-timeout is a pytest plugin, switched on by `timeout =` in [tool.pytest.ini_options].
-USED_WITHOUT_IMPORT = {"pytest-timeout", *PROGRAMS}
+# Run as a program by a bench script (not imported): distribution -> the script.
+RUN_BY_BENCH = {"mutmut": "bench/mutation_score.py"}
+USED_WITHOUT_IMPORT = {"pytest-timeout", *PROGRAMS, *RUN_BY_BENCH}
 # Declared for QA's own suites, not ours: README's RequestsLibrary example imports it (checked below).
 FOR_QA_SUITES = {"robotframework-requests": "RequestsLibrary"}
 
@@ -100,6 +102,12 @@ def test_every_dev_dependency_is_imported_somewhere(distribution: str) -> None:
 @pytest.mark.parametrize(("distribution", "program"), PROGRAMS.items())
 def test_every_dev_tool_is_run_by_the_makefile(distribution: str, program: str) -> None:
     assert f"$(BIN)/{program} " in MAKEFILE, f"{distribution}: the Makefile never runs {program}"
+
+
+@pytest.mark.parametrize(("distribution", "script"), RUN_BY_BENCH.items())
+def test_every_bench_tool_is_run_by_its_script(distribution: str, script: str) -> None:
+    text = (ROOT / script).read_text(encoding="utf-8")
+    assert f'"{distribution}"' in text, f"{distribution}: {script} never runs it"
 
 
 def test_the_pytest_timeout_plugin_is_configured() -> None:

@@ -7,7 +7,8 @@ millisecond began before the runner read ``…43.902392Z``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -284,3 +285,42 @@ def test_node_times_keep_their_precision_through_copies_and_pickles() -> None:
     for again in (copy.copy(stamp), copy.deepcopy(stamp), pickle.loads(pickle.dumps(stamp))):
         assert again == stamp and again.digits == 3
     assert copy.deepcopy(row).model_dump(mode="json")["decommissioned_at"].endswith(".902Z")
+
+
+def test_with_no_allowance_given_no_clock_skew_is_allowed() -> None:
+    runner = datetime(2025, 1, 1, tzinfo=UTC)
+    half_before = parse_stamp("2024-12-31T23:59:59.500000Z")
+    half_after = parse_stamp("2025-01-01T00:00:00.500000Z")
+    assert not not_before(half_before, runner)
+    assert not_before(half_before, runner, 1.0)
+    assert certainly_after(half_after, runner)
+    assert not certainly_after(half_after, runner, 1.0)
+
+
+def test_a_lowercase_z_is_utc_too() -> None:
+    stamp = parse_stamp("2025-01-01T00:00:00.25z")
+    assert stamp == NodeStamp(datetime(2025, 1, 1, 0, 0, 0, 250000, tzinfo=UTC), 2)
+
+
+def test_a_datetime_counts_as_microseconds_unless_it_remembers_its_digits() -> None:
+    from tribesqa.contract.wire_types import NodeTime
+
+    moment = datetime(2025, 1, 1, 1, 0, 0, 902392, tzinfo=timezone(timedelta(hours=1)))
+    assert parse_stamp(moment) == NodeStamp(moment.astimezone(UTC), 6)
+    remembered = parse_stamp(NodeTime.of(moment, 3))
+    assert remembered.digits == 3
+    assert remembered.moment == moment
+    assert remembered.text() == "2025-01-01T00:00:00.902Z"
+
+
+def test_rendered_times_are_utc_whatever_the_runners_local_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        moment = datetime(2025, 1, 1, 5, 30, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+        assert render(moment, 0) == "2025-01-01T00:00:00Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

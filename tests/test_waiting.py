@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -468,3 +468,37 @@ def test_all_nodes_agree_majority_and_ties() -> None:
     assert judge(_observations({"a": [1], "b": [1]})).done
     by_key = all_nodes_agree(key=lambda v: v["digest"])
     assert by_key(_observations({"a": {"digest": "x", "t": 1}, "b": {"digest": "x", "t": 2}})).done
+
+
+def test_all_nodes_satisfy_reads_every_node_after_an_unreachable_one() -> None:
+    judge = all_nodes_satisfy(lambda v: v == "active")
+    verdict = judge(_observations({"a": OSError("down"), "b": "syncing", "c": "active"}))
+    assert verdict.summary == "1 of 3 nodes ok"  # the default label
+    assert verdict.lagging == ["a", "b"]
+
+
+def test_a_terminal_reason_fails_the_verdict_and_is_its_summary() -> None:
+    judge = all_nodes_satisfy(
+        lambda v: True, terminal=lambda node, v: f"{node} gone" if v else None
+    )
+    verdict = judge(_observations({"a": 0, "b": 1}))
+    assert (verdict.done, verdict.summary, verdict.terminal) == (False, "b gone", "b gone")
+
+
+def test_all_nodes_agree_after_an_unreachable_node_and_with_none_reachable() -> None:
+    judge = all_nodes_agree()
+    verdict = judge(_observations({"a": OSError("x"), "b": 1, "c": 2, "d": 2}))
+    assert verdict.summary == "2 of 4 nodes agree; unreachable: a"
+    assert verdict.lagging == ["a", "b"]
+    silent = judge(_observations({"a": OSError("x"), "b": OSError("y")}))
+    assert (silent.done, silent.lagging) == (False, ["a", "b"])
+    assert silent.summary == "0 of 2 nodes agree; unreachable: a, b"
+
+
+def test_answers_agree_whatever_their_key_order_and_may_hold_times() -> None:
+    judge = all_nodes_agree()
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    same = judge(_observations({"a": {"x": 1, "at": when}, "b": {"at": when, "x": 1}}))
+    assert same.done
+    later = judge(_observations({"a": {"at": when}, "b": {"at": when + timedelta(seconds=1)}}))
+    assert later.lagging == ["b"]
