@@ -44,9 +44,9 @@ Every Job Method Answers In Its Contract Shape
 
 A Body That Is Not An Envelope Is Refused As Invalid Payload
     [Tags]    req:API-1
-    Management Request Should Be Refused    ${NODE}    not json    invalid-payload
-    Management Request Should Be Refused    ${NODE}    {"params": {}}    invalid-payload
-    Management Request Should Be Refused    ${NODE}    ["node.info"]    invalid-payload
+    Management Body Should Be Refused    ${NODE}    not json    invalid-payload
+    Management Body Should Be Refused    ${NODE}    {"params": {}}    invalid-payload
+    Management Body Should Be Refused    ${NODE}    ["node.info"]    invalid-payload
 
 An Unknown Method Is Refused
     [Tags]    req:API-2
@@ -54,7 +54,7 @@ An Unknown Method Is Refused
 
 Params That Do Not Fit The Method Are Refused As Invalid Params
     [Tags]    req:API-3
-    Management Request Should Be Refused    ${NODE}    {"method": "node.info", "params": [1]}    invalid-params
+    Management Body Should Be Refused    ${NODE}    {"method": "node.info", "params": [1]}    invalid-params
     Management Call Should Be Refused    ${NODE}    rollout.status    invalid-params    params=${{{"job_id": 7}}}
     Management Call Should Be Refused    ${NODE}    rollout.preview    invalid-params
     ...    params=${{{"plugins": "supertest"}}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from robot.libdocpkg import LibraryDocumentation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,3 +35,21 @@ def test_every_library_keyword_is_documented_and_used() -> None:
     assert len(library.keywords) > 40
     assert not undocumented, f"keywords without documentation: {undocumented}"
     assert not unused, f"keywords no suite, resource or keyword test uses: {unused}"
+
+
+def test_two_components_defining_one_keyword_are_refused_at_import() -> None:
+    from robot.api.deco import keyword
+
+    from tribesqa.library import TribesLibrary, refuse_duplicate_keywords
+
+    class First:
+        @keyword
+        def node_should_be_ready(self) -> None: ...
+
+    class Second:
+        @keyword("Node Should Be Ready")
+        def ready(self) -> None: ...
+
+    with pytest.raises(ValueError, match=r"First.node_should_be_ready and Second.ready"):
+        refuse_duplicate_keywords([First(), Second()])
+    refuse_duplicate_keywords(TribesLibrary().components)  # the shipped library has no clash

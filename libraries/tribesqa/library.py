@@ -38,6 +38,25 @@ from tribesqa.keywords.ssh_keywords import SshKeywords
 from tribesqa.keywords.target_keywords import TargetKeywords
 
 
+def refuse_duplicate_keywords(components: list[Any]) -> None:
+    """Two components defining one keyword name would let the later one replace the earlier one
+    silently (PythonLibCore keeps the last): refuse at import, naming both."""
+    owners: dict[str, list[str]] = {}
+    for component in components:
+        for attribute in dir(type(component)):
+            method = getattr(type(component), attribute, None)
+            if callable(method) and hasattr(method, "robot_name"):
+                name = method.robot_name or attribute
+                key = name.replace("_", " ").replace(" ", "").lower()
+                owners.setdefault(key, []).append(f"{type(component).__name__}.{attribute}")
+    clashes = {key: who for key, who in owners.items() if len(who) > 1}
+    if clashes:
+        raise ValueError(
+            "keywords defined by more than one component: "
+            + "; ".join(" and ".join(who) for who in clashes.values())
+        )
+
+
 class TribesLibrary(DynamicCore):
     """Keywords that provision, drive, break and check a Tribes cluster.
 
@@ -86,6 +105,7 @@ class TribesLibrary(DynamicCore):
             HttpKeywords(self.ctx),
         ]
         self.components = components
+        refuse_duplicate_keywords(components)
         super().__init__(components)
 
     def get_keyword_tags(self, name: str) -> list[str]:

@@ -61,8 +61,8 @@ Refusals Pass With Their Status And Fail Readably Otherwise
     ${message}=    Management Call Should Be Refused    hetzner-1    rollout.status    unknown-job
     ...    params=${{{"job_id": "job-that-never-was"}}}
     Should Contain    ${message}    job-that-never-was
-    Management Request Should Be Refused    hetzner-1    not json    invalid-payload
-    Management Request Should Be Refused    hetzner-1    {"method": "node.info", "params": 3}    invalid-params
+    Management Body Should Be Refused    hetzner-1    not json    invalid-payload
+    Management Body Should Be Refused    hetzner-1    {"method": "node.info", "params": 3}    invalid-params
     Run Keyword And Expect Error
     ...    node hetzner-1 / node.info succeeded but should have been refused with HTTP 400 unknown-method: got HTTP 200 ok*
     ...    Management Call Should Be Refused    hetzner-1    node.info    unknown-method

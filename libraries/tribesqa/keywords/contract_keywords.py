@@ -68,7 +68,7 @@ class ContractKeywords(Component):
         return self._refused(node, method, body, error)
 
     @keyword
-    def management_request_should_be_refused(self, node: str, body: str, error: str) -> str:
+    def management_body_should_be_refused(self, node: str, body: str, error: str) -> str:
         """Send ``body`` exactly as given (signed, so only the body is at fault) to ``node``'s
         management endpoint; it must be refused with ``error`` at its contract HTTP status.
 
@@ -76,8 +76,8 @@ class ContractKeywords(Component):
         ``method``, ``params`` that are not an object. Returns the node's message.
 
         Example:
-        | Management Request Should Be Refused    hetzner-1    not json    invalid-payload
-        | Management Request Should Be Refused    hetzner-1    {"method": "node.info", "params": [1]}    invalid-params
+        | Management Body Should Be Refused    hetzner-1    not json    invalid-payload
+        | Management Body Should Be Refused    hetzner-1    {"method": "node.info", "params": [1]}    invalid-params
         """
         shown = body if len(body) <= 60 else body[:57] + "..."
         return self._refused(node, f"request {shown!r}", body.encode(), error)
