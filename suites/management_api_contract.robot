@@ -2,7 +2,8 @@
 Documentation     The management API as the contract states it (docs/contract.md §1-2), provoked from outside on
 ...               one node: every error code a caller can cause answers its HTTP status in the contract envelope,
 ...               every method's result parses against its contract model, /healthz answers ok. Each test stands
-...               alone: it leaves the node on its baseline generation.
+...               alone: it leaves the node on its baseline generation. Destructive: it provisions a node and
+...               rolls it out and back.
 
 Resource          ../resources/tribes.resource
 
@@ -10,7 +11,7 @@ Suite Setup       Start The Target With One Node
 Suite Teardown    Clean Up The Target
 Test Teardown     Heal Faults Injected By This Test
 
-Test Tags         scenario:management_api_contract    single-node    provider:hetzner
+Test Tags         scenario:management_api_contract    single-node    provider:hetzner    destructive
 
 
 *** Variables ***
@@ -39,7 +40,7 @@ Every Job Method Answers In Its Contract Shape
     ${job}=    Start Rollout    ${NODE}    ${preview.plan_id}
     Get Rollout Job    ${NODE}    ${job}
     Wait For Rollout    ${NODE}    ${job}
-    The Node Is Back On Its Baseline    ${NODE}
+    The Node Is Back On Its Baseline    ${NODE}    ${BASELINE}
     Force Full Resync    ${NODE}
 
 A Body That Is Not An Envelope Is Refused As Invalid Payload
@@ -91,4 +92,4 @@ A Second Job While One Runs Is Refused
     Management Call Should Be Refused    ${NODE}    generation.rollback    rollout-in-progress
     ...    params=${{{"generation": 1}}}
     Wait For Rollout    ${NODE}    ${job}
-    The Node Is Back On Its Baseline    ${NODE}
+    The Node Is Back On Its Baseline    ${NODE}    ${BASELINE}

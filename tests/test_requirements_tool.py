@@ -135,7 +135,7 @@ def test_a_valid_catalogue_parses_into_models() -> None:
         (
             entry(tests=["x"]),
             "req.yaml: requirements[0] (GATE-1): tests: unknown field (known: id, source, "
-            "clause, faults, no_fault)",
+            "clause, faults, no_fault, untestable)",
         ),
         (
             entry(faults=["a", "a"]),

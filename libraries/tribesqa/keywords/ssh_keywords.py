@@ -103,15 +103,13 @@ class SshKeywords(Component):
         except Exception:  # a target whose key cannot load still shows the command's output
             key = None
         scrubber = SecretScrubber.for_keys(key, target.ssh_key_file())
+        # Scrub whole streams, then cut: a key cut in half would no longer match its redaction.
         clean, redacted = scrubber.scrub(
-            {
-                "stdout": result.stdout[-_LOGGED_OUTPUT_CHARS:],
-                "stderr": result.stderr[-_LOGGED_OUTPUT_CHARS:],
-            }
+            {"command": command, "stdout": result.stdout, "stderr": result.stderr}
         )
-        lines = [f"node {result.node}: `{command}` exited {result.rc}"]
+        lines = [f"node {result.node}: `{clean.get('command', '<redacted>')}` exited {result.rc}"]
         for stream in ("stdout", "stderr"):
-            text = str(clean.get(stream, "<redacted>"))
+            text = str(clean.get(stream, "<redacted>"))[-_LOGGED_OUTPUT_CHARS:]
             if text:
                 lines.append(f"{stream}:\n{text}")
         if redacted:

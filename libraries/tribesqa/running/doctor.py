@@ -214,7 +214,7 @@ def _check_nodes(
     config = target.config
     call_timeout = timeouts.management_call
     ssh_timeout = min(call_timeout, config.ssh.timeout_s)
-    sessions = SshSessions(key_file, ssh_timeout, config.ssh.prompt)
+    sessions = SshSessions(key_file, ssh_timeout)
 
     def endpoint_of(name: str) -> SshEndpointInfo:
         record = (records or {})[name]

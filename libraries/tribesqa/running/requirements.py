@@ -134,7 +134,7 @@ def _validation_lines(where: str, error: ValidationError) -> list[str]:
         ).lstrip(".")
         message = str(item["msg"]).removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown field (known: id, source, clause, faults, no_fault)"
+            message = "unknown field (known: id, source, clause, faults, no_fault, untestable)"
         elif item["type"] == "missing":
             message = "missing"
         elif item["type"] == "tuple_type":
