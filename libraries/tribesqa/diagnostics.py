@@ -55,4 +55,24 @@ def clean_failure(error: BaseException) -> TribesFailure:
     if not isinstance(error, AssertionError):
         # Unexpected error types still get a readable line; the type helps a maintainer.
         logger.debug(f"{type(error).__module__}.{type(error).__qualname__}: {text}")
+    if isinstance(error, _PROGRAMMING_ERRORS):
+        # A red verdict must say whether the cluster or the test library is at fault.
+        return TribesFailure(
+            f"internal error in the test library ({type(error).__name__}), not a finding about "
+            f"the cluster: {text}"
+        )
     return TribesFailure(text)
+
+
+# Errors that only a bug in this library raises (bad input and node answers raise ValueError,
+# OSError or TribesFailure with their own messages).
+_PROGRAMMING_ERRORS = (
+    TypeError,
+    AttributeError,
+    NameError,
+    KeyError,
+    IndexError,
+    ZeroDivisionError,
+    NotImplementedError,
+    RecursionError,
+)
