@@ -9,6 +9,7 @@ test step fails, and runs every registered heal at the end of a test and suite.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from tribesqa.keywords.scenario_keywords import ScenarioKeywords
 from tribesqa.keywords.security_keywords import SecurityKeywords
 from tribesqa.keywords.ssh_keywords import SshKeywords
 from tribesqa.keywords.target_keywords import TargetKeywords
+from tribesqa.reporting.timeline_page import timeline_of_test
 
 
 class TribesLibrary(DynamicCore):
@@ -119,6 +121,7 @@ class TribesLibrary(DynamicCore):
 
     def _start_test(self, data: Any, result: Any) -> None:
         self.ctx.labels.test = result.name
+        self._test_started = time.monotonic()
         for component in self.components:
             hook = getattr(component, "on_test_start", None)
             if hook:
@@ -131,7 +134,25 @@ class TribesLibrary(DynamicCore):
                 hook(result)
         for problem in self.ctx.run_heals(test_only=True):
             logger.warn(f"{result.name}: {problem}")
+        self._log_timeline(result)
         self.ctx.labels.test = None
+
+    def _log_timeline(self, result: Any) -> None:
+        """The test's timeline picture (from its suite's history.jsonl) into log.html, if any."""
+        try:
+            svg = timeline_of_test(
+                self.ctx.labels.output_dir,
+                self.ctx.labels.suite,
+                result.full_name,
+                started=getattr(self, "_test_started", None),
+                failed_at=time.monotonic() if result.failed else None,
+                message=result.message,
+            )
+        except Exception as error:  # a picture never changes a verdict
+            logger.warn(f"{result.full_name}: timeline not drawn: {error}")
+            return
+        if svg is not None:
+            logger.info(f'<div class="tribes-timeline">{svg}</div>', html=True)
 
     def _end_suite(self, data: Any, result: Any) -> None:
         if data.parent is None or self.ctx.target is not None:
