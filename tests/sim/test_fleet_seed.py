@@ -16,7 +16,6 @@ from tribes_sim.fleet import prepare_fleet_dir, stop_fleet
 from tribes_sim.seeded import SEED_ENV, IdSource, stream
 
 
-
 def choices(fleets: FleetRegistry, label: str, seed: int) -> dict[str, Any]:
     """Everything a seeded fleet picks at random, then the fleet is stopped (ports freed)."""
     fleet = fleets.start(label, nodes=2, seed=seed)
