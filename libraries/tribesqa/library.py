@@ -68,6 +68,8 @@ class TribesLibrary(DynamicCore):
         for noisy in ("httpx", "httpcore", "paramiko"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         self.ctx = LibraryContext()
+        self._test_started: float | None = None  # time.monotonic() of the running test's start
+        self._failed_at: float | None = None  # ... and of its first failing keyword's end
         self.ROBOT_LIBRARY_LISTENER = self
         components: list[Any] = [
             TargetKeywords(self.ctx),
@@ -122,6 +124,7 @@ class TribesLibrary(DynamicCore):
     def _start_test(self, data: Any, result: Any) -> None:
         self.ctx.labels.test = result.name
         self._test_started = time.monotonic()
+        self._failed_at: float | None = None
         for component in self.components:
             hook = getattr(component, "on_test_start", None)
             if hook:
@@ -144,8 +147,8 @@ class TribesLibrary(DynamicCore):
                 self.ctx.labels.output_dir,
                 self.ctx.labels.suite,
                 result.full_name,
-                started=getattr(self, "_test_started", None),
-                failed_at=time.monotonic() if result.failed else None,
+                started=self._test_started,
+                failed_at=(self._failed_at or time.monotonic()) if result.failed else None,
                 message=result.message,
             )
         except Exception as error:  # a picture never changes a verdict
@@ -160,6 +163,8 @@ class TribesLibrary(DynamicCore):
                 logger.warn(f"{result.full_name}: {problem}")
 
     def _end_keyword(self, data: Any, result: Any) -> None:
+        if result.failed and self.ctx.labels.test and self._failed_at is None:
+            self._failed_at = time.monotonic()  # the innermost failing keyword ends first
         for component in self.components:
             hook = getattr(component, "on_keyword_end", None)
             if hook:

@@ -55,3 +55,32 @@ def test_a_test_with_history_gets_its_svg_in_log_html_and_one_without_gets_none(
     assert {"band", "op", "failure"} <= set(classes)
     assert html_messages(without) == []
     assert "<svg" in (result.output_dir / "log.html").read_text()
+
+
+def test_the_run_page_marks_where_each_failed_test_failed_and_skips_old_histories(
+    run_robot: RunRobot, tmp_path: Any
+) -> None:
+    import os
+    from datetime import UTC, datetime
+
+    from tribesqa.reporting.timeline_page import write_timeline_page
+
+    result = run_robot(SUITE, name="timeline")
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    records = [{**record, "wall": now} for record in history(time.monotonic())]
+    records.append({**records[0], "seq": 4, "test": "Timeline.Test Without History"})
+    for suite in ("Timeline", "Old"):
+        folder = result.output_dir / "artifacts" / suite
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    old = result.output_dir / "artifacts" / "Old" / "history.jsonl"
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    page = write_timeline_page(
+        result.output_dir, output_xml=result.output_dir / "output.xml", since=time.time() - 60
+    )
+    text = page.read_text()
+    assert "<h2>Old</h2>" not in text and "<h2>Timeline</h2>" in text
+    drawn, passed = text.split('<article data-test="')[1:]
+    assert drawn.startswith("Timeline.Drawn Test") and passed.startswith("Timeline.Test Without")
+    assert 'class="failure"' in drawn and 'class="failure"' not in passed
+    assert "hetzner-1: rollout refused" in drawn

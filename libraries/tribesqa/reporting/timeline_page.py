@@ -110,11 +110,28 @@ def outcomes_of_tests(output_xml: Path | None) -> dict[str, tuple[str, str, date
 
     class Collect(ResultVisitor):
         def visit_test(self, test: Any) -> None:
-            end = test.end_time.astimezone(UTC) if test.end_time else None
-            outcomes[test.full_name] = (test.status, test.message, end)
+            failed = first_failure(test) if test.failed else None
+            end = failed or test.end_time
+            outcomes[test.full_name] = (
+                test.status,
+                test.message,
+                end.astimezone(UTC) if end else None,
+            )
 
     ExecutionResult(str(output_xml)).visit(Collect())
     return outcomes
+
+
+def first_failure(item: Any) -> datetime | None:
+    """When the first failing keyword under ``item`` ended (setup, body, teardown; innermost)."""
+    setup = item.setup if getattr(item, "has_setup", False) else None
+    teardown = item.teardown if getattr(item, "has_teardown", False) else None
+    children = [setup, *getattr(item, "body", ()), teardown]
+    for child in children:
+        if child is None or not getattr(child, "failed", False) or child.type == "MESSAGE":
+            continue
+        return first_failure(child) or child.end_time
+    return None
 
 
 def _suite_sections(
@@ -148,10 +165,21 @@ PAGE_STYLE = (
 
 
 def write_timeline_page(
-    output_dir: Path, page: Path | None = None, output_xml: Path | None = None
+    output_dir: Path,
+    page: Path | None = None,
+    output_xml: Path | None = None,
+    since: float | None = None,
 ) -> Path | None:
-    """``timeline.html`` for every suite's history under ``output_dir`` (``None``: no history)."""
-    histories = sorted((Path(output_dir) / "artifacts").glob(f"*/{HISTORY_FILE}"))
+    """``timeline.html`` for every suite's history under ``output_dir`` (``None``: no history).
+
+    ``since`` (a ``time.time()``): only histories written since then, i.e. by this run, not the
+    files an earlier run left in the same output directory.
+    """
+    histories = [
+        path
+        for path in sorted((Path(output_dir) / "artifacts").glob(f"*/{HISTORY_FILE}"))
+        if since is None or path.stat().st_mtime >= since - 1
+    ]
     if not histories:
         return None
     outcomes = outcomes_of_tests(output_xml)

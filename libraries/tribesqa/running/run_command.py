@@ -6,6 +6,7 @@ replay all start from that mapping, so what run.json says is what ran.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -204,7 +205,7 @@ def execute(options: dict[str, Any], robot_args: list[str], seed: int | None) ->
         rerun_failed=bool(options.get("--rerun-failed")),
         seed=pick_seed() if seed is None else seed,
     )
-    started = now()
+    started, started_at = now(), time.time()
     try:
         code = run_suites(request)
     except RunError as error:
@@ -218,7 +219,8 @@ def execute(options: dict[str, Any], robot_args: list[str], seed: int | None) ->
         raise typer.Exit(EXIT_INVALID) from None
     record = RunRecord(request.seed, options, robot_args, request.command, target, started)
     output = outputdir / "output.xml"
-    written = record.write(outputdir, code, output if request.command else None)
+    fresh = output.is_file() and output.stat().st_mtime >= started_at - 1  # not a stale one
+    written = record.write(outputdir, code, output if fresh else None)
     typer.echo(f"Run record: {written.resolve()} (seed {request.seed}; replay: tribes-qa run "
                f"--replay {written})", err=True)  # fmt: skip
     return code

@@ -77,7 +77,8 @@ def write_timeline(outputdir: Path, started: float) -> Path | None:
     from tribesqa.reporting.timeline_page import write_timeline_page
 
     try:
-        return write_timeline_page(outputdir, output_xml=_fresh_output(outputdir, started))
+        output = _fresh_output(outputdir, started)
+        return write_timeline_page(outputdir, output_xml=output, since=started)
     except Exception as error:  # a view of the run, never its verdict
         sys.stderr.write(f"tribes-qa run: timeline page not written: {error}\n")
         return None
