@@ -182,9 +182,10 @@ def prepare_fleet_dir(
         config.faults = sorted(set(config.faults) | parse_faults(env_faults))
     if "seed" not in overrides:
         try:  # the run's seed (tribes-qa run sets it) beats a seed in TRIBES_SIM_OVERRIDES
-            config.seed = seed_from_env() if seed_from_env() is not None else config.seed
+            run_seed = seed_from_env()
         except ValueError as error:
             raise FleetError(str(error)) from None
+        config.seed = config.seed if run_seed is None else run_seed
     (directory / "sim-config.json").write_text(json.dumps(asdict(config), indent=1))
     return config
 
