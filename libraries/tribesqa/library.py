@@ -142,14 +142,15 @@ class TribesLibrary(DynamicCore):
 
     def _log_timeline(self, result: Any) -> None:
         """The test's timeline picture (from its suite's history.jsonl) into log.html, if any."""
+        failed = getattr(result, "status", "") == "FAIL"
         try:
             svg = timeline_of_test(
                 self.ctx.labels.output_dir,
                 self.ctx.labels.suite,
                 result.full_name,
                 started=self._test_started,
-                failed_at=(self._failed_at or time.monotonic()) if result.failed else None,
-                message=result.message,
+                failed_at=(self._failed_at or time.monotonic()) if failed else None,
+                message=getattr(result, "message", ""),
             )
         except Exception as error:  # a picture never changes a verdict
             logger.warn(f"{result.full_name}: timeline not drawn: {error}")
@@ -163,7 +164,11 @@ class TribesLibrary(DynamicCore):
                 logger.warn(f"{result.full_name}: {problem}")
 
     def _end_keyword(self, data: Any, result: Any) -> None:
-        if result.failed and self.ctx.labels.test and self._failed_at is None:
+        if (
+            getattr(result, "status", "") == "FAIL"
+            and self.ctx.labels.test
+            and self._failed_at is None
+        ):
             self._failed_at = time.monotonic()  # the innermost failing keyword ends first
         for component in self.components:
             hook = getattr(component, "on_keyword_end", None)
