@@ -23,11 +23,11 @@ test (and a curious reader of the SVG) can find them without guessing from colou
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from html import escape
 from typing import Any
+
+from tribesqa.reporting.timeline_lanes import Lane, LaneBuilder, Mark, mono_of, short
 
 STATUS_COLOURS = {
     "syncing": "#f2c14e",
@@ -36,15 +36,11 @@ STATUS_COLOURS = {
 }
 UNKNOWN_COLOUR = "#b39ddb"
 SYNC_COLOURS = {"live": "#64b5f6", "catching_up": "#ffb74d", "stopped": "#757575"}
-MEMBERSHIP_WHAT = "cluster_nodes.list"
-RUN_LANE = "run"
 
 WIDTH = 980
 LABEL_W = 230
 PLOT_W = WIDTH - LABEL_W - 20
 AXIS_H = 34
-ROW_H = 18
-NODE_H = 30
 LEGEND_H = 34
 TICK_STEPS = (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -61,182 +57,6 @@ def _px(value: float) -> str:
     return f"{value:.1f}"
 
 
-def _short(value: Any, limit: int = 160) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-@dataclass
-class Band:
-    start: float
-    end: float
-    label: str
-    attrs: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Mark:
-    kind: str  # op | fault | heal | info
-    start: float
-    end: float | None
-    what: str
-    outcome: str
-    detail: str
-    attrs: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Lane:
-    key: str
-    label: str
-    height: int
-    bands: list[Band] = field(default_factory=list)
-    strips: list[Band] = field(default_factory=list)
-    marks: list[Mark] = field(default_factory=list)
-
-
-def _membership_rows(value: Any) -> dict[str, dict[str, Any]]:
-    """``{node_id: {status, ...}}`` from the compact form (or a list of rows with ``node_id``)."""
-    if isinstance(value, Mapping):
-        rows = value.get("nodes", value)
-        if isinstance(rows, Mapping):
-            return {str(k): dict(v) for k, v in rows.items() if isinstance(v, Mapping)}
-        value = rows
-    if isinstance(value, list):
-        return {
-            str(row["node_id"]): dict(row)
-            for row in value
-            if isinstance(row, Mapping) and "node_id" in row
-        }
-    return {}
-
-
-def _spans(readings: list[tuple[float, str | None, Mapping[str, str]]], end: float) -> list[Band]:
-    """Consecutive readings with the same label collapse; ``None`` (row absent) draws nothing."""
-    bands: list[Band] = []
-    for index, (at, label, attrs) in enumerate(readings):
-        until = readings[index + 1][0] if index + 1 < len(readings) else max(end, at)
-        if label is None:
-            continue
-        if bands and bands[-1].label == label and bands[-1].end == at:
-            bands[-1].end = until
-            continue
-        bands.append(Band(at, until, label, dict(attrs)))
-    return bands
-
-
-class _Builder:
-    def __init__(self, records: list[Mapping[str, Any]], start: float, end: float) -> None:
-        self.records = records
-        self.start = start
-        self.end = end
-        self.lanes: dict[str, Lane] = {}
-
-    def t(self, record: Mapping[str, Any]) -> float:
-        return float(record.get("mono", self.start)) - self.start
-
-    def lane(self, key: str, label: str, height: int) -> Lane:
-        return self.lanes.setdefault(key, Lane(key, label, height))
-
-    def node_lane(self, node: str | None) -> Lane:
-        name = node or RUN_LANE
-        return self.lane(f"node:{name}", name if node else "run (no node)", NODE_H)
-
-    def build(self) -> list[Lane]:
-        self._membership()
-        self._strips(
-            "sync.status", "sync", lambda v: v.get("mode") if isinstance(v, dict) else None
-        )
-        self._strips("generation.status", "generation", _pending_generation)
-        self._operations()
-        order = sorted(
-            self.lanes.values(), key=lambda lane: (not lane.key.startswith("row:"), lane.key)
-        )
-        return order
-
-    def _membership(self) -> None:
-        readings: dict[str, list[tuple[float, dict[str, dict[str, Any]]]]] = {}
-        for record in self.records:
-            if record.get("type") == "observation" and record.get("what") == MEMBERSHIP_WHAT:
-                observer = str(record.get("node") or RUN_LANE)
-                readings.setdefault(observer, []).append(
-                    (self.t(record), _membership_rows(record.get("value")))
-                )
-        for observer, seen in readings.items():
-            rows = sorted({row for _, table in seen for row in table})
-            for row in rows:
-                series = [
-                    (
-                        at,
-                        str(table[row].get("status")) if row in table else None,
-                        {"data-node": row, "data-observer": observer},
-                    )
-                    for at, table in seen
-                ]
-                lane = self.lane(f"row:{row}@{observer}", f"row {row} @ {observer}", ROW_H)
-                for band in _spans(series, self.end - self.start):
-                    band.attrs["data-status"] = band.label
-                    lane.bands.append(band)
-
-    def _strips(self, what: str, kind: str, label_of: Any) -> None:
-        series: dict[str, list[tuple[float, str | None, Mapping[str, str]]]] = {}
-        for record in self.records:
-            if record.get("type") == "observation" and record.get("what") == what:
-                node = str(record.get("node") or RUN_LANE)
-                label = label_of(record.get("value"))
-                series.setdefault(node, []).append(
-                    (self.t(record), None if label is None else str(label), {"data-node": node})
-                )
-        for node, readings in series.items():
-            lane = self.node_lane(None if node == RUN_LANE else node)
-            for band in _spans(readings, self.end - self.start):
-                band.attrs.update({"class": kind, "data-value": band.label})
-                lane.strips.append(band)
-
-    def _operations(self) -> None:
-        opened: dict[str, Mark] = {}
-        for record in self.records:
-            kind = record.get("type")
-            what = str(record.get("what") or "")
-            node = record.get("node")
-            if kind in {"invoke", "info"}:
-                family = what.split(".", 1)[0]
-                mark_kind = (
-                    family
-                    if family in ("fault", "heal")
-                    else ("op" if kind == "invoke" else "info")
-                )
-                mark = Mark(
-                    mark_kind,
-                    self.t(record),
-                    None,
-                    what,
-                    "open" if kind == "invoke" else "info",
-                    _short(record.get("value")),
-                    {"data-node": str(node or RUN_LANE), "data-what": what},
-                )
-                if record.get("op"):
-                    mark.attrs["data-op"] = str(record["op"])
-                    opened[str(record["op"])] = mark
-                self.node_lane(node).marks.append(mark)
-            elif kind in ("ok", "fail") and record.get("op") in opened:
-                mark = opened.pop(str(record["op"]))
-                mark.end = self.t(record)
-                mark.outcome = str(kind)
-                if kind == "fail":
-                    mark.detail = _short(record.get("value"))
-
-
-def _pending_generation(value: Any) -> str | None:
-    if (
-        isinstance(value, dict)
-        and value.get("selected")
-        and value.get("selected") != value.get("running")
-    ):
-        return "selected≠running"
-    return None
-
-
 def _tick_step(duration: float) -> float:
     return next((step for step in TICK_STEPS if duration / step <= 10), TICK_STEPS[-1])
 
@@ -251,12 +71,12 @@ def render_timeline(
 ) -> str:
     """The SVG of one test's records (``mono`` times; ``start``: the test's start, default the first
     record; ``failure_at``: the ``mono`` time of the failure, drawn as a red line)."""
-    ordered = sorted(records, key=lambda r: (float(r.get("mono", 0.0)), int(r.get("seq", 0))))
-    monos = [float(r["mono"]) for r in ordered if "mono" in r]
+    ordered = sorted(records, key=lambda r: (mono_of(r, 0.0), int(r.get("seq") or 0)))
+    monos = [mono_of(r, 0.0) for r in ordered if mono_of(r, None) is not None]
     origin = start if start is not None else (min(monos) if monos else 0.0)
     last = max([*monos, origin, *([failure_at] if failure_at is not None else [])])
     duration = max(last - origin, 0.001)
-    lanes = _Builder(ordered, origin, last).build()
+    lanes = LaneBuilder(ordered, origin, last).build()
     scale = PLOT_W / duration
 
     def x(at: float) -> float:
@@ -280,7 +100,7 @@ def render_timeline(
         out.append(
             f'<line class="failure" data-at="{_num(at)}" x1="{_px(x(at))}" y1="{AXIS_H - 6}" '
             f'x2="{_px(x(at))}" y2="{y}" stroke="#d32f2f" stroke-width="2">'
-            f"<title>failed at {_num(at)} s: {escape(_short(failure_message, 300))}</title></line>"
+            f"<title>failed at {_num(at)} s: {escape(short(failure_message, 300))}</title></line>"
         )
     out += _legend(y + 6)
     out.append("</svg>")
@@ -307,7 +127,7 @@ def _lane(lane: Lane, y: int, x: Any) -> list[str]:
     parts = [
         f'<g class="lane" data-lane="{_attr(lane.key)}">',
         f'<line x1="0" y1="{y + lane.height}" x2="{WIDTH}" y2="{y + lane.height}" stroke="#e0e0e0"/>',
-        f'<text x="4" y="{y + 13}" fill="#222">{escape(_short(lane.label, 36))}</text>',
+        f'<text x="4" y="{y + 13}" fill="#222">{escape(short(lane.label, 36))}</text>',
     ]
     for band in lane.bands:
         colour = STATUS_COLOURS.get(band.label, UNKNOWN_COLOUR)
