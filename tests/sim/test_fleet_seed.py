@@ -13,7 +13,14 @@ import pytest
 from fleetkit import SUPERTEST, FleetRegistry
 
 from tribes_sim.fleet import prepare_fleet_dir, stop_fleet
+from tribes_sim.node.ports import bind_in_range
 from tribes_sim.seeded import SEED_ENV, IdSource, stream
+
+MOVED_ON = 16  # how far a seeded port may move on when busy (a fresh seed lands anywhere in 6000)
+
+
+def port_of(value: str | int) -> int:
+    return value if isinstance(value, int) else int(str(value).rsplit(":", 1)[1])
 
 
 def choices(fleets: FleetRegistry, label: str, seed: int) -> dict[str, Any]:
@@ -49,8 +56,15 @@ def test_a_fleet_started_again_with_its_seed_picks_the_same_ports_and_ids(
     first = choices(fleets, "seed-a", seed=424242)
     again = choices(fleets, "seed-b", seed=424242)
     other = choices(fleets, "seed-c", seed=7)
-    for part in ("ports", "plan", "tribe", "graph_runs"):
+    for part in ("plan", "tribe", "graph_runs"):
         assert again[part] == first[part], f"{part} differs under one seed"
+    # The same wished ports; one some other process holds at that moment moves on to the next.
+    assert again["ports"].keys() == first["ports"].keys()
+    for name, ports in first["ports"].items():
+        moved = [
+            abs(port_of(a) - port_of(b)) for a, b in zip(ports, again["ports"][name], strict=True)
+        ]
+        assert max(moved) <= MOVED_ON, f"{name}: {ports} then {again['ports'][name]}"
     assert other["ports"] != first["ports"] and other["tribe"] != first["tribe"]
     assert first["keys"].keys() == again["keys"].keys()
     for name, secret in first["keys"].items():
@@ -85,3 +99,18 @@ def test_streams_do_not_depend_on_call_order_and_restarts_never_repeat_an_id() -
     assert IdSource(None, "hetzner-1").token_hex("job", 6) != IdSource(None, "hetzner-1").token_hex(
         "job", 6
     )
+
+
+def test_a_seeded_port_is_the_same_wish_and_moves_on_when_taken() -> None:
+    low, high = 30000, 32699
+    first = bind_in_range("127.0.0.1", low, high, stream(3, "ports", "x", 0))
+    port = first.getsockname()[1]
+    first.close()
+    again = bind_in_range("127.0.0.1", low, high, stream(3, "ports", "x", 0))
+    assert again.getsockname()[1] == port  # free again: the same port
+    moved = bind_in_range("127.0.0.1", low, high, stream(3, "ports", "x", 0))
+    try:
+        assert 0 < (moved.getsockname()[1] - port) % (high - low + 1) <= MOVED_ON  # the next free
+    finally:
+        again.close()
+        moved.close()
