@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -233,3 +234,19 @@ def test_wall_times_map_onto_the_runner_clock() -> None:
 
     when = datetime(2026, 12, 3, 7, 0, 2, 500000, tzinfo=UTC)
     assert mono_at(known_history(), when) == pytest.approx(T0 + 2.5)
+
+
+def test_tribes_qa_timeline_draws_a_run_again_or_says_there_is_no_history(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tribesqa.running.cli import app
+
+    missing = CliRunner().invoke(app, ["timeline", str(tmp_path)])
+    assert missing.exit_code == 3
+    assert f"no history file under {tmp_path / 'artifacts'}" in missing.output
+    write_history(tmp_path, "Suite", known_history())
+    page = tmp_path / "elsewhere.html"
+    done = CliRunner().invoke(app, ["timeline", str(tmp_path), "--output", str(page)])
+    assert done.exit_code == 0 and f"Timeline: {page}" in done.output
+    [svg] = re.findall(r"<svg .*?</svg>", page.read_text(), re.S)
+    assert ET.fromstring(svg).get("data-title") == TEST

@@ -4,7 +4,7 @@ Subcommands: ``sim up | status | down`` manage a simulated fleet in the backgrou
 ``config validate`` checks a variables file; ``doctor`` checks a target before a run; ``run`` runs
 the suites (robot, or pabot with ``--parallel N`` / ``--gate-per-node``); ``matrix`` writes the
 fleet matrix view of an output.xml; ``requirements`` traces the requirement catalogue to tests and
-simulator faults.
+simulator faults; ``timeline`` draws a run's history files again.
 """
 
 from __future__ import annotations
@@ -244,6 +244,31 @@ def matrix(
         typer.echo(f"tribes-qa matrix: {output_xml}: {error}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
     typer.echo(f"Fleet matrix: {written}")
+
+
+@app.command("timeline")
+def timeline(
+    outputdir: Annotated[
+        Path, typer.Argument(help="A run's output directory (artifacts/*/history.jsonl).")
+    ] = Path("results"),
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Page to write (default: OUTPUTDIR/timeline.html)."),
+    ] = None,
+) -> None:
+    """Write the timeline page (a picture per test) from a run's history files.
+
+    Failed tests get their failure line from OUTPUTDIR/output.xml when it is there. Exit codes:
+    0 written, 3 no history file under OUTPUTDIR/artifacts.
+    """
+    from tribesqa.reporting.timeline_page import write_timeline_page
+
+    output_xml = outputdir / "output.xml"
+    page = write_timeline_page(outputdir, output, output_xml if output_xml.is_file() else None)
+    if page is None:
+        typer.echo(f"tribes-qa timeline: no history file under {outputdir / 'artifacts'}", err=True)
+        raise typer.Exit(EXIT_UNREADABLE)
+    typer.echo(f"Timeline: {page}")
 
 
 @app.command("requirements")
