@@ -9,6 +9,7 @@ test step fails, and runs every registered heal at the end of a test and suite.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from tribesqa.keywords.scenario_keywords import ScenarioKeywords
 from tribesqa.keywords.security_keywords import SecurityKeywords
 from tribesqa.keywords.ssh_keywords import SshKeywords
 from tribesqa.keywords.target_keywords import TargetKeywords
+from tribesqa.reporting.timeline_page import timeline_of_test
 
 
 def refuse_duplicate_keywords(components: list[Any]) -> None:
@@ -85,6 +87,8 @@ class TribesLibrary(DynamicCore):
         for noisy in ("httpx", "httpcore", "paramiko"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         self.ctx = LibraryContext()
+        self._test_started: float | None = None  # time.monotonic() of the running test's start
+        self._failed_at: float | None = None  # ... and of its first failing keyword's end
         self.ROBOT_LIBRARY_LISTENER = self
         components: list[Any] = [
             TargetKeywords(self.ctx),
@@ -139,6 +143,8 @@ class TribesLibrary(DynamicCore):
 
     def _start_test(self, data: Any, result: Any) -> None:
         self.ctx.labels.test = result.name
+        self._test_started = time.monotonic()
+        self._failed_at: float | None = None
         for component in self.components:
             hook = getattr(component, "on_test_start", None)
             if hook:
@@ -151,7 +157,26 @@ class TribesLibrary(DynamicCore):
                 hook(result)
         for problem in self.ctx.run_heals(test_only=True):
             logger.warn(f"{result.name}: {problem}")
+        self._log_timeline(result)
         self.ctx.labels.test = None
+
+    def _log_timeline(self, result: Any) -> None:
+        """The test's timeline picture (from its suite's history.jsonl) into log.html, if any."""
+        failed = getattr(result, "status", "") == "FAIL"
+        try:
+            svg = timeline_of_test(
+                self.ctx.labels.output_dir,
+                self.ctx.labels.suite,
+                result.full_name,
+                started=self._test_started,
+                failed_at=(self._failed_at or time.monotonic()) if failed else None,
+                message=getattr(result, "message", ""),
+            )
+        except Exception as error:  # a picture never changes a verdict
+            logger.warn(f"{result.full_name}: timeline not drawn: {error}")
+            return
+        if svg is not None:
+            logger.info(f'<div class="tribes-timeline">{svg}</div>', html=True)
 
     def _end_suite(self, data: Any, result: Any) -> None:
         if data.parent is None or self.ctx.target is not None:
@@ -159,6 +184,12 @@ class TribesLibrary(DynamicCore):
                 logger.warn(f"{result.full_name}: {problem}")
 
     def _end_keyword(self, data: Any, result: Any) -> None:
+        if (
+            getattr(result, "status", "") == "FAIL"
+            and self.ctx.labels.test
+            and self._failed_at is None
+        ):
+            self._failed_at = time.monotonic()  # the innermost failing keyword ends first
         for component in self.components:
             hook = getattr(component, "on_keyword_end", None)
             if hook:

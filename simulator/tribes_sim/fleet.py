@@ -26,6 +26,7 @@ from tribes_sim.fault_catalogue import parse_faults
 from tribes_sim.loopback_tls import client_tls_context
 from tribes_sim.procs import pid_alive
 from tribes_sim.schnorr_keys import SchnorrKey, read_key, write_key
+from tribes_sim.seeded import seed_from_env
 from tribes_sim.settings import SimConfig
 from tribes_sim.ssh_keys import generate_ssh_keypair
 
@@ -179,6 +180,12 @@ def prepare_fleet_dir(
     env_faults = os.environ.get("TRIBES_SIM_FAULTS", "")
     if env_faults.strip():
         config.faults = sorted(set(config.faults) | parse_faults(env_faults))
+    if "seed" not in overrides:
+        try:  # the run's seed (tribes-qa run sets it) beats a seed in TRIBES_SIM_OVERRIDES
+            run_seed = seed_from_env()
+        except ValueError as error:
+            raise FleetError(str(error)) from None
+        config.seed = config.seed if run_seed is None else run_seed
     (directory / "sim-config.json").write_text(json.dumps(asdict(config), indent=1))
     return config
 

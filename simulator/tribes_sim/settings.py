@@ -43,6 +43,8 @@ class SimConfig:
     # isoformat timespec of every time a node or Legion writes: seconds, milliseconds, microseconds
     timestamp_precision: str = "milliseconds"
     faults: list[str] = field(default_factory=list)
+    # One seed for every non-secret random choice (ports, ids; see tribes_sim.seeded); None: fresh
+    seed: int | None = None
 
     def has_fault(self, name: str) -> bool:
         return name in self.faults

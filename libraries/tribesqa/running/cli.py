@@ -4,7 +4,7 @@ Subcommands: ``sim up | status | down`` manage a simulated fleet in the backgrou
 ``config validate`` checks a variables file; ``doctor`` checks a target before a run; ``run`` runs
 the suites (robot, or pabot with ``--parallel N`` / ``--gate-per-node``); ``matrix`` writes the
 fleet matrix view of an output.xml; ``requirements`` traces the requirement catalogue to tests and
-simulator faults.
+simulator faults; ``timeline`` draws a run's history files again.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from tribesqa import __version__
+from tribesqa.running import run_command
 
 app = typer.Typer(
     name="tribes-qa",
@@ -209,101 +210,9 @@ def doctor(
     raise typer.Exit(report.exit_code)
 
 
-@app.command(
-    "run",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    run_command.run
 )
-def run(
-    ctx: typer.Context,
-    parallel: Annotated[
-        int, typer.Option("--parallel", "-p", min=0, help="pabot processes (0: plain robot).")
-    ] = 0,
-    target: Annotated[
-        Path | None,
-        typer.Option("--target", "-t", help="Target variables file (default: variables/sim.yaml)."),
-    ] = None,
-    outputdir: Annotated[Path, typer.Option("--outputdir", "-d", help="Where reports go.")] = Path(
-        "results"
-    ),
-    gate_per_node: Annotated[
-        bool,
-        typer.Option(
-            "--gate-per-node",
-            help="The fleet gate, one pabot process per ROSTER node, against one shared fleet "
-            "(processes: --parallel, default one per node).",
-        ),
-    ] = False,
-    process_timeout: Annotated[
-        int | None,
-        typer.Option("--process-timeout", min=1, help="pabot --processtimeout (seconds)."),
-    ] = None,
-    shard: Annotated[
-        str | None, typer.Option("--shard", help="Run shard I of N of the suites (pabot), I/N.")
-    ] = None,
-    pabotlib_port: Annotated[
-        int | None,
-        typer.Option(
-            "--pabotlib-port",
-            min=1,
-            max=65535,
-            help="Host PabotLib on this port (other shards attach).",
-        ),
-    ] = None,
-    pabotlib_attach: Annotated[
-        str | None,
-        typer.Option("--pabotlib-attach", help="Use another shard's PabotLib at HOST:PORT."),
-    ] = None,
-    rerun_failed: Annotated[
-        bool,
-        typer.Option(
-            "--rerun-failed",
-            help="Rerun the suites that failed in OUTPUTDIR/output.xml (kept as "
-            "output-previous.xml), then merge (rebot --merge) into output.xml, log.html, "
-            "report.html; the exit code is the rerun's.",
-        ),
-    ] = False,
-) -> None:
-    """Run the suites with robot (or pabot with --parallel N); extra args after -- go to robot.
-
-    Writes OUTPUTDIR/report.html, log.html, output.xml (merged under pabot), fleet-matrix.html
-    and requirements.html. Works without an activated venv. Ctrl-C / SIGTERM stop the run and every
-    process it started (pabot, robot, PabotLib, simulator); the exit code is robot's (pabot's).
-    """
-    from tribesqa.config import ConfigFileError
-    from tribesqa.contract import ContractError
-    from tribesqa.running.runner import REPO, RunError, RunRequest, run_suites
-
-    if target is None:
-        target = Path("variables/sim.yaml")
-        if not target.exists():
-            target = REPO / "variables" / "sim.yaml"
-    if not target.exists():
-        typer.echo(f"tribes-qa run: target file {target} does not exist", err=True)
-        raise typer.Exit(EXIT_UNREADABLE)
-    request = RunRequest(
-        target=target,
-        outputdir=outputdir,
-        parallel=parallel,
-        robot_args=list(ctx.args),
-        gate_per_node=gate_per_node,
-        process_timeout=process_timeout,
-        shard=shard,
-        pabotlib_port=pabotlib_port,
-        pabotlib_attach=pabotlib_attach,
-        rerun_failed=rerun_failed,
-    )
-    try:
-        code = run_suites(request)
-    except RunError as error:
-        typer.echo(f"tribes-qa run: {error}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    except ConfigFileError as error:
-        typer.echo(f"tribes-qa run: {error}", err=True)
-        raise typer.Exit(EXIT_UNREADABLE) from None
-    except ContractError as error:
-        _print_problems(target, error)
-        raise typer.Exit(EXIT_INVALID) from None
-    raise typer.Exit(code)
 
 
 @app.command("matrix")
@@ -335,6 +244,31 @@ def matrix(
         typer.echo(f"tribes-qa matrix: {output_xml}: {error}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
     typer.echo(f"Fleet matrix: {written}")
+
+
+@app.command("timeline")
+def timeline(
+    outputdir: Annotated[
+        Path, typer.Argument(help="A run's output directory (artifacts/*/history.jsonl).")
+    ] = Path("results"),
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Page to write (default: OUTPUTDIR/timeline.html)."),
+    ] = None,
+) -> None:
+    """Write the timeline page (a picture per test) from a run's history files.
+
+    Failed tests get their failure line from OUTPUTDIR/output.xml when it is there. Exit codes:
+    0 written, 3 no history file under OUTPUTDIR/artifacts.
+    """
+    from tribesqa.reporting.timeline_page import write_timeline_page
+
+    output_xml = outputdir / "output.xml"
+    page = write_timeline_page(outputdir, output, output_xml if output_xml.is_file() else None)
+    if page is None:
+        typer.echo(f"tribes-qa timeline: no history file under {outputdir / 'artifacts'}", err=True)
+        raise typer.Exit(EXIT_UNREADABLE)
+    typer.echo(f"Timeline: {page}")
 
 
 @app.command("requirements")

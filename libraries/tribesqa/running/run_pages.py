@@ -2,7 +2,9 @@
 
 * ``fleet-matrix.html``: nodes x scenarios (:mod:`tribesqa.reporting.fleet_matrix`);
 * ``requirements.html``: each requirement's result in the run
-  (:mod:`tribesqa.reporting.requirements_page`).
+  (:mod:`tribesqa.reporting.requirements_page`);
+* ``timeline.html``: one picture per test from the suites' ``artifacts/<suite>/history.jsonl``
+  (:mod:`tribesqa.reporting.timeline_page`; none when no suite wrote a history).
 
 A page that cannot be written is reported on stderr and skipped; the run's exit code stays
 robot's (pabot's).
@@ -70,8 +72,21 @@ def write_requirements(outputdir: Path, started: float) -> Path | None:
     return page
 
 
+def write_timeline(outputdir: Path, started: float) -> Path | None:
+    """``timeline.html`` from the run's history files (never fails the run)."""
+    from tribesqa.reporting.timeline_page import write_timeline_page
+
+    try:
+        output = _fresh_output(outputdir, started)
+        return write_timeline_page(outputdir, output_xml=output, since=started)
+    except Exception as error:  # a view of the run, never its verdict
+        sys.stderr.write(f"tribes-qa run: timeline page not written: {error}\n")
+        return None
+
+
 def write_run_pages(outputdir: Path, started: float) -> dict[str, Path]:
-    """Both pages for the run's output.xml (label -> path of each page written)."""
+    """The pages for the run's output.xml (label -> path of each page written)."""
     pages = {"Fleet matrix": write_matrix(outputdir, started)}
     pages["Requirements"] = write_requirements(outputdir, started)
+    pages["Timeline"] = write_timeline(outputdir, started)
     return {label: page for label, page in pages.items() if page is not None}

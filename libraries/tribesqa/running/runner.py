@@ -84,6 +84,8 @@ class RunRequest:
     pabotlib_attach: str | None = None  # HOST:PORT of another shard's PabotLib
     matrix: bool = True
     rerun_failed: bool = False  # rerun the failed suites of OUTPUTDIR/output.xml, then merge
+    seed: int | None = None  # TRIBES_SIM_SEED of the run's processes (the simulator's choices)
+    command: list[str] = field(default_factory=list)  # set by run_suites: the argv it ran
 
     def uses_pabot(self) -> bool:
         return self.parallel > 0 or self.gate_per_node
@@ -206,9 +208,11 @@ def build_command(
     return [sys.executable, "-m", "pabot.pabot", *pabot, *common, *request.robot_args, *paths]
 
 
-def child_environment(run_id: str) -> dict[str, str]:
+def child_environment(run_id: str, seed: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env[RUN_MARKER] = run_id
+    if seed is not None:  # every simulator the run starts draws its choices from it
+        env["TRIBES_SIM_SEED"] = str(seed)
     # The venv's bin first: pabot starts `robot`, targets call tribes-qa / tribes-sim-legion.
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     return env
@@ -384,12 +388,15 @@ def run_suites(request: RunRequest, *, pabotlib_wait_s: float = 120.0) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     command = build_command(request, list(files), rerun)
+    request.command = command
     if request.uses_pabot():
         _prepare_pabot(request, pabotlib_wait_s)
     run_id = secrets.token_hex(8)
     started = time.time()
-    sys.stderr.write(f"tribes-qa run {run_id}: {' '.join(command)}\n")
-    process = subprocess.Popen(command, env=child_environment(run_id), start_new_session=True)
+    seed = "" if request.seed is None else f" (seed {request.seed})"
+    sys.stderr.write(f"tribes-qa run {run_id}{seed}: {' '.join(command)}\n")
+    env = child_environment(run_id, request.seed)
+    process = subprocess.Popen(command, env=env, start_new_session=True)
     reaper = FleetReaper(run_id)
     reaper.start()
     interrupted: list[int] = []

@@ -8,7 +8,6 @@ import asyncio
 import json
 import logging
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from tribes_sim.legion.node_calls import NodeCallsMixin
 from tribes_sim.legion.operations import OperationsMixin
 from tribes_sim.legion.refusal import LegionRefusal
 from tribes_sim.schnorr_keys import SchnorrKey, read_key, write_key
+from tribes_sim.seeded import IdSource, next_epoch
 from tribes_sim.settings import SimConfig
 
 log = logging.getLogger("tribes_sim.legion")
@@ -50,13 +50,15 @@ class Legion(
             write_key(legion_key_path, SchnorrKey.generate())
         self.key = read_key(legion_key_path)
         self.hlc = HybridLogicalClock("legion")
+        # Seeded ids (the tribe, graph runs, hosts); one epoch per Legion start (tribes_sim.seeded)
+        self.ids = IdSource(config.seed, "legion", next_epoch(directory / "legion" / "boots"))
         self.state: dict[str, Any] = {
             "nodes": {},
             "membership": {},
             "legion_seq": 0,
             "graph_runs": [],
             "counters": {},
-            "tribe_id": str(uuid.uuid4()),
+            "tribe_id": self.ids.uuid4("tribe"),
         }
         if self.state_path.exists():
             self.state.update(json.loads(self.state_path.read_text()))

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import subprocess
 import sys
-import uuid
 from typing import Any
 
 import aiohttp
@@ -21,7 +20,7 @@ class HostPoolMixin:
     """Legion's part: node hosts and the nodes on them (uses the attributes Legion sets up)."""
 
     async def _spawn_host(self) -> HostProcess:
-        host_id = f"host-{uuid.uuid4().hex[:8]}"
+        host_id = f"host-{self.ids.token_hex('host', 4)}"
         socket_path = self.directory / "hosts" / f"{host_id}.sock"
         log_path = self.directory / "hosts" / f"{host_id}.log"
         process: subprocess.Popen[bytes] | None = None

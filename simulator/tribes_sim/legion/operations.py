@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import uuid
 from typing import Any
 
 from tribes_sim.legion.refusal import LegionRefusal
@@ -85,7 +84,7 @@ class OperationsMixin:
             # Fault: a graph run takes only the first planned node; the rest stay planned.
             planned = planned[:1]
         run = {
-            "id": f"graph-{uuid.uuid4().hex[:8]}",
+            "id": f"graph-{self.ids.token_hex('graph', 4)}",
             "planned": [n["name"] for n in planned],
             "state": "running",
             "materialized": [],

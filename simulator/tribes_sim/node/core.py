@@ -12,6 +12,7 @@ import asyncio
 import collections
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,10 +33,19 @@ from tribes_sim.node.sync_server import SyncServerMixin
 from tribes_sim.node.timestamps import utc_now
 from tribes_sim.node.views import StatusViewsMixin
 from tribes_sim.schnorr_keys import SchnorrKey
+from tribes_sim.seeded import IdSource
 from tribes_sim.settings import SimConfig
 from tribes_sim.store import NodeStore, SyncEvent
 
 log = logging.getLogger("tribes_sim.node")
+
+
+def _boots(directory: Path) -> int:
+    """How many starts ``NodeServers`` counted for this node (``0`` when none did: tests)."""
+    try:
+        return int((directory / "boots").read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 class SimNode(
@@ -70,6 +80,9 @@ class SimNode(
         identity = json.loads(identity_path.read_text())
         self.node_id: str = identity["node_id"]
         self.region: str = identity["region"]
+        # Seeded ids (plans, jobs, cases, events); the epoch is this start's number (ports.py
+        # counted it in ``boots``), so a restarted node never repeats an id.
+        self.ids = IdSource(config.seed, self.node_id, _boots(self.directory))
         self.key = SchnorrKey.from_hex(identity["secret"])
         self.pubkey = self.key.public_hex
         self.store = NodeStore(

@@ -6,7 +6,6 @@ Mixed into ``SimNode``.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -138,7 +137,7 @@ class NodeMembershipMixin:
         return tribe
 
     async def resync(self) -> dict[str, Any]:
-        job_id = f"resync-{secrets.token_hex(6)}"
+        job_id = f"resync-{self.ids.token_hex('resync', 6)}"
         self.note(f"full resync {job_id}: replaying the log from zero")
         self.store.rebuild()
         await self.mark_syncing()

@@ -6,7 +6,6 @@ Mixed into ``NodeServers``.
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -100,7 +99,7 @@ class PluginApiMixin:
 
     async def _plugin_create_case(self, node: SimNode, request: web.Request) -> web.Response:
         body = await self._read_object(request, {"run_id": str, "name": str})
-        case_id = f"case-{secrets.token_hex(8)}"
+        case_id = f"case-{node.ids.token_hex('case', 8)}"
         await node.write(
             "supertest",
             "case",
@@ -142,7 +141,7 @@ class PluginApiMixin:
             return _json(
                 400, {"error": "invalid-params", "message": "field 'payload' must be an object"}
             )
-        event_id = f"event-{secrets.token_hex(8)}"
+        event_id = f"event-{node.ids.token_hex('event', 8)}"
         data = {
             "id": event_id,
             "run_id": body["run_id"],

@@ -5,7 +5,6 @@ migrate, restart), resumed after a restart. Mixed into ``SimNode``.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from typing import Any
 
 from tribes_sim.generations import system_store_path
@@ -43,7 +42,7 @@ class RolloutMixin:
             if name not in PLUGIN_CATALOGUE
             or f"tribes-plugin-{name}" in self.config.missing_substitutes
         )
-        plan_id = f"plan-{secrets.token_hex(6)}"
+        plan_id = f"plan-{self.ids.token_hex('plan', 6)}"
         self.store.save_plan(plan_id, requested, utc_now())
         return {
             "plan_id": plan_id,
@@ -137,7 +136,7 @@ class RolloutMixin:
         return self._new_job("rollback", target)
 
     def _new_job(self, kind: str, target: dict[str, Any]) -> dict[str, Any]:
-        job_id = f"{kind}-{secrets.token_hex(6)}"
+        job_id = f"{kind}-{self.ids.token_hex('job', 6)}"
         first = "pull" if kind == "rollout" else "switch"
         job = {
             "job_id": job_id,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from tribes_sim.node.ports import OTHER_PROVIDER_PORTS, PROVIDER_PORTS, bind_in_
 from tribes_sim.node.spec import NodeSpec
 from tribes_sim.node.ssh_server import SimSshServer, start_ssh_server
 from tribes_sim.node.sync_endpoint import SyncEndpointMixin
+from tribes_sim.seeded import next_epoch, stream
 from tribes_sim.settings import SimConfig
 from tribes_sim.ssh_keys import generate_ssh_keypair, public_key_fingerprint
 
@@ -56,7 +56,8 @@ class NodeServers(AdminApiMixin, PluginApiMixin, SyncEndpointMixin):
         node = SimNode(spec, self.config)
         self.node = node
         low, high = PROVIDER_PORTS.get(spec.provider, OTHER_PROVIDER_PORTS)
-        rng = random.Random(secrets.randbits(64))
+        # Seeded: the same start offsets in the provider's range on every replay (tribes_sim.seeded)
+        rng = stream(self.config.seed, "ports", spec.name, next_epoch(spec.directory / "boots"))
         sockets = {}
         for listener in ("admin", "plugin", "sync"):
             wanted = saved.get(listener) or spec.ports.get(listener)
