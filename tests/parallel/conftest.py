@@ -189,3 +189,13 @@ def keyword_runs(result: Any, keyword_name: str) -> list[tuple[str, Any, Any, st
 def load(output_xml: Path) -> Any:
     assert output_xml.is_file(), f"no {output_xml}"
     return ExecutionResult(str(output_xml))
+
+
+def suite_test_count(*suite_files: str | Path) -> int:
+    """How many tests the named suite files hold (Robot's model, nothing run): a suite that gains
+    a test must not break the runner tests that count what ran."""
+    from robot.api import TestSuite
+
+    return sum(
+        len(list(TestSuite.from_file_system(str(REPO / path)).all_tests)) for path in suite_files
+    )
