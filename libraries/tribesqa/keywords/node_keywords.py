@@ -250,15 +250,23 @@ class NodeKeywords(Component):
 
     @keyword
     def roll_out_plugin_to_nodes(
-        self, plugin: str, commit: str, *nodes: str
+        self,
+        plugin: str,
+        commit: str,
+        *nodes: str,
+        timeout: timedelta | None = None,
+        poll: timedelta | None = None,
     ) -> dict[str, RolloutJob]:
         """Preview, start and wait for ``plugin`` at ``commit`` on every node (all active nodes by default).
 
         Fails before switching anything when a node's preview reports missing substitutes.
+        Each job is waited for as ``Wait For Rollout`` does (``timeout=`` / ``poll=`` override
+        the table's ``rollout`` and ``poll_interval`` for this call).
 
         Example:
         | Roll Out Plugin To Nodes    supertest    ${COMMIT}    hetzner-1
         | Roll Out Plugin To Nodes    supertest    ${COMMIT}    # every active node
+        | Roll Out Plugin To Nodes    supertest    ${COMMIT}    timeout=2 h    poll=30 s
         """
         names = self.nodes_or_active(nodes)
         previews = self.on_each(
@@ -273,7 +281,11 @@ class NodeKeywords(Component):
         jobs = self.on_each(
             names, lambda n: self.start_rollout(n, previews[n].plan_id), what="rollout.start"
         )
-        done = self.on_each(names, lambda n: self.wait_for_rollout(n, jobs[n]), what="rollout")
+        done = self.on_each(
+            names,
+            lambda n: self.wait_for_rollout(n, jobs[n], timeout=timeout, poll=poll),
+            what="rollout",
+        )
         for name, job in done.items():
             logger.info(_job_summary(name, job))
         return done
@@ -292,18 +304,32 @@ class NodeKeywords(Component):
         return ref.job_id
 
     @keyword
-    def roll_back_nodes_to_generation(self, generation: str, *nodes: str) -> dict[str, RolloutJob]:
+    def roll_back_nodes_to_generation(
+        self,
+        generation: str,
+        *nodes: str,
+        timeout: timedelta | None = None,
+        poll: timedelta | None = None,
+    ) -> dict[str, RolloutJob]:
         """Roll every node back to ``generation`` and wait for each job.
+
+        Each job is waited for as ``Wait For Rollout`` does (``timeout=`` / ``poll=`` override
+        the table's ``rollout`` and ``poll_interval`` for this call).
 
         Example:
         | Roll Back Nodes To Generation    ${BASELINE}    hetzner-1    scaleway-1
         | Roll Back Nodes To Generation    1    # every active node
+        | Roll Back Nodes To Generation    1    timeout=1 h
         """
         names = self.nodes_or_active(nodes)
         jobs = self.on_each(
             names, lambda n: self.roll_back_to_generation(n, generation), what="generation.rollback"
         )
-        done = self.on_each(names, lambda n: self.wait_for_rollout(n, jobs[n]), what="rollback")
+        done = self.on_each(
+            names,
+            lambda n: self.wait_for_rollout(n, jobs[n], timeout=timeout, poll=poll),
+            what="rollback",
+        )
         for name, job in done.items():
             logger.info(_job_summary(name, job))
         return done
@@ -354,27 +380,43 @@ class NodeKeywords(Component):
         )
 
     @keyword
-    def generation_should_stay_at(self, node: str, generation: str) -> None:
+    def generation_should_stay_at(
+        self,
+        node: str,
+        generation: str,
+        duration: timedelta | None = None,
+        *,
+        poll: timedelta | None = None,
+    ) -> None:
         """Selected and running stay at ``generation`` (a store path) on ``node`` for ``stays_stale``.
 
         The "consistently" check after a rollback and a restart: no rollout plan is replayed
         behind the runner's back. Fails at the first poll where either moves, naming the node.
+        ``duration`` is this keyword's ``timeout=`` (default: ``stays_stale``); ``poll=``
+        overrides ``poll_interval`` for this call.
 
         Example:
         | Restart Node    hetzner-1
         | Generation Should Stay At    hetzner-1    ${BASELINE}
+        | Generation Should Stay At    hetzner-1    ${BASELINE}    duration=10 min    poll=30 s
         """
         node, path = str(node), str(generation)
-        timeouts = self.ctx.require_timeouts()
+        timing = self.ctx.wait_timing(
+            "stays_stale",
+            duration,
+            poll,
+            keyword="Generation Should Stay At",
+            timeout_arg="duration",
+        )
         try:
             consistently(
                 [node],
                 lambda name: self.get_generation_status(name).model_dump(mode="json"),
                 GenerationStaysJudge(path),
                 what=f"node {node} stays at generation {path}",
-                duration_s=timeouts.stays_stale,
-                interval_s=timeouts.poll_interval,
+                duration_s=timing.timeout_s,
+                interval_s=timing.interval_s,
             )
         except ConvergenceFailure as failure:
-            raise TribesFailure(failure.message) from None
+            raise TribesFailure(f"{failure.message} [{timing.origin}]") from None
         logger.info(f"node {node}: selected and running stayed at {path}")
