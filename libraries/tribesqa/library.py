@@ -26,6 +26,7 @@ from tribesqa.keywords.convergence_keywords import ConvergenceKeywords
 from tribesqa.keywords.decommissioned_keywords import DecommissionedKeywords
 from tribesqa.keywords.fault_keywords import FaultKeywords
 from tribesqa.keywords.gate_keywords import GateKeywords
+from tribesqa.keywords.generation_keywords import GenerationKeywords
 from tribesqa.keywords.http_keywords import HttpKeywords
 from tribesqa.keywords.legion_keywords import LegionKeywords
 from tribesqa.keywords.mesh_keywords import MeshKeywords
@@ -90,6 +91,7 @@ class TribesLibrary(DynamicCore):
             TargetKeywords(self.ctx),
             LegionKeywords(self.ctx),
             NodeKeywords(self.ctx),
+            GenerationKeywords(self.ctx),
             ContractKeywords(self.ctx),
             DecommissionedKeywords(self.ctx),
             PluginKeywords(self.ctx),
