@@ -29,6 +29,7 @@ from tribesqa.keywords.gate_keywords import GateKeywords
 from tribesqa.keywords.generation_keywords import GenerationKeywords
 from tribesqa.keywords.http_keywords import HttpKeywords
 from tribesqa.keywords.legion_keywords import LegionKeywords
+from tribesqa.keywords.lifecycle_keywords import LifecycleKeywords
 from tribesqa.keywords.mesh_keywords import MeshKeywords
 from tribesqa.keywords.node_keywords import NodeKeywords
 from tribesqa.keywords.plugin_keywords import PluginKeywords
@@ -96,6 +97,7 @@ class TribesLibrary(DynamicCore):
             DecommissionedKeywords(self.ctx),
             PluginKeywords(self.ctx),
             ConvergenceKeywords(self.ctx),
+            LifecycleKeywords(self.ctx),
             MeshKeywords(self.ctx),
             PluginStateKeywords(self.ctx),
             ArtifactKeywords(self.ctx),

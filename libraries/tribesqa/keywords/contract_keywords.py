@@ -17,7 +17,12 @@ from robot.api.deco import keyword
 
 from tribesqa.checks.conformance import expected_http_status, refusal_problem
 from tribesqa.clients.nip98 import authorization_for
-from tribesqa.contract import NodeHealth, parse_method_result, parse_payload
+from tribesqa.contract import (
+    METHOD_RESULT_MODELS,
+    NodeHealth,
+    parse_method_result,
+    parse_payload,
+)
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.keywords.component import Component
 
@@ -87,12 +92,19 @@ class ContractKeywords(Component):
         self, node: str, method: str, params: dict[str, Any] | None = None
     ) -> BaseModel:
         """Call ``method`` on ``node`` and parse its ``result`` with the method's contract model;
-        returns the parsed model. A mismatch fails naming the node, the method and the field.
+        returns the parsed model. A mismatch fails naming the node, the method and the field; a
+        method the contract has no result model for fails before anything is sent.
 
         Example:
         | ${sync}=    Management Method Should Answer In Contract Shape    hetzner-1    sync.status
         | Should Be Equal    ${sync.mode.value}    live
         """
+        if method not in METHOD_RESULT_MODELS:
+            known = ", ".join(sorted(METHOD_RESULT_MODELS))
+            raise TribesFailure(
+                f"node {node} / {method}: the contract has no result model for management "
+                f"method {method!r}, so its shape cannot be checked (known: {known})"
+            )
         result = self.ctx.client(node).call(method, dict(params or {}))
         return parse_method_result(method, result, source=f"node {node}")
 
