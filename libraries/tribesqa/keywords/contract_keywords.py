@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from robot.api import logger
 from robot.api.deco import keyword
 
-from tribesqa.checks.conformance import expected_http_status, refusal_problem
-from tribesqa.clients.nip98 import authorization_for
+from tribesqa.checks.refusal import expected_http_status, refusal_problem
+from tribesqa.clients.admin_probe import header_for, send, signed
 from tribesqa.contract import (
     METHOD_RESULT_MODELS,
     NodeHealth,
@@ -32,22 +32,15 @@ class ContractKeywords(Component):
 
     TAGS = ("contract", "node")  # keyword tags in libdoc: this component's domain
 
-    def _send_signed(self, node: str, body: bytes) -> tuple[int, Any]:
-        """POST ``body`` as is, signed for exactly these bytes; (HTTP status, JSON or text)."""
-        client = self.ctx.client(node)
-        header = authorization_for(self.ctx.admin_key(), client.endpoint, "POST", body)
-        response = client.raw(body, {"content-type": "application/json", "authorization": header})
-        try:
-            return response.status_code, response.json()
-        except ValueError:
-            return response.status_code, response.text
-
     def _refused(self, node: str, what: str, body: bytes, error: str) -> str:
         try:
             expected_http_status(error)
         except ValueError as unknown:
             raise TribesFailure(f"node {node} / {what}: {unknown}") from None
-        status, payload = self._send_signed(node, body)
+        # Signed for exactly these bytes with the admin key: only the body can be at fault.
+        client = self.ctx.client(node)
+        headers = header_for(signed(self.ctx.admin_key(), client.endpoint, body=body))
+        status, payload = send(client, body, headers, what=what)
         problem = refusal_problem(node, what, status, payload, error)
         if problem is not None:
             raise TribesFailure(problem)
