@@ -1,8 +1,8 @@
 """The admin API's NIP-98 defences, black box: requests a node must refuse, and how it refuses.
 
-Every request asks for ``node.info`` (read-only) and is built by ``clients/admin_probe.py`` from
-the one signer; every refusal is judged by ``checks/refusal.py`` (the contract's code at its HTTP status), the
-judge the contract keywords use too.
+Every request asks for ``node.info`` (read-only), is built by ``clients/admin_probe.py`` from the
+one signer and sent by its ``send``; every refusal is judged by ``checks/refusal.py`` (the
+contract's code at its HTTP status), the sender and judge the contract keywords use too.
 """
 
 from __future__ import annotations
