@@ -69,17 +69,17 @@ def test_host_port_names_the_default_port() -> None:
 def test_refusal_judgement_and_wording() -> None:
     sent, expected = "a replayed NIP-98 event", "replayed-auth-event"
     refused = {"ok": False, "error": expected, "message": "used before"}
-    assert refusal_problem("hetzner-1", sent, "node.info", 401, refused, expected) is None
-    assert refusal_problem("hetzner-1", sent, "node.info", 200, {"ok": True}, expected) == (
+    assert refusal_problem("hetzner-1", "node.info", 401, refused, expected, sent=sent) is None
+    assert refusal_problem("hetzner-1", "node.info", 200, {"ok": True}, expected, sent=sent) == (
         "node hetzner-1 accepted a replayed NIP-98 event for node.info (HTTP 200), "
         "expected 401 replayed-auth-event"
     )
     other = {"ok": False, "error": "forbidden-pubkey", "message": "not allowed"}
-    assert refusal_problem("ovh-1", sent, "node.info", 401, other, expected) == (
+    assert refusal_problem("ovh-1", "node.info", 401, other, expected, sent=sent) == (
         "node ovh-1 refused a replayed NIP-98 event for node.info with HTTP 401 forbidden-pubkey, "
         "expected 401 replayed-auth-event (not allowed)"
     )
-    assert refusal_problem("ovh-1", sent, "node.info", 403, "<html>", expected) == (
+    assert refusal_problem("ovh-1", "node.info", 403, "<html>", expected, sent=sent) == (
         "node ovh-1 refused a replayed NIP-98 event for node.info with HTTP 403 a body that is "
         "not a JSON object, expected 401 replayed-auth-event (<html>)"
     )

@@ -9,11 +9,10 @@ from tribesqa.checks.conformance import (
     decommissioned_view_problems,
     describe_received,
     events_received_since,
-    expected_http_status,
     membership_record_problems,
-    refusal_problem,
     snapshot_secret_problems,
 )
+from tribesqa.checks.refusal import expected_http_status, refusal_problem
 from tribesqa.contract import (
     ClusterNodesList,
     ClusterStatus,
@@ -73,6 +72,9 @@ def test_expected_statuses_and_unknown_codes() -> None:
     assert expected_http_status("invalid-payload") == 400
     assert expected_http_status("unknown-job") == 409
     assert expected_http_status("not-ready") == 503
+    # The NIP-98 codes come from the same table: the security keywords' refusals are 401.
+    assert expected_http_status("auth-required") == 401
+    assert expected_http_status("replayed-auth-event") == 401
     with pytest.raises(ValueError, match="'nope' is not a contract error code"):
         expected_http_status("nope")
 
@@ -95,6 +97,34 @@ def test_refusal_judge() -> None:
     )
     no_code = refusal_problem("hetzner-1", "x", 400, {"ok": False}, "unknown-method")
     assert no_code is not None and "a failed answer must name its error" in no_code
+
+
+def test_one_judge_for_method_calls_and_hand_made_probes() -> None:
+    """The same verdict whichever way the request is named: the status comes from the table."""
+    refusal = {"ok": False, "error": "auth-required", "message": "no Authorization header"}
+    sent = "a request without an Authorization header"
+    for named in ({}, {"sent": sent}):
+        assert (
+            refusal_problem("hetzner-1", "node.info", 401, refusal, "auth-required", **named)
+            is None
+        )
+    wrong_status = refusal_problem("hetzner-1", "node.info", 403, refusal, "auth-required")
+    assert wrong_status == (
+        "node hetzner-1 / node.info: expected HTTP 401 auth-required, "
+        "got HTTP 403 auth-required: no Authorization header"
+    )
+    probe = refusal_problem("hetzner-1", "node.info", 403, refusal, "auth-required", sent=sent)
+    assert probe == (
+        "node hetzner-1 refused a request without an Authorization header for node.info with "
+        "HTTP 403 auth-required, expected 401 auth-required (no Authorization header)"
+    )
+    # A 409 code judged for a hand-made request wants 409, not 401.
+    busy = {"ok": False, "error": "rollout-in-progress", "message": "busy"}
+    assert (
+        refusal_problem("h", "rollout.start", 409, busy, "rollout-in-progress", sent=sent) is None
+    )
+    with pytest.raises(ValueError, match="'nope' is not a contract error code"):
+        refusal_problem("h", "node.info", 401, refusal, "nope", sent=sent)
 
 
 def test_decommissioned_view() -> None:

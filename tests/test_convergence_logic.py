@@ -471,9 +471,9 @@ def state(cases: list[dict], events: list[dict] | None = None) -> dict:
 
 def test_plugin_state_converged_and_counts() -> None:
     same = state([case("c1", 3)], [event("e1")])
-    assert PluginStateJudge("r1").judge(dict.fromkeys(NODES, same), {}).done
-    assert PluginStateJudge("r1", 1, 1).judge(dict.fromkeys(NODES, same), {}).done
-    result = PluginStateJudge("r1", 2, 1).judge(dict.fromkeys(NODES, same), {})
+    assert PluginStateJudge().judge(dict.fromkeys(NODES, same), {}).done
+    assert PluginStateJudge(1, 1).judge(dict.fromkeys(NODES, same), {}).done
+    result = PluginStateJudge(2, 1).judge(dict.fromkeys(NODES, same), {})
     assert not result.done
     assert result.problem.startswith("hetzner-1 holds 1 cases (expected 2)")
 
@@ -484,7 +484,7 @@ def test_plugin_state_counter_difference_is_marked() -> None:
         "scaleway-1": state([case("c1", 3)]),
         "ovh-1": state([case("c1", 2)]),
     }
-    result = PluginStateJudge("r1").judge(views, {})
+    result = PluginStateJudge().judge(views, {})
     assert not result.done
     assert result.lagging == ["ovh-1"]
     assert result.problem == "ovh-1 differs on case:c1.counter (2 vs 3)"
@@ -498,7 +498,7 @@ def test_plugin_state_missing_event() -> None:
         "scaleway-1": state([case("c1")], [event("e1")]),
         "ovh-1": state([case("c1")]),
     }
-    result = PluginStateJudge("r1").judge(views, {})
+    result = PluginStateJudge().judge(views, {})
     assert result.problem == "ovh-1 lacks row event:e1"
 
 

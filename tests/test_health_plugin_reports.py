@@ -142,7 +142,7 @@ def test_plugin_state_counts_are_reported_per_node_with_a_mismatch_line_each() -
         "scaleway-1": state([case("c1")], [event("e1")]),
         "ovh-1": None,
     }
-    result = PluginStateJudge("r1", expected_cases=2, expected_events=1).judge(
+    result = PluginStateJudge(expected_cases=2, expected_events=1).judge(
         views, {"ovh-1": "timeout"}
     )
     assert result.problem == (
@@ -160,22 +160,22 @@ def test_plugin_state_counts_are_reported_per_node_with_a_mismatch_line_each() -
 
 def test_plugin_state_event_count_is_checked_too() -> None:
     views = dict.fromkeys(NODES[:1], state([case("c1")], [event("e1"), event("e2")]))
-    result = PluginStateJudge("r1", expected_events=1).judge(views, {})
+    result = PluginStateJudge(expected_events=1).judge(views, {})
     assert result.problem == "hetzner-1 holds 2 events (expected 1)"
     assert lines(result) == ["hetzner-1 sees (events).count = 2 (expected 1)"]
 
 
 def test_plugin_state_lists_three_count_differences_then_says_how_many_more() -> None:
     nodes = ["n1", "n2", "n3", "n4", "n5"]
-    result = PluginStateJudge("r1", expected_cases=1).judge(dict.fromkeys(nodes, state([])), {})
+    result = PluginStateJudge(expected_cases=1).judge(dict.fromkeys(nodes, state([])), {})
     assert result.problem == (
         "n1 holds 0 cases (expected 1); n2 holds 0 cases (expected 1); "
         "n3 holds 0 cases (expected 1); and 2 more count differences"
     )
     assert len(result.mismatches) == 5
-    four = PluginStateJudge("r1", expected_cases=1).judge(dict.fromkeys(nodes[:4], state([])), {})
+    four = PluginStateJudge(expected_cases=1).judge(dict.fromkeys(nodes[:4], state([])), {})
     assert four.problem.endswith("; and 1 more count differences")
-    three = PluginStateJudge("r1", expected_cases=1).judge(dict.fromkeys(nodes[:3], state([])), {})
+    three = PluginStateJudge(expected_cases=1).judge(dict.fromkeys(nodes[:3], state([])), {})
     assert "more count differences" not in three.problem
 
 
@@ -185,14 +185,14 @@ def test_plugin_state_difference_goes_in_the_problem_and_agreement_stays_short()
         "scaleway-1": state([case("c1", 3)]),
         "ovh-1": state([case("c1", 2)]),
     }
-    result = PluginStateJudge("r1").judge(views, {})
+    result = PluginStateJudge().judge(views, {})
     assert result.agreement == "2 of 3 nodes agree"
     assert result.detail == ""
     assert result.message("plugin state differs", 1.0) == (
         "plugin state differs: ovh-1 differs on case:c1.counter (2 vs 3) after 1.0 s; "
         "2 of 3 nodes agree"
     )
-    converged = PluginStateJudge("r1", 1, 0).judge(dict.fromkeys(NODES, state([case("c1")])), {})
+    converged = PluginStateJudge(1, 0).judge(dict.fromkeys(NODES, state([case("c1")])), {})
     assert (converged.done, converged.problem, converged.lagging) == (True, "", [])
     assert converged.agreement == "3 of 3 nodes agree"
 
@@ -273,7 +273,7 @@ def test_a_tribe_with_no_node_answering_is_reported_not_a_crash() -> None:
 
 def test_plugin_state_message_names_an_unreachable_node_in_the_table_summary_too() -> None:
     views = {"hetzner-1": state([case("c1")]), "ovh-1": None}
-    result = PluginStateJudge("r1").judge(views, {"ovh-1": "timeout"})
+    result = PluginStateJudge().judge(views, {"ovh-1": "timeout"})
     assert result.message("plugin state", 1.0) == (
         "plugin state: ovh-1 unreachable (timeout) after 1.0 s; 1 of 2 nodes agree; "
         "ovh-1 unreachable"

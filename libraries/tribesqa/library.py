@@ -27,8 +27,10 @@ from tribesqa.keywords.convergence_keywords import ConvergenceKeywords
 from tribesqa.keywords.decommissioned_keywords import DecommissionedKeywords
 from tribesqa.keywords.fault_keywords import FaultKeywords
 from tribesqa.keywords.gate_keywords import GateKeywords
+from tribesqa.keywords.generation_keywords import GenerationKeywords
 from tribesqa.keywords.http_keywords import HttpKeywords
 from tribesqa.keywords.legion_keywords import LegionKeywords
+from tribesqa.keywords.lifecycle_keywords import LifecycleKeywords
 from tribesqa.keywords.mesh_keywords import MeshKeywords
 from tribesqa.keywords.node_keywords import NodeKeywords
 from tribesqa.keywords.plugin_keywords import PluginKeywords
@@ -94,10 +96,12 @@ class TribesLibrary(DynamicCore):
             TargetKeywords(self.ctx),
             LegionKeywords(self.ctx),
             NodeKeywords(self.ctx),
+            GenerationKeywords(self.ctx),
             ContractKeywords(self.ctx),
             DecommissionedKeywords(self.ctx),
             PluginKeywords(self.ctx),
             ConvergenceKeywords(self.ctx),
+            LifecycleKeywords(self.ctx),
             MeshKeywords(self.ctx),
             PluginStateKeywords(self.ctx),
             ArtifactKeywords(self.ctx),

@@ -56,6 +56,9 @@ Contract Shapes And Health
     Should Be Equal    ${sync.mode.value}    live
     ${job}=    Management Method Should Answer In Contract Shape    hetzner-1    sync.resync    ${{{"full": True}}}
     Should Start With    ${job.job_id}    resync-
+    Run Keyword And Expect Error
+    ...    node hetzner-1 / cluster.explode: the contract has no result model for management method 'cluster.explode', so its shape cannot be checked (known: *
+    ...    Management Method Should Answer In Contract Shape    hetzner-1    cluster.explode
 
 Refusals Pass With Their Status And Fail Readably Otherwise
     ${message}=    Management Call Should Be Refused    hetzner-1    rollout.status    unknown-job

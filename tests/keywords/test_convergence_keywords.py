@@ -184,6 +184,8 @@ Every Keyword Passes On A Healthy Cluster
     Cluster Status Should Be Healthy On Nodes
     Wait Until Tribe Converged
     Sync Endpoints Should Match Transport Addresses
+    Derived Sync Servers Should Match Membership
+    Cluster Status Should Agree With Membership    hetzner-1    ovh-1    timeout=15 s    poll=0.2 s
     Roll Out Plugin To Nodes    supertest    abc1234
     ${case}=    Conv Create Case    hetzner-1    run-1    first
     Conv Increment Case    hetzner-1    ${case}    2

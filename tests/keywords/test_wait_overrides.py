@@ -41,6 +41,9 @@ A Wait Gives Up At Its Own Timeout
 A Wait Without Overrides Uses The Table
     Wait Until Cluster Converged    ${NODE}    expected=${NEVER}
 
+A Newer Wait Gives Up At Its Own Timeout
+    Decommissioned Node Should Report Itself Out Of The Cluster    ${NODE}    timeout=1 s    poll=0.25 s
+
 A Stays Keyword Polls At Its Own Interval
     Node Should Stay Syncing For    ${NODE}    duration=1 s    poll=0.4 s
 
@@ -61,7 +64,7 @@ def _table(tmp_path: Path, membership_s: float) -> Path:
 
 
 def _after_s(message: str) -> float:
-    found = re.search(r" after (\d+\.\d) s", message)
+    found = re.search(r"\bafter (\d+\.\d) s", message)
     assert found, message
     return float(found.group(1))
 
@@ -86,6 +89,7 @@ def test_call_overrides_beat_the_table_and_the_message_says_so(
         test=[
             "One Node Is Up",
             "A Wait Gives Up At Its Own Timeout",
+            "A Newer Wait Gives Up At Its Own Timeout",
             "A Stays Keyword Polls At Its Own Interval",
             "A Negative Timeout Is Refused",
             "A Zero Poll Is Refused",
@@ -102,6 +106,14 @@ def test_call_overrides_beat_the_table_and_the_message_says_so(
     # (the table's 0.1 s would have made about 20 polls).
     assert 2.0 <= _after_s(own.message) < TABLE_MEMBERSHIP_S / 2, own.message
     assert 3 <= _polls(own.message) <= 6, own.message
+
+    newer = tests["A Newer Wait Gives Up At Its Own Timeout"]
+    # The init node is active, never decommissioned: the wait runs out at the call's 1 s
+    # (the table's membership_converged is 30 s here) and says which timeout it used.
+    assert newer.status == "FAIL"
+    assert "is decommissioned but" in newer.message, newer.message
+    assert "[timeout 1 s from timeout=, poll 0.25 s from poll=]" in newer.message, newer.message
+    assert 1.0 <= _after_s(newer.message) < TABLE_MEMBERSHIP_S / 2, newer.message
 
     stays = tests["A Stays Keyword Polls At Its Own Interval"]
     # The init node is active, not syncing: the stays check fails at its first poll, and its

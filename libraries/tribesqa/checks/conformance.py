@@ -1,5 +1,5 @@
-"""Pure judges of contract conformance: a refusal's HTTP status and code, a decommissioned
-node's own view, the events it must no longer receive, and Legion's sanitized snapshot.
+"""Pure judges of contract conformance: a decommissioned node's own view, the events it must
+no longer receive, and Legion's sanitized snapshot (a refusal is judged by ``refusal.py``).
 
 No Robot, no network: the keywords in ``keywords/contract_keywords.py`` and
 ``keywords/decommissioned_keywords.py`` hand them what the nodes and Legion answered.
@@ -12,65 +12,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from tribesqa.contract import (
-    ERROR_HTTP_STATUS,
     ClusterNodesList,
     ClusterStatus,
-    ErrorCode,
     LegionSnapshot,
-    ManagementResponse,
     MemberStatus,
     SyncMode,
     SyncStatus,
     find_secret_material,
-    parse_payload,
 )
-from tribesqa.contract.errors import ContractError
 
 # Origins a decommissioned node may still hear from: Legion writes to every machine it runs.
 LEGION_ORIGIN = "legion"
 _RECORD_PATH = re.compile(r"^nodes\[(\d+)\]")
-
-
-def expected_http_status(code: str) -> int:
-    """The HTTP status the contract gives error ``code``; ValueError for a code it lacks."""
-    try:
-        return ERROR_HTTP_STATUS[ErrorCode(code)]
-    except ValueError:
-        known = ", ".join(sorted(c.value for c in ErrorCode))
-        raise ValueError(f"{code!r} is not a contract error code (known: {known})") from None
-
-
-def refusal_problem(
-    node: str, what: str, status: int, payload: Any, code: str, *, max_text: int = 160
-) -> str | None:
-    """None when ``payload`` (HTTP ``status``) is the contract refusal ``code``; else why not.
-
-    The contract refusal: the code's HTTP status, a ``ManagementResponse`` envelope with
-    ``ok: false``, ``error == code`` and a message.
-    """
-    want = expected_http_status(code)
-    if not isinstance(payload, Mapping):
-        shown = " ".join(str(payload).split())[:max_text]
-        return (
-            f"node {node} / {what}: expected HTTP {want} {code}, "
-            f"got HTTP {status} with a body that is not a JSON envelope: {shown!r}"
-        )
-    try:
-        envelope = parse_payload(ManagementResponse, payload, source=f"node {node} / {what}")
-    except ContractError as error:
-        return f"expected HTTP {want} {code}, got HTTP {status}: {error}"
-    if envelope.ok:
-        result = str(envelope.result)[:max_text]
-        return (
-            f"node {node} / {what} succeeded but should have been refused with "
-            f"HTTP {want} {code}: got HTTP {status} ok, result {result}"
-        )
-    if envelope.error != code or status != want:
-        return (
-            f"node {node} / {what}: expected HTTP {want} {code}, "
-            f"got HTTP {status} {envelope.error}: {envelope.message or ''}".rstrip(": ")
-        )
-    return None
 
 
 def decommissioned_view_problems(

@@ -22,9 +22,8 @@ class PluginStateJudge(_Judge):
     """All nodes hold the same cases, events and counters (and the expected counts)."""
 
     def __init__(
-        self, run_id: str, expected_cases: int | None = None, expected_events: int | None = None
+        self, expected_cases: int | None = None, expected_events: int | None = None
     ) -> None:
-        self.run_id = run_id
         self.expected_cases = expected_cases
         self.expected_events = expected_events
 

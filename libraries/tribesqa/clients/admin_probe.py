@@ -1,4 +1,5 @@
-"""Deliberately bad management requests: each must be refused by a node's admin API (401).
+"""Deliberately bad management requests: each must be refused by a node's admin API (401), and
+the one sender of every hand-made management request (``send``), refused or not.
 
 Every request asks for ``node.info`` (read-only), so the probes are safe on a real fleet even
 when a node wrongly accepts one. Events come from the one signer (``nip98.build_auth_event``)
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tribesqa.clients.keys import AdminKey
@@ -22,6 +23,9 @@ from tribesqa.clients.nip98 import (
     build_auth_event,
 )
 from tribesqa.clients.nip98 import compute_event_id as _event_id
+
+if TYPE_CHECKING:
+    from tribesqa.clients.management_client import ManagementClient
 
 PROBE_METHOD = "node.info"
 PROBE_BODY = json.dumps({"method": PROBE_METHOD, "params": {}}, separators=(",", ":")).encode()
@@ -62,6 +66,21 @@ def signed(
         )
         event["sig"] = key.sign(bytes.fromhex(event["id"])).hex()
     return event
+
+
+def send(
+    client: ManagementClient, body: bytes, headers: dict[str, str], *, what: str
+) -> tuple[int, Any]:
+    """POST ``body`` with exactly ``headers`` to the client's management endpoint.
+
+    Returns (HTTP status, the JSON answer or at most 200 characters of its text); ``what``
+    names the request if the node cannot be reached.
+    """
+    response = client.raw(body, headers, what=what)
+    try:
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, response.text[:200]
 
 
 def with_bad_signature(event: dict[str, Any]) -> dict[str, Any]:

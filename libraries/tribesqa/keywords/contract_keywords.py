@@ -15,9 +15,14 @@ from pydantic import BaseModel
 from robot.api import logger
 from robot.api.deco import keyword
 
-from tribesqa.checks.conformance import expected_http_status, refusal_problem
-from tribesqa.clients.nip98 import authorization_for
-from tribesqa.contract import NodeHealth, parse_method_result, parse_payload
+from tribesqa.checks.refusal import expected_http_status, refusal_problem
+from tribesqa.clients.admin_probe import header_for, send, signed
+from tribesqa.contract import (
+    METHOD_RESULT_MODELS,
+    NodeHealth,
+    parse_method_result,
+    parse_payload,
+)
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.keywords.component import Component
 
@@ -27,22 +32,15 @@ class ContractKeywords(Component):
 
     TAGS = ("contract", "node")  # keyword tags in libdoc: this component's domain
 
-    def _send_signed(self, node: str, body: bytes) -> tuple[int, Any]:
-        """POST ``body`` as is, signed for exactly these bytes; (HTTP status, JSON or text)."""
-        client = self.ctx.client(node)
-        header = authorization_for(self.ctx.admin_key(), client.endpoint, "POST", body)
-        response = client.raw(body, {"content-type": "application/json", "authorization": header})
-        try:
-            return response.status_code, response.json()
-        except ValueError:
-            return response.status_code, response.text
-
     def _refused(self, node: str, what: str, body: bytes, error: str) -> str:
         try:
             expected_http_status(error)
         except ValueError as unknown:
             raise TribesFailure(f"node {node} / {what}: {unknown}") from None
-        status, payload = self._send_signed(node, body)
+        # Signed for exactly these bytes with the admin key: only the body can be at fault.
+        client = self.ctx.client(node)
+        headers = header_for(signed(self.ctx.admin_key(), client.endpoint, body=body))
+        status, payload = send(client, body, headers, what=what)
         problem = refusal_problem(node, what, status, payload, error)
         if problem is not None:
             raise TribesFailure(problem)
@@ -87,12 +85,19 @@ class ContractKeywords(Component):
         self, node: str, method: str, params: dict[str, Any] | None = None
     ) -> BaseModel:
         """Call ``method`` on ``node`` and parse its ``result`` with the method's contract model;
-        returns the parsed model. A mismatch fails naming the node, the method and the field.
+        returns the parsed model. A mismatch fails naming the node, the method and the field; a
+        method the contract has no result model for fails before anything is sent.
 
         Example:
         | ${sync}=    Management Method Should Answer In Contract Shape    hetzner-1    sync.status
         | Should Be Equal    ${sync.mode.value}    live
         """
+        if method not in METHOD_RESULT_MODELS:
+            known = ", ".join(sorted(METHOD_RESULT_MODELS))
+            raise TribesFailure(
+                f"node {node} / {method}: the contract has no result model for management "
+                f"method {method!r}, so its shape cannot be checked (known: {known})"
+            )
         result = self.ctx.client(node).call(method, dict(params or {}))
         return parse_method_result(method, result, source=f"node {node}")
 

@@ -4,6 +4,7 @@ sync mesh (it neither pulls from the active nodes nor receives their new events)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from robot.api import logger
 from robot.api.deco import keyword
@@ -46,19 +47,29 @@ class DecommissionedKeywords(Component):
         )
 
     @keyword
-    def decommissioned_node_should_report_itself_out_of_the_cluster(self, node: str) -> None:
+    def decommissioned_node_should_report_itself_out_of_the_cluster(
+        self, node: str, *, timeout: timedelta | None = None, poll: timedelta | None = None
+    ) -> None:
         """``node``, decommissioned, says so itself: ``cluster_status.self_status`` is
         ``decommissioned``, its own row in ``cluster_nodes.list`` is ``decommissioned``, and
         ``sync.status`` is mode ``stopped`` with no sync servers.
 
-        Waits (up to ``membership_converged``) for the node to apply its decommission; fails
-        naming the node and every part of its view that is still wrong.
+        Waits (up to ``membership_converged``; ``timeout=`` / ``poll=`` override the table for
+        this call) for the node to apply its decommission; fails naming the node and every part
+        of its view that is still wrong, and the timeout used with where it came from.
 
-        Example: ``Decommissioned Node Should Report Itself Out Of The Cluster    scaleway-1``
+        Example:
+        | Decommissioned Node Should Report Itself Out Of The Cluster    scaleway-1
+        | Decommissioned Node Should Report Itself Out Of The Cluster    scaleway-1    timeout=5 min    poll=10 s
         """
         node = str(node)
+        timing = self.ctx.wait_timing(
+            "membership_converged",
+            timeout,
+            poll,
+            keyword="Decommissioned Node Should Report Itself Out Of The Cluster",
+        )
         node_id = self.ctx.node_id(node)
-        timeouts = self.ctx.require_timeouts()
 
         def judge(observations: dict[str, Observation]) -> Verdict:
             seen = observations[node]
@@ -88,37 +99,54 @@ class DecommissionedKeywords(Component):
                 self._self_view,
                 judge,
                 what=f"node {node} reports itself decommissioned",
-                timeout_s=timeouts.membership_converged,
-                interval_s=timeouts.poll_interval,
+                timeout_s=timing.timeout_s,
+                interval_s=timing.interval_s,
                 describe=describe,
             )
         except ConvergenceFailure as failure:
             summary = failure.result.verdict.summary
-            raise TribesFailure(f"{summary} (after {failure.result.elapsed_s:.1f} s)") from None
+            raise TribesFailure(
+                f"{summary} (after {failure.result.elapsed_s:.1f} s) [{timing.origin}]"
+            ) from None
         logger.info(f"node {node} reports itself decommissioned; sync.status stopped, no servers")
 
     @keyword
     def decommissioned_node_should_receive_no_new_writes(
-        self, node: str, before: SyncStatus
+        self,
+        node: str,
+        before: SyncStatus,
+        duration: timedelta | None = None,
+        *,
+        poll: timedelta | None = None,
     ) -> None:
         """Events the active nodes wrote after ``before`` (``node``'s ``Get Sync Status`` taken
         once it was decommissioned) never reach ``node``: for the ``stays_stale`` window its
         version vector gains nothing from any other origin (Legion's own writes excepted:
         Legion writes to every machine it runs).
 
+        ``duration`` is this keyword's ``timeout=`` (default: ``stays_stale``); ``poll=``
+        overrides ``poll_interval`` for this call.
+
         Example:
         | ${before}=    Get Sync Status    scaleway-1
         | Force Full Resync    hetzner-1
         | Decommissioned Node Should Receive No New Writes    scaleway-1    ${before}
+        | Decommissioned Node Should Receive No New Writes    scaleway-1    ${before}    duration=2 min    poll=5 s
         """
         node = str(node)
+        timing = self.ctx.wait_timing(
+            "stays_stale",
+            duration,
+            poll,
+            keyword="Decommissioned Node Should Receive No New Writes",
+            timeout_arg="duration",
+        )
         node_id = self.ctx.node_id(node)
         if before.version_vector is None:
             raise TribesFailure(
                 f"node {node}: its sync.status carries no version_vector, so new writes cannot be told apart"
             )
         was = dict(before.version_vector)
-        timeouts = self.ctx.require_timeouts()
 
         def probe(name: str) -> dict[str, int]:
             sync = self.ctx.client(name).call_typed("sync.status")
@@ -141,11 +169,12 @@ class DecommissionedKeywords(Component):
                 probe,
                 judge,
                 what=f"node {node} receives no new writes",
-                duration_s=timeouts.stays_stale,
-                interval_s=timeouts.poll_interval,
+                duration_s=timing.timeout_s,
+                interval_s=timing.interval_s,
             )
         except ConvergenceFailure as failure:
             raise TribesFailure(
-                f"{failure.result.verdict.summary} (after {failure.result.elapsed_s:.1f} s)"
+                f"{failure.result.verdict.summary} (after {failure.result.elapsed_s:.1f} s) "
+                f"[{timing.origin}]"
             ) from None
         logger.info(f"node {node} received no new event from the active nodes")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from robot.api import logger
@@ -21,6 +22,7 @@ from robot.api.deco import keyword
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.keywords.component import Component
 from tribesqa.targets.base import Nemesis
+from tribesqa.timing import WaitTiming
 from tribesqa.waiting import WaitTimeout, all_nodes_satisfy, poll_until
 
 
@@ -60,9 +62,8 @@ class FaultKeywords(Component):
                 retired.append(entry.description)
         return retired
 
-    def _wait_healthy(self, node: str, after: str) -> float:
-        """Poll ``node``'s ``/healthz`` until 200 (``node_ready`` timeout); returns seconds waited."""
-        timeouts = self.ctx.require_timeouts()
+    def _wait_healthy(self, node: str, after: str, timing: WaitTiming) -> float:
+        """Poll ``node``'s ``/healthz`` until 200 (up to ``timing``); returns seconds waited."""
         # A node restarted after a crash may listen on new ports: forget the old client and
         # re-read Legion's record before polling.
         stale = self.ctx.clients.pop(node, None)
@@ -79,22 +80,26 @@ class FaultKeywords(Component):
                 healthy,
                 all_nodes_satisfy(lambda answer: answer[0] == 200, label="healthy"),
                 what=f"node {node} healthy after {after}",
-                timeout_s=timeouts.node_ready,
-                interval_s=timeouts.poll_interval,
+                timeout_s=timing.timeout_s,
+                interval_s=timing.interval_s,
                 max_workers=1,
             )
         except WaitTimeout as timeout:
             seen = timeout.result.observations[node]
             last = seen.error or f"HTTP {seen.value[0]} {seen.value[1]}"
             raise TribesFailure(
-                f"node {node} not healthy {timeouts.node_ready:g} s after {after}: "
-                f"last /healthz answer: {last}"
+                f"node {node} not healthy {timing.timeout_s:g} s after {after}: "
+                f"last /healthz answer: {last} [{timing.origin}]"
             ) from None
         return result.elapsed_s
 
-    def _restart_and_wait(self, nemesis: Nemesis, node: str, after: str) -> None:
+    def _restart_and_wait(
+        self, nemesis: Nemesis, node: str, after: str, timing: WaitTiming | None = None
+    ) -> None:
         nemesis.restart(node)
-        waited = self._wait_healthy(node, after)
+        if timing is None:
+            timing = self.ctx.wait_timing("node_ready", keyword="Restart Node")
+        waited = self._wait_healthy(node, after, timing)
         logger.info(f"node {node} healthy again ({waited:.1f} s after the restart returned)")
 
     # -- partitions -------------------------------------------------------------------------------
@@ -149,16 +154,21 @@ class FaultKeywords(Component):
         logger.info(f"crashed {node}")
 
     @keyword
-    def restart_node(self, node: str) -> None:
+    def restart_node(
+        self, node: str, *, timeout: timedelta | None = None, poll: timedelta | None = None
+    ) -> None:
         """Restart ``node`` gracefully (or bring a crashed node back) and wait until it is healthy.
 
-        Waits for ``/healthz`` 200 up to the ``node_ready`` timeout; a crash heal registered
-        for the node is then retired.
+        Waits for ``/healthz`` 200 up to the ``node_ready`` timeout (``timeout=`` / ``poll=``
+        override the table for this call); a crash heal registered for the node is then retired.
 
-        Example: ``Restart Node    scaleway-1``
+        Example:
+        | Restart Node    scaleway-1
+        | Restart Node    scaleway-1    timeout=10 min    poll=5 s
         """
         node = str(node)
-        self._restart_and_wait(self._nemesis(), node, "the restart")
+        timing = self.ctx.wait_timing("node_ready", timeout, poll, keyword="Restart Node")
+        self._restart_and_wait(self._nemesis(), node, "the restart", timing)
         self._retire("crash", node)
 
     # -- publish outage ---------------------------------------------------------------------------

@@ -6,6 +6,8 @@ a library keyword run through BuiltIn so log.html shows every step under the nod
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from robot.api import logger
 from robot.api.deco import keyword
 from robot.libraries.BuiltIn import BuiltIn
@@ -148,15 +150,21 @@ class GateKeywords(Component):
             )
 
     @keyword
-    def node_should_be_cut_from_the_sync_mesh(self, node: str) -> None:
+    def node_should_be_cut_from_the_sync_mesh(
+        self, node: str, *, timeout: timedelta | None = None, poll: timedelta | None = None
+    ) -> None:
         """Proves a partition took effect: ``node`` reports none of its sync servers connected, and
-        no other active node reports ``node`` as a connected server (waits up to ``node_active``).
+        no other active node reports ``node`` as a connected server (waits up to ``node_active``;
+        ``timeout=`` / ``poll=`` override the table for this call).
 
         Example:
         | Partition Node From Peers    ovh-1
         | Node Should Be Cut From The Sync Mesh    ovh-1
+        | Node Should Be Cut From The Sync Mesh    ovh-1    timeout=2 min    poll=5 s
         """
-        timeouts = self.ctx.require_timeouts()
+        timing = self.ctx.wait_timing(
+            "node_active", timeout, poll, keyword="Node Should Be Cut From The Sync Mesh"
+        )
         observers = list(dict.fromkeys([node, *self.ctx.active_names()]))
         node_id = self.ctx.node_id(node)
 
@@ -185,8 +193,10 @@ class GateKeywords(Component):
                 probe,
                 judge,
                 what=f"node {node} cut from the sync mesh",
-                timeout_s=timeouts.node_active,
-                interval_s=timeouts.poll_interval,
+                timeout_s=timing.timeout_s,
+                interval_s=timing.interval_s,
             )
         except ConvergenceFailure as failure:
-            raise TribesFailure(f"{failure.message} (the partition did not take effect)") from None
+            raise TribesFailure(
+                f"{failure.message} (the partition did not take effect) [{timing.origin}]"
+            ) from None

@@ -3,6 +3,7 @@ own membership view."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from robot.api.deco import keyword
@@ -18,20 +19,31 @@ class MeshKeywords(ConvergenceBase):
     TAGS = ("convergence",)  # keyword tags in libdoc: this component's domain
 
     @keyword
-    def derived_sync_servers_should_match_membership(self, *nodes: str) -> None:
+    def derived_sync_servers_should_match_membership(
+        self, *nodes: str, timeout: timedelta | None = None, poll: timedelta | None = None
+    ) -> None:
         """Every node syncs from exactly the other ``active`` members of its own membership view.
 
         Polls ``cluster_nodes.list`` and ``sync.status`` on every node (Legion's ready nodes, or
-        the given ``nodes``) up to ``membership_converged``. Done when each node's ``servers``
+        the given ``nodes``) up to ``membership_converged`` (``timeout=`` / ``poll=`` override
+        the table for this call). Done when each node's ``servers``
         are the transport addresses of the other ``active`` rows it lists (none missing, no
         decommissioned or syncing peer, nothing else), each ``connected`` with no
         ``failing_reason``. On failure the message names the node and the peer, e.g.
         ``hetzner-1 does not sync from active peer ovh-1 (http://127.0.0.1:24022)``, with a
         table of expected vs actual servers per node.
 
-        Example: ``Derived Sync Servers Should Match Membership``
+        Example:
+        | Derived Sync Servers Should Match Membership
+        | Derived Sync Servers Should Match Membership    hetzner-1    ovh-1    timeout=5 min    poll=10 s
         """
         names = self.nodes_or_active(nodes)
+        timing = self.ctx.wait_timing(
+            "membership_converged",
+            timeout,
+            poll,
+            keyword="Derived Sync Servers Should Match Membership",
+        )
 
         def probe(node: str) -> dict[str, Any]:
             client = self._poll_client(node)
@@ -49,26 +61,35 @@ class MeshKeywords(ConvergenceBase):
         spec = _WaitSpec(
             "derived sync servers do not match membership",
             "derived sync servers match membership",
-            self.ctx.wait_timing(
-                "membership_converged", keyword="Derived Sync Servers Should Match Membership"
-            ),
+            timing,
             "sync servers \\ node",
         )
         judge = DerivedServersJudge({name: self.ctx.node_id(name) for name in names})
         self._wait(names, probe, judge, spec, describe=describe)
 
     @keyword
-    def cluster_status_should_agree_with_membership(self, *nodes: str) -> None:
+    def cluster_status_should_agree_with_membership(
+        self, *nodes: str, timeout: timedelta | None = None, poll: timedelta | None = None
+    ) -> None:
         """Each node's ``cluster_status`` counts match its ``cluster_nodes.list``; one digest everywhere.
 
-        Polls up to ``membership_converged`` (Legion's ready nodes, or the given ``nodes``): the
+        Polls up to ``membership_converged`` (Legion's ready nodes, or the given ``nodes``;
+        ``timeout=`` / ``poll=`` override the table for this call): the
         ``active``, ``syncing`` and ``decommissioned`` counts equal the rows of that status the
         node lists, and every node reports the same ``membership_digest``. On failure, e.g.
         ``hetzner-1 cluster_status says active 2 but 3 active rows listed``.
 
-        Example: ``Cluster Status Should Agree With Membership``
+        Example:
+        | Cluster Status Should Agree With Membership
+        | Cluster Status Should Agree With Membership    timeout=2 min    poll=5 s
         """
         names = self.nodes_or_active(nodes)
+        timing = self.ctx.wait_timing(
+            "membership_converged",
+            timeout,
+            poll,
+            keyword="Cluster Status Should Agree With Membership",
+        )
 
         def probe(node: str) -> dict[str, Any]:
             client = self._poll_client(node)
@@ -79,9 +100,7 @@ class MeshKeywords(ConvergenceBase):
         spec = _WaitSpec(
             "cluster_status does not agree with membership",
             "cluster_status agrees with membership",
-            self.ctx.wait_timing(
-                "membership_converged", keyword="Cluster Status Should Agree With Membership"
-            ),
+            timing,
             "field \\ node",
         )
         self._wait(

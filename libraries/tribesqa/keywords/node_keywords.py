@@ -12,7 +12,6 @@ from typing import Any
 from robot.api import logger
 from robot.api.deco import keyword
 
-from tribesqa.checks.generations import GenerationStaysJudge
 from tribesqa.contract import (
     ClusterNodesList,
     ClusterStatus,
@@ -29,11 +28,9 @@ from tribesqa.contract import (
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.keywords.component import Component
 from tribesqa.waiting import (
-    ConvergenceFailure,
     WaitTerminal,
     WaitTimeout,
     all_nodes_satisfy,
-    consistently,
     poll_until,
 )
 
@@ -250,15 +247,23 @@ class NodeKeywords(Component):
 
     @keyword
     def roll_out_plugin_to_nodes(
-        self, plugin: str, commit: str, *nodes: str
+        self,
+        plugin: str,
+        commit: str,
+        *nodes: str,
+        timeout: timedelta | None = None,
+        poll: timedelta | None = None,
     ) -> dict[str, RolloutJob]:
         """Preview, start and wait for ``plugin`` at ``commit`` on every node (all active nodes by default).
 
         Fails before switching anything when a node's preview reports missing substitutes.
+        Each job is waited for as ``Wait For Rollout`` does (``timeout=`` / ``poll=`` override
+        the table's ``rollout`` and ``poll_interval`` for this call).
 
         Example:
         | Roll Out Plugin To Nodes    supertest    ${COMMIT}    hetzner-1
         | Roll Out Plugin To Nodes    supertest    ${COMMIT}    # every active node
+        | Roll Out Plugin To Nodes    supertest    ${COMMIT}    timeout=2 h    poll=30 s
         """
         names = self.nodes_or_active(nodes)
         previews = self.on_each(
@@ -273,7 +278,11 @@ class NodeKeywords(Component):
         jobs = self.on_each(
             names, lambda n: self.start_rollout(n, previews[n].plan_id), what="rollout.start"
         )
-        done = self.on_each(names, lambda n: self.wait_for_rollout(n, jobs[n]), what="rollout")
+        done = self.on_each(
+            names,
+            lambda n: self.wait_for_rollout(n, jobs[n], timeout=timeout, poll=poll),
+            what="rollout",
+        )
         for name, job in done.items():
             logger.info(_job_summary(name, job))
         return done
@@ -292,89 +301,32 @@ class NodeKeywords(Component):
         return ref.job_id
 
     @keyword
-    def roll_back_nodes_to_generation(self, generation: str, *nodes: str) -> dict[str, RolloutJob]:
+    def roll_back_nodes_to_generation(
+        self,
+        generation: str,
+        *nodes: str,
+        timeout: timedelta | None = None,
+        poll: timedelta | None = None,
+    ) -> dict[str, RolloutJob]:
         """Roll every node back to ``generation`` and wait for each job.
+
+        Each job is waited for as ``Wait For Rollout`` does (``timeout=`` / ``poll=`` override
+        the table's ``rollout`` and ``poll_interval`` for this call).
 
         Example:
         | Roll Back Nodes To Generation    ${BASELINE}    hetzner-1    scaleway-1
         | Roll Back Nodes To Generation    1    # every active node
+        | Roll Back Nodes To Generation    1    timeout=1 h
         """
         names = self.nodes_or_active(nodes)
         jobs = self.on_each(
             names, lambda n: self.roll_back_to_generation(n, generation), what="generation.rollback"
         )
-        done = self.on_each(names, lambda n: self.wait_for_rollout(n, jobs[n]), what="rollback")
+        done = self.on_each(
+            names,
+            lambda n: self.wait_for_rollout(n, jobs[n], timeout=timeout, poll=poll),
+            what="rollback",
+        )
         for name, job in done.items():
             logger.info(_job_summary(name, job))
         return done
-
-    @keyword
-    def generation_should_be_converged(
-        self, node: str, expected: str | None = None
-    ) -> GenerationStatus:
-        """``selected`` equals ``running`` on ``node`` (and equals ``expected`` when given).
-
-        ``expected`` is a store path or a generation number.
-
-        Example:
-        | ${status}=    Generation Should Be Converged    hetzner-1
-        | Generation Should Be Converged    hetzner-1    1
-        | Generation Should Be Converged    hetzner-1    ${BASELINE}
-        """
-        status = self.get_generation_status(node)
-        if status.selected != status.running:
-            raise TribesFailure(
-                f"node {node}: selected generation {status.selected} but running {status.running}"
-            )
-        if expected is not None:
-            try:
-                want = (
-                    status.generation(expected).path if str(expected).isdigit() else str(expected)
-                )
-            except LookupError as error:
-                raise TribesFailure(f"node {node}: {error}") from None
-            if status.running != want:
-                raise TribesFailure(f"node {node}: running {status.running}, expected {want}")
-        return status
-
-    @keyword
-    def generations_should_be_converged_on_nodes(
-        self, expected: str | None = None, *nodes: str
-    ) -> None:
-        """``Generation Should Be Converged`` on every node at once.
-
-        Example:
-        | Generations Should Be Converged On Nodes    ${BASELINE}    hetzner-1    scaleway-1
-        | Generations Should Be Converged On Nodes    # every active node, selected == running
-        """
-        self.on_each(
-            self.nodes_or_active(nodes),
-            lambda n: self.generation_should_be_converged(n, expected),
-            what="generation check",
-        )
-
-    @keyword
-    def generation_should_stay_at(self, node: str, generation: str) -> None:
-        """Selected and running stay at ``generation`` (a store path) on ``node`` for ``stays_stale``.
-
-        The "consistently" check after a rollback and a restart: no rollout plan is replayed
-        behind the runner's back. Fails at the first poll where either moves, naming the node.
-
-        Example:
-        | Restart Node    hetzner-1
-        | Generation Should Stay At    hetzner-1    ${BASELINE}
-        """
-        node, path = str(node), str(generation)
-        timeouts = self.ctx.require_timeouts()
-        try:
-            consistently(
-                [node],
-                lambda name: self.get_generation_status(name).model_dump(mode="json"),
-                GenerationStaysJudge(path),
-                what=f"node {node} stays at generation {path}",
-                duration_s=timeouts.stays_stale,
-                interval_s=timeouts.poll_interval,
-            )
-        except ConvergenceFailure as failure:
-            raise TribesFailure(failure.message) from None
-        logger.info(f"node {node}: selected and running stayed at {path}")

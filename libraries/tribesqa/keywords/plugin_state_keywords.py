@@ -59,7 +59,7 @@ class PluginStateKeywords(ConvergenceBase):
         | Wait Until Plugin State Converged    ${run_id}    hetzner-1    ovh-1    timeout=10 min
         """
         names = self.nodes_or_active(nodes)
-        judge = PluginStateJudge(str(run_id), expected_cases, expected_events)
+        judge = PluginStateJudge(expected_cases, expected_events)
         timing = self.ctx.wait_timing(
             "plugin_state_converged", timeout, poll, keyword="Wait Until Plugin State Converged"
         )

@@ -1,12 +1,11 @@
 """The admin API's NIP-98 defences, black box: requests a node must refuse, and how it refuses.
 
-Every request asks for ``node.info`` (read-only) and is built by ``clients/admin_probe.py`` from
-the one signer; every refusal is judged by ``checks/refusal.py`` (401 and the contract's code).
+Every request asks for ``node.info`` (read-only), is built by ``clients/admin_probe.py`` from the
+one signer and sent by its ``send``; every refusal is judged by ``checks/refusal.py`` (the
+contract's code at its HTTP status), the sender and judge the contract keywords use too.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from robot.api import logger
 from robot.api.deco import keyword
@@ -22,6 +21,7 @@ from tribesqa.clients.admin_probe import (
     failing_from,
     header_for,
     host_port,
+    send,
     signed,
 )
 from tribesqa.contract import GraphRunState
@@ -198,18 +198,11 @@ class SecurityKeywords(Component):
             self._should_refuse(node, failing_from(check, endpoint))
 
     # -- sending and judging ----------------------------------------------------------------------------
-    def _send(self, node: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
-        response = self.ctx.client(node).raw(body, headers, what=PROBE_METHOD)
-        try:
-            payload: Any = response.json()
-        except ValueError:
-            payload = response.text[:200]
-        return response.status_code, payload
-
     def _should_refuse(self, node: str, request: BadRequest) -> str:
-        status, payload = self._send(node, request.headers, request.body)
+        client = self.ctx.client(node)
+        status, payload = send(client, request.body, request.headers, what=PROBE_METHOD)
         problem = refusal_problem(
-            node, request.flaw, PROBE_METHOD, status, payload, request.expected
+            node, PROBE_METHOD, status, payload, request.expected, sent=request.flaw
         )
         if problem:
             raise TribesFailure(problem)
@@ -218,7 +211,7 @@ class SecurityKeywords(Component):
         return message
 
     def _should_accept(self, node: str, headers: dict[str, str], body: bytes, sent: str) -> None:
-        status, payload = self._send(node, headers, body)
+        status, payload = send(self.ctx.client(node), body, headers, what=PROBE_METHOD)
         if status != 200 or answer_code(payload) != "ok":
             detail = payload.get("message") if isinstance(payload, dict) else payload
             raise TribesFailure(

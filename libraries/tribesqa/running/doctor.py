@@ -245,7 +245,7 @@ def _check_nodes(
         else:
             ssh = check_ssh(name, sessions, endpoint_of(name), ssh_timeout)
         skew = judge_skew(name, probe, timeouts.clock_skew)
-        plugin = check_plugin_transport(name, plugins, ssh.ok, over_ssh=True)
+        plugin = check_plugin_transport(name, plugins, ssh.ok)
         return [listed, health, info, ssh, skew, plugin]
 
     try:
