@@ -17,7 +17,7 @@ from robot.errors import ExecutionStatus
 from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 from robotlibcore import DynamicCore
 
-from tribesqa import __version__
+from tribesqa import __version__, guard
 from tribesqa.context import LibraryContext
 from tribesqa.diagnostics import clean_failure
 from tribesqa.keywords.artifact_keywords import ArtifactKeywords
@@ -89,9 +89,12 @@ class TribesLibrary(DynamicCore):
         super().__init__(components)
 
     def get_keyword_tags(self, name: str) -> list[str]:
-        """The keyword's own tags plus its component's domain tags (``Component.TAGS``)."""
-        component = getattr(self.keywords[name], "__self__", None)
-        return sorted({*super().get_keyword_tags(name), *getattr(component, "TAGS", ())})
+        """The keyword's own tags plus its component's domain tags (``Component.TAGS``), and
+        ``destructive`` for a keyword marked ``@destructive`` (the production guard, guard.py)."""
+        method = self.keywords[name]
+        component = getattr(method, "__self__", None)
+        guarded = [guard.TAG] if getattr(method, "tribes_destructive", None) else []
+        return sorted({*super().get_keyword_tags(name), *getattr(component, "TAGS", ()), *guarded})
 
     def run_keyword(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None

@@ -19,6 +19,7 @@ from tribesqa.checks.conformance import expected_http_status, refusal_problem
 from tribesqa.clients.nip98 import authorization_for
 from tribesqa.contract import NodeHealth, parse_method_result, parse_payload
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.guard import MUTATING_METHODS
 from tribesqa.keywords.component import Component
 
 
@@ -36,6 +37,12 @@ class ContractKeywords(Component):
             return response.status_code, response.json()
         except ValueError:
             return response.status_code, response.text
+
+    def _guard(self, method: str, node: str, keyword: str) -> None:
+        """A method that changes the node is a destructive act even when a refusal is expected
+        (a node that wrongly accepts it changes)."""
+        if method in MUTATING_METHODS:
+            self.ctx.require_destructive_allowed(keyword, f"call {method} on {node}")
 
     def _refused(self, node: str, what: str, body: bytes, error: str) -> str:
         try:
@@ -64,6 +71,7 @@ class ContractKeywords(Component):
         | ${message}=    Management Call Should Be Refused    hetzner-1    rollout.status    unknown-job
         | ...    params=${{{"job_id": "job-that-never-was"}}}
         """
+        self._guard(method, node, "Management Call Should Be Refused")
         body = json.dumps({"method": method, "params": dict(params or {})}).encode()
         return self._refused(node, method, body, error)
 
@@ -93,6 +101,7 @@ class ContractKeywords(Component):
         | ${sync}=    Management Method Should Answer In Contract Shape    hetzner-1    sync.status
         | Should Be Equal    ${sync.mode.value}    live
         """
+        self._guard(method, node, "Management Method Should Answer In Contract Shape")
         result = self.ctx.client(node).call(method, dict(params or {}))
         return parse_method_result(method, result, source=f"node {node}")
 

@@ -19,6 +19,7 @@ from robot.api import logger
 from robot.api.deco import keyword
 
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.guard import destructive
 from tribesqa.keywords.component import Component
 from tribesqa.targets.base import Nemesis
 from tribesqa.waiting import WaitTimeout, all_nodes_satisfy, poll_until
@@ -99,6 +100,7 @@ class FaultKeywords(Component):
 
     # -- partitions -------------------------------------------------------------------------------
     @keyword
+    @destructive("partition {node} from its peers")
     def partition_node_from_peers(self, node: str, *peers: str) -> None:
         """Cut ``node`` off from ``peers`` in both directions (default: from every other node).
 
@@ -130,6 +132,7 @@ class FaultKeywords(Component):
 
     # -- crash and restart ----------------------------------------------------------------------
     @keyword
+    @destructive("crash {node}")
     def crash_node(self, node: str) -> None:
         """Kill ``node`` abruptly (``SIGKILL``, nothing flushed); it stays down until restarted.
 
@@ -149,6 +152,7 @@ class FaultKeywords(Component):
         logger.info(f"crashed {node}")
 
     @keyword
+    @destructive("restart {node}")
     def restart_node(self, node: str) -> None:
         """Restart ``node`` gracefully (or bring a crashed node back) and wait until it is healthy.
 
@@ -163,6 +167,7 @@ class FaultKeywords(Component):
 
     # -- publish outage ---------------------------------------------------------------------------
     @keyword
+    @destructive("start a publish outage on {node}")
     def start_publish_outage(self, node: str) -> None:
         """``node`` keeps serving but neither publishes nor serves its own new events.
 
