@@ -10,7 +10,7 @@ Suite Setup       Start The Target With One Node
 Suite Teardown    Clean Up The Target
 Test Teardown     Heal Faults Injected By This Test
 
-Test Tags         scenario:management_api_contract    single-node    provider:hetzner
+Test Tags         scenario:management_api_contract    single-node    provider:hetzner    destructive
 
 
 *** Variables ***

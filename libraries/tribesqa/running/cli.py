@@ -262,6 +262,14 @@ def run(
             "report.html; the exit code is the rerun's.",
         ),
     ] = False,
+    allow_destructive: Annotated[
+        bool,
+        typer.Option(
+            "--allow-destructive",
+            help="On a real target, also run the tests tagged destructive (excluded by "
+            "default) and pass ALLOW_DESTRUCTIVE:true to the library.",
+        ),
+    ] = False,
 ) -> None:
     """Run the suites with robot (or pabot with --parallel N); extra args after -- go to robot.
 
@@ -291,6 +299,7 @@ def run(
         pabotlib_port=pabotlib_port,
         pabotlib_attach=pabotlib_attach,
         rerun_failed=rerun_failed,
+        allow_destructive=allow_destructive,
     )
     try:
         code = run_suites(request)

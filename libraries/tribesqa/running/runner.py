@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tribesqa.running.destructive import guard_notice, guard_options
 from tribesqa.running.rerun import RerunPlan, merge_rerun, start_rerun
 
 RUN_MARKER = "TRIBES_QA_RUN_ID"
@@ -84,6 +85,7 @@ class RunRequest:
     pabotlib_attach: str | None = None  # HOST:PORT of another shard's PabotLib
     matrix: bool = True
     rerun_failed: bool = False  # rerun the failed suites of OUTPUTDIR/output.xml, then merge
+    allow_destructive: bool = False  # a real target runs its tests tagged destructive too
 
     def uses_pabot(self) -> bool:
         return self.parallel > 0 or self.gate_per_node
@@ -179,6 +181,7 @@ def build_command(
         str(request.outputdir),
         "--loglevel",
         "DEBUG:INFO",
+        *guard_options(request.target, request.allow_destructive),
         *selection,
     ]
     if has_datasources(request.robot_args):
@@ -388,6 +391,9 @@ def run_suites(request: RunRequest, *, pabotlib_wait_s: float = 120.0) -> int:
         _prepare_pabot(request, pabotlib_wait_s)
     run_id = secrets.token_hex(8)
     started = time.time()
+    notice = guard_notice(request.target, request.allow_destructive)
+    if notice:
+        sys.stderr.write(notice + "\n")
     sys.stderr.write(f"tribes-qa run {run_id}: {' '.join(command)}\n")
     process = subprocess.Popen(command, env=child_environment(run_id), start_new_session=True)
     reaper = FleetReaper(run_id)
