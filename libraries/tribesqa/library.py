@@ -18,6 +18,7 @@ from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 from robotlibcore import DynamicCore
 
 from tribesqa import __version__, guard
+from tribesqa.console_progress import progress_factory
 from tribesqa.context import LibraryContext
 from tribesqa.diagnostics import clean_failure
 from tribesqa.keywords.artifact_keywords import ArtifactKeywords
@@ -36,6 +37,7 @@ from tribesqa.keywords.scenario_keywords import ScenarioKeywords
 from tribesqa.keywords.security_keywords import SecurityKeywords
 from tribesqa.keywords.ssh_keywords import SshKeywords
 from tribesqa.keywords.target_keywords import TargetKeywords
+from tribesqa.waiting.progress import set_progress_factory
 
 
 class TribesLibrary(DynamicCore):
@@ -66,6 +68,8 @@ class TribesLibrary(DynamicCore):
         for noisy in ("httpx", "httpcore", "paramiko"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         self.ctx = LibraryContext()
+        # Long waits say how they are going on the console (console_progress.py).
+        set_progress_factory(progress_factory(self._progress_after))
         self.ROBOT_LIBRARY_LISTENER = self
         components: list[Any] = [
             TargetKeywords(self.ctx),
@@ -87,6 +91,11 @@ class TribesLibrary(DynamicCore):
         ]
         self.components = components
         super().__init__(components)
+
+    def _progress_after(self) -> float | None:
+        """The open target's ``progress_after`` (None: no target open, or no such entry)."""
+        timeouts = self.ctx.timeouts if self.ctx.target is not None else None
+        return timeouts.progress_after if timeouts is not None else None
 
     def get_keyword_tags(self, name: str) -> list[str]:
         """The keyword's own tags plus its component's domain tags (``Component.TAGS``), and
