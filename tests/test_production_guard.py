@@ -12,6 +12,7 @@ guard never asks.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -269,3 +270,25 @@ def test_a_mutating_management_method_is_refused_and_a_read_is_not(
         method(*acting)
     with pytest.raises(ReachedTheFleet):
         method(*reading)
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "act"),
+    [
+        ("force_full_resync_on_nodes", (), "force a full resync on every active node"),
+        ("force_full_resync_on_nodes", ("ovh-1", "hetzner-1"), "force a full resync on ovh-1, hetzner-1"),
+        ("plan_join_nodes", ("ovh",), "plan 1 join node(s) on ovh"),
+        ("decommission_node", ("node-198",), "decommission node-198"),
+    ],
+)  # fmt: skip
+def test_the_refusal_says_what_the_act_would_have_done(
+    library: TribesLibrary,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    arguments: tuple[Any, ...],
+    act: str,
+) -> None:
+    allow(monkeypatch, False)
+    with_context(library, FleetlessContext(FakeGuardedTarget()))
+    with pytest.raises(DestructiveActRefused, match=f"refused: it would {re.escape(act)} on the"):
+        library.keywords[name](*arguments)

@@ -75,6 +75,11 @@ def destructive_keywords(methods: dict[str, Callable[..., Any]]) -> dict[str, st
     }
 
 
+def _shown(values: list[Any] | tuple[Any, ...]) -> str:
+    """Node lists as the keywords take them: none given means every active node."""
+    return ", ".join(map(str, values)) if values else "every active node"
+
+
 def _describe(method: Callable[..., Any], act: str, args: tuple[Any, ...], kwargs: Any) -> str:
     """The act with the call's arguments filled in (``decommission {node}`` -> ``decommission
     ovh-1``); the template as it is when the arguments do not bind."""
@@ -82,7 +87,7 @@ def _describe(method: Callable[..., Any], act: str, args: tuple[Any, ...], kwarg
         bound = inspect.signature(method).bind(None, *args, **kwargs)
         bound.apply_defaults()
         values = {
-            name: ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            name: _shown(value) if isinstance(value, (list, tuple)) else value
             for name, value in bound.arguments.items()
         }
         return act.format_map(values)
