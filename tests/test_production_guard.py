@@ -292,3 +292,9 @@ def test_the_refusal_says_what_the_act_would_have_done(
     with_context(library, FleetlessContext(FakeGuardedTarget()))
     with pytest.raises(DestructiveActRefused, match=f"refused: it would {re.escape(act)} on the"):
         library.keywords[name](*arguments)
+
+
+def test_without_an_open_target_the_act_fails_on_its_own(library: TribesLibrary) -> None:
+    with pytest.raises(AssertionError, match="no target is open") as failure:
+        library.keywords["provision_init_node"]("hetzner")
+    assert not isinstance(failure.value, DestructiveActRefused)

@@ -204,9 +204,10 @@ class LibraryContext:
     def require_destructive_allowed(self, keyword: str, act: str) -> None:
         """The production guard, the one place that decides: on a target that guards its
         destructive acts (a real fleet), ``act`` is refused unless ``${ALLOW_DESTRUCTIVE}`` is
-        true (Robot's truth rules); the failure names ``keyword`` and the variable."""
-        target = self.require_target()
-        if not target.guards_destructive_acts:
+        true (Robot's truth rules); the failure names ``keyword`` and the variable. With no
+        target open there is no fleet to protect: the act fails on its own ("no target is open")."""
+        target = self.target
+        if target is None or not target.guards_destructive_acts:
             return
         allowed, shown = allow_destructive_value()
         if not allowed:
