@@ -1,7 +1,8 @@
 *** Settings ***
 Documentation     The on-node gate for an existing roster (variables: ROSTER, ITERATIONS, ALLOW_DESTRUCTIVE),
 ...               as in the multinode fleet plan: per-node preconditions, then the lifecycle checks,
-...               repeated ITERATIONS times. Destructive checks run only with ALLOW_DESTRUCTIVE.
+...               repeated ITERATIONS times. Destructive checks (plugin writes, which the plugin API cannot delete;
+...               restart; partition) run only with ALLOW_DESTRUCTIVE.
 ...               `tribes-qa run --gate-per-node` runs one pabot process per roster node against ONE shared
 ...               fleet (see README, "Run a fleet in parallel"); plain robot runs every node in one process.
 
@@ -28,6 +29,11 @@ Roster Nodes Meet The Gate Preconditions
 Lifecycle Checks Pass On Every Gate Node
     [Tags]    req:GATE-4    req:REF-3    req:REF-15    req:REF-16    req:ROLL-4
     Run The Gate Lifecycle Checks    ${ITERATIONS}
+
+Plugin Writes Reach Their Plugin Peers On Every Gate Node
+    [Tags]    destructive    req:GATE-4    req:GUARD-4
+    Skip Unless Destructive Checks Are Allowed    ${ALLOW_DESTRUCTIVE}
+    Run The Gate Plugin Write Checks    ${ITERATIONS}
 
 Destructive Checks Pass On Every Gate Node
     [Tags]    destructive    req:GATE-5    req:GATE-6    req:GATE-7

@@ -205,6 +205,9 @@ class TimeoutProfile(ConfigModel):
     #: How far a node's clock may be from the runner's: a node-written timestamp compared with
     #: a runner time ("activated after ${before}") gets this much benefit of the doubt.
     clock_skew: Annotated[float, Field(ge=0)] = 0.0
+    #: A wait whose timeout (or window) is at least this long writes progress lines to the
+    #: console (start, each change, end); none when the table has no such entry.
+    progress_after: Annotated[float, Field(gt=0)] | None = None
 
 
 class TargetFile(ConfigModel):

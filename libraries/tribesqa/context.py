@@ -21,6 +21,7 @@ from tribesqa.config import (
     timeouts_table_path,
 )
 from tribesqa.contract import LegionNodeStatus, NodeRecord
+from tribesqa.guard import allow_destructive_value, refusal
 from tribesqa.targets import Target, create_target
 from tribesqa.targets.base import PluginTransport
 from tribesqa.timing import TimeoutTable, WaitTiming
@@ -199,6 +200,18 @@ class LibraryContext:
         if self.target is None:
             raise AssertionError("no target is open: the suite setup must call 'Open Target'")
         return self.target
+
+    def require_destructive_allowed(self, keyword: str, act: str) -> None:
+        """The production guard, the one place that decides: on a target that guards its
+        destructive acts (a real fleet), ``act`` is refused unless ``${ALLOW_DESTRUCTIVE}`` is
+        true (Robot's truth rules); the failure names ``keyword`` and the variable. With no
+        target open there is no fleet to protect: the act fails on its own ("no target is open")."""
+        target = self.target
+        if target is None or not target.guards_destructive_acts:
+            return
+        allowed, shown = allow_destructive_value()
+        if not allowed:
+            raise refusal(keyword, act, target.config.name, shown)
 
     def require_timeouts(self) -> TimeoutProfile:
         self.require_target()

@@ -18,7 +18,8 @@ from robot.errors import ExecutionStatus
 from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 from robotlibcore import DynamicCore
 
-from tribesqa import __version__
+from tribesqa import __version__, guard
+from tribesqa.console_progress import progress_factory
 from tribesqa.context import LibraryContext
 from tribesqa.diagnostics import clean_failure
 from tribesqa.keywords.artifact_keywords import ArtifactKeywords
@@ -40,6 +41,7 @@ from tribesqa.keywords.security_keywords import SecurityKeywords
 from tribesqa.keywords.ssh_keywords import SshKeywords
 from tribesqa.keywords.target_keywords import TargetKeywords
 from tribesqa.reporting.timeline_page import timeline_of_test
+from tribesqa.waiting.progress import set_progress_factory
 
 
 def refuse_duplicate_keywords(components: list[Any]) -> None:
@@ -91,6 +93,8 @@ class TribesLibrary(DynamicCore):
         self.ctx = LibraryContext()
         self._test_started: float | None = None  # time.monotonic() of the running test's start
         self._failed_at: float | None = None  # ... and of its first failing keyword's end
+        # Long waits say how they are going on the console (console_progress.py).
+        set_progress_factory(progress_factory(self._progress_after))
         self.ROBOT_LIBRARY_LISTENER = self
         components: list[Any] = [
             TargetKeywords(self.ctx),
@@ -116,10 +120,18 @@ class TribesLibrary(DynamicCore):
         refuse_duplicate_keywords(components)
         super().__init__(components)
 
+    def _progress_after(self) -> float | None:
+        """The open target's ``progress_after`` (None: no target open, or no such entry)."""
+        timeouts = self.ctx.timeouts if self.ctx.target is not None else None
+        return timeouts.progress_after if timeouts is not None else None
+
     def get_keyword_tags(self, name: str) -> list[str]:
-        """The keyword's own tags plus its component's domain tags (``Component.TAGS``)."""
-        component = getattr(self.keywords[name], "__self__", None)
-        return sorted({*super().get_keyword_tags(name), *getattr(component, "TAGS", ())})
+        """The keyword's own tags plus its component's domain tags (``Component.TAGS``), and
+        ``destructive`` for a keyword marked ``@destructive`` (the production guard, guard.py)."""
+        method = self.keywords[name]
+        component = getattr(method, "__self__", None)
+        guarded = [guard.TAG] if getattr(method, "tribes_destructive", None) else []
+        return sorted({*super().get_keyword_tags(name), *getattr(component, "TAGS", ()), *guarded})
 
     def run_keyword(
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None

@@ -12,7 +12,11 @@ from tests.parallel.conftest import Env, keyword_runs, load, messages, write_tar
 
 pytestmark = pytest.mark.slow
 
-READ_ONLY = ("Gate Preconditions Should Hold", "The Gate Lifecycle Checks Pass On Node")
+SHARED_HOLD = (
+    "Gate Preconditions Should Hold",
+    "The Gate Lifecycle Checks Pass On Node",
+    "Plugin Write On Node Should Reach Its Plugin Peers",
+)
 
 
 def overlaps(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool:
@@ -35,7 +39,7 @@ def test_gate_per_node_shares_one_fleet_and_serializes_destructive_checks(env: E
         "ovh-1",
         "scaleway-1",
     ]
-    assert result.statistics.total.passed == 9 and result.statistics.total.failed == 0
+    assert result.statistics.total.passed == 12 and result.statistics.total.failed == 0
 
     # ONE fleet: opened by one process (Run Setup Only Once), closed by one (Run Teardown Only
     # Once), every process attached to the same handle.
@@ -54,7 +58,7 @@ def test_gate_per_node_shares_one_fleet_and_serializes_destructive_checks(env: E
         assert preconditions == [f"gate preconditions hold on {node}"], preconditions
     destructive = keyword_runs(result, "The Destructive Gate Checks Pass On Node")
     assert len(destructive) == 3
-    others = [run for name in READ_ONLY for run in keyword_runs(result, name)] + destructive
+    others = [run for name in SHARED_HOLD for run in keyword_runs(result, name)] + destructive
     for suite_id, start, end, _ in destructive:
         for other_suite, other_start, other_end, _ in others:
             if other_suite != suite_id:
@@ -82,7 +86,7 @@ def test_a_failing_gate_setup_fails_every_process_and_leaves_nothing(env: Env) -
     done = env.tribes_qa("run", "--gate-per-node", "--target", str(target), "--outputdir", str(out))
     assert done.returncode != 0
     result = load(out / "output.xml")
-    assert result.statistics.total.failed == 6 and result.statistics.total.passed == 0
+    assert result.statistics.total.failed == 8 and result.statistics.total.passed == 0
     reasons = {test.message for test in result.suite.all_tests}
     assert any("rename the roster entry" in reason for reason in reasons), reasons
     assert any("Setup failed in other process" in reason for reason in reasons), reasons
@@ -99,7 +103,7 @@ def test_the_same_gate_runs_sequentially_under_plain_robot(env: Env) -> None:
     assert done.returncode == 0, done.stdout[-3000:]
     assert "pabot" not in done.stderr.split("\n", 1)[0]
     result = load(out / "output.xml")
-    assert result.statistics.total.passed == 3
+    assert result.statistics.total.passed == 4
     assert messages(result, "Gate Preconditions Should Hold") == [
         "gate preconditions hold on hetzner-1, scaleway-1, ovh-1"
     ]

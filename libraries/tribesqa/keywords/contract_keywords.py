@@ -24,6 +24,7 @@ from tribesqa.contract import (
     parse_payload,
 )
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.guard import MUTATING_METHODS
 from tribesqa.keywords.component import Component
 
 
@@ -31,6 +32,12 @@ class ContractKeywords(Component):
     """Requests the contract says a node must refuse, and result shapes against the contract models."""
 
     TAGS = ("contract", "node")  # keyword tags in libdoc: this component's domain
+
+    def _guard(self, method: str, node: str, keyword: str) -> None:
+        """A method that changes the node is a destructive act even when a refusal is expected
+        (a node that wrongly accepts it changes)."""
+        if method in MUTATING_METHODS:
+            self.ctx.require_destructive_allowed(keyword, f"call {method} on {node}")
 
     def _refused(self, node: str, what: str, body: bytes, error: str) -> str:
         try:
@@ -62,6 +69,7 @@ class ContractKeywords(Component):
         | ${message}=    Management Call Should Be Refused    hetzner-1    rollout.status    unknown-job
         | ...    params=${{{"job_id": "job-that-never-was"}}}
         """
+        self._guard(method, node, "Management Call Should Be Refused")
         body = json.dumps({"method": method, "params": dict(params or {})}).encode()
         return self._refused(node, method, body, error)
 
@@ -77,6 +85,7 @@ class ContractKeywords(Component):
         | Management Body Should Be Refused    hetzner-1    not json    invalid-payload
         | Management Body Should Be Refused    hetzner-1    {"method": "node.info", "params": [1]}    invalid-params
         """
+        self._guard(_method_of(body), node, "Management Body Should Be Refused")
         shown = body if len(body) <= 60 else body[:57] + "..."
         return self._refused(node, f"request {shown!r}", body.encode(), error)
 
@@ -98,6 +107,7 @@ class ContractKeywords(Component):
                 f"node {node} / {method}: the contract has no result model for management "
                 f"method {method!r}, so its shape cannot be checked (known: {known})"
             )
+        self._guard(method, node, "Management Method Should Answer In Contract Shape")
         result = self.ctx.client(node).call(method, dict(params or {}))
         return parse_method_result(method, result, source=f"node {node}")
 
@@ -116,3 +126,14 @@ class ContractKeywords(Component):
                 f"got HTTP {status} status {health.status}{reason}"
             )
         return health
+
+
+def _method_of(body: str) -> str:
+    """The method a raw body names, if it is an envelope at all (a node that wrongly accepts a
+    body naming a mutating method would act on it)."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return ""
+    method = envelope.get("method") if isinstance(envelope, dict) else None
+    return method if isinstance(method, str) else ""

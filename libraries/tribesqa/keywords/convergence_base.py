@@ -191,7 +191,7 @@ class ConvergenceBase(Component):
                 list(nodes),
                 probe,
                 judge,
-                what=spec.what,
+                what=spec.done,  # the goal (console progress lines); failures use spec.what
                 timeout_s=0.0 if once else spec.timing.timeout_s,
                 interval_s=spec.timing.interval_s,
                 clock=self.clock,

@@ -20,6 +20,7 @@ from robot.api import logger
 from robot.api.deco import keyword
 
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.guard import destructive
 from tribesqa.keywords.component import Component
 from tribesqa.targets.base import Nemesis
 from tribesqa.timing import WaitTiming
@@ -104,6 +105,7 @@ class FaultKeywords(Component):
 
     # -- partitions -------------------------------------------------------------------------------
     @keyword
+    @destructive("partition {node} from its peers")
     def partition_node_from_peers(self, node: str, *peers: str) -> None:
         """Cut ``node`` off from ``peers`` in both directions (default: from every other node).
 
@@ -135,6 +137,7 @@ class FaultKeywords(Component):
 
     # -- crash and restart ----------------------------------------------------------------------
     @keyword
+    @destructive("crash {node}")
     def crash_node(self, node: str) -> None:
         """Kill ``node`` abruptly (``SIGKILL``, nothing flushed); it stays down until restarted.
 
@@ -154,6 +157,7 @@ class FaultKeywords(Component):
         logger.info(f"crashed {node}")
 
     @keyword
+    @destructive("restart {node}")
     def restart_node(
         self, node: str, *, timeout: timedelta | None = None, poll: timedelta | None = None
     ) -> None:
@@ -173,6 +177,7 @@ class FaultKeywords(Component):
 
     # -- publish outage ---------------------------------------------------------------------------
     @keyword
+    @destructive("start a publish outage on {node}")
     def start_publish_outage(self, node: str) -> None:
         """``node`` keeps serving but neither publishes nor serves its own new events.
 

@@ -15,6 +15,7 @@ from robot.utils import is_truthy
 
 from tribesqa.contract import SyncMode
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.guard import destructive
 from tribesqa.keywords.component import Component
 from tribesqa.waiting import ConvergenceFailure, Observation, Verdict, poll_until
 
@@ -106,6 +107,7 @@ class GateKeywords(Component):
         logger.info(f"gate preconditions hold on {', '.join(nodes)}")
 
     @keyword
+    @destructive("write a case into the plugin tables of {node}")
     def plugin_write_on_node_should_reach_its_plugin_peers(self, node: str, name: str) -> None:
         """Where ``node`` runs the supertest plugin: a case written on it (named ``name``) becomes
         visible on every other active node that runs the plugin. Nothing to check elsewhere.

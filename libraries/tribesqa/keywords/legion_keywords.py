@@ -21,6 +21,7 @@ from tribesqa.contract import (
     Provider,
 )
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.guard import destructive
 from tribesqa.keywords.component import Component
 from tribesqa.targets.base import LegionError
 
@@ -37,6 +38,7 @@ class LegionKeywords(Component):
         return self.ctx.provisioned_node(record)
 
     @keyword
+    @destructive("provision an init node on {provider}")
     def provision_init_node(self, provider: Provider = Provider.HETZNER) -> NodeRecord:
         """Provision the cluster's first node on ``provider``; returns its Legion record.
 
@@ -45,6 +47,7 @@ class LegionKeywords(Component):
         return self._provisioned(self.ctx.require_target().legion.provision_init(provider.value))
 
     @keyword
+    @destructive("plan {count} join node(s) on {provider}")
     def plan_join_nodes(self, provider: Provider, count: int = 1) -> list[NodeRecord]:
         """Plan ``count`` join nodes on ``provider`` (status ``planned``); materialize them later.
 
@@ -58,6 +61,7 @@ class LegionKeywords(Component):
         return planned
 
     @keyword
+    @destructive("materialize the planned nodes")
     def materialize_planned_nodes(self) -> GraphRun:
         """Materialize every planned node in ONE Legion graph run.
 
@@ -74,6 +78,7 @@ class LegionKeywords(Component):
         return _succeeded(run)
 
     @keyword
+    @destructive("start materializing the planned nodes")
     def start_materializing_planned_nodes(self) -> None:
         """Start the graph run of the planned nodes in the background (Legion blocks until each is active).
 
@@ -154,6 +159,7 @@ class LegionKeywords(Component):
                 logger.warn(f"background graph run left by the test ended with: {error}")
 
     @keyword
+    @destructive("materialize the planned nodes (interrupted after {nodes})")
     def interrupt_graph_run_after(self, nodes: int) -> GraphRun:
         """Materialize planned nodes but stop the graph run after ``nodes`` of them (a partial change).
 
@@ -170,6 +176,7 @@ class LegionKeywords(Component):
         return run
 
     @keyword
+    @destructive("decommission {node}")
     def decommission_node(self, node: str) -> NodeRecord:
         """Ask Legion to decommission ``node``; check the archived rows with ``Node Should Be Archived As Decommissioned``.
 
@@ -182,6 +189,7 @@ class LegionKeywords(Component):
         return self.ctx.require_target().legion.decommission(node)
 
     @keyword
+    @destructive("ask Legion to decommission {node}")
     def decommission_should_be_refused(self, node: str, reason: str = "unsafe-operation") -> str:
         """Legion must refuse to decommission ``node`` with error ``reason``; returns its message.
 
@@ -204,6 +212,7 @@ class LegionKeywords(Component):
         )
 
     @keyword
+    @destructive("replace {node} with a node on {provider}")
     def replace_node(self, node: str, provider: Provider) -> NodeRecord:
         """Replace ``node`` with a new node on ``provider`` (decommission + join); returns the new record.
 
@@ -215,6 +224,7 @@ class LegionKeywords(Component):
         return self._provisioned(self.ctx.require_target().legion.replace(node, provider.value))
 
     @keyword
+    @destructive("reactivate {node}")
     def reactivate_node(self, node: str) -> NodeRecord:
         """Ask Legion to bring a decommissioned ``node`` back; check it with ``Wait Until Node Is Active Everywhere``.
 
@@ -228,6 +238,7 @@ class LegionKeywords(Component):
         return self.ctx.require_target().legion.reactivate(node)
 
     @keyword
+    @destructive("destroy {node}")
     def destroy_node(self, node: str) -> None:
         """Destroy ``node`` (its server is gone afterwards).
 
@@ -241,6 +252,7 @@ class LegionKeywords(Component):
         self.ctx.records.pop(node, None)
 
     @keyword
+    @destructive("destroy every node Legion lists")
     def destroy_all_nodes(self) -> None:
         """Destroy every node Legion knows about (use only on a fleet this run owns).
 

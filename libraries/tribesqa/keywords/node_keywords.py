@@ -26,6 +26,7 @@ from tribesqa.contract import (
     TribeStatus,
 )
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.guard import MUTATING_METHODS, destructive
 from tribesqa.keywords.component import Component
 from tribesqa.waiting import (
     WaitTerminal,
@@ -125,12 +126,21 @@ class NodeKeywords(Component):
     ) -> Any:
         """Call any management ``method`` with ``params`` on ``node``; returns the raw ``result``.
 
+        A method that changes the node (``sync.resync``, ``rollout.start``,
+        ``generation.rollback``, ``control.*``) is a destructive act: on a real fleet it needs
+        ``ALLOW_DESTRUCTIVE``.
+
         Example: ``${result}=    Call Management Method    hetzner-1    plugins.list``
         """
+        if method in MUTATING_METHODS:
+            self.ctx.require_destructive_allowed(
+                "Call Management Method", f"call {method} on {node}"
+            )
         return self.ctx.client(node).call(method, dict(params or {}))
 
     # -- sync ------------------------------------------------------------------------------------
     @keyword
+    @destructive("force a full resync on {node}")
     def force_full_resync(self, node: str) -> str:
         """``sync.resync {full: true}`` on ``node``: replay from zero; returns the job id.
 
@@ -143,6 +153,7 @@ class NodeKeywords(Component):
         return ref.job_id
 
     @keyword
+    @destructive("force a full resync on {nodes}")
     def force_full_resync_on_nodes(self, *nodes: str) -> dict[str, str]:
         """Full resync on each node (all active nodes when none are given).
 
@@ -166,6 +177,7 @@ class NodeKeywords(Component):
         return self.ctx.client(node).call_typed("rollout.preview", params)  # type: ignore[return-value]
 
     @keyword
+    @destructive("start rollout {plan_id} on {node}")
     def start_rollout(self, node: str, plan_id: str) -> str:
         """``rollout.start`` of a previewed plan; returns the job id. Refusals fail with their reason.
 
@@ -246,6 +258,7 @@ class NodeKeywords(Component):
         return job
 
     @keyword
+    @destructive("roll {plugin} at {commit} out to {nodes}")
     def roll_out_plugin_to_nodes(
         self,
         plugin: str,
@@ -288,6 +301,7 @@ class NodeKeywords(Component):
         return done
 
     @keyword
+    @destructive("roll {node} back to generation {generation}")
     def roll_back_to_generation(self, node: str, generation: str) -> str:
         """``generation.rollback`` to a generation number or store path; returns the job id.
 
@@ -301,6 +315,7 @@ class NodeKeywords(Component):
         return ref.job_id
 
     @keyword
+    @destructive("roll {nodes} back to generation {generation}")
     def roll_back_nodes_to_generation(
         self,
         generation: str,

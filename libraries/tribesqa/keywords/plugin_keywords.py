@@ -21,6 +21,7 @@ from robot.api.deco import keyword
 
 from tribesqa.contract import Case, Event, PluginHealth, PluginSchema, PluginState, parse_payload
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.guard import destructive
 from tribesqa.keywords.component import Component
 from tribesqa.targets.base import PluginTransportError
 
@@ -256,6 +257,7 @@ class PluginKeywords(Component):
         return f"run-{stamp}-{secrets.token_hex(4)}"
 
     @keyword
+    @destructive("write a case into the plugin tables of {node}")
     def create_case(self, node: str, run_id: str, name: str) -> Case:
         """Create a case named ``name`` in run ``run_id`` on ``node``; returns it (``${case.id}``).
 
@@ -265,6 +267,7 @@ class PluginKeywords(Component):
         return self._call(node, "POST", "cases", Case, body)
 
     @keyword
+    @destructive("increment case {case_id} on {node}")
     def increment_case(self, node: str, case_id: str, by: int | str = 1) -> Case:
         """Increment the counter of case ``case_id`` on ``node`` by ``by`` (a whole number); returns the case.
 
@@ -275,6 +278,7 @@ class PluginKeywords(Component):
         return self._call(node, "POST", path, Case, {"by": amount})
 
     @keyword
+    @destructive("write an event into the plugin tables of {node}")
     def create_event(
         self,
         node: str,

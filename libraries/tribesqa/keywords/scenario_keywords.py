@@ -18,6 +18,7 @@ from tribesqa.contract import (
     RolloutPreview,
 )
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.guard import destructive
 from tribesqa.keywords.component import Component
 from tribesqa.waiting import (
     ConvergenceFailure,
@@ -103,6 +104,7 @@ class ScenarioKeywords(Component):
         return expected
 
     @keyword
+    @destructive("plan one join node on each of {providers}")
     def plan_one_join_node_per_provider(self, *providers: str) -> list[str]:
         """Plan one join node on each provider (in order); returns the planned names.
 

@@ -59,6 +59,9 @@ class SecurityKeywords(Component):
                 f"the admin API checks need {count} ready nodes; Legion reports {len(names)} "
                 f"({', '.join(names) or 'none'}) and this target does not provision nodes"
             )
+        self.ctx.require_destructive_allowed(
+            "Nodes For Admin API Checks", f"provision {count - len(names)} node(s) to probe"
+        )
         legion = target.legion
         if not names:
             names.append(self.ctx.provisioned_node(legion.provision_init(PROVIDERS[0])).name)

@@ -302,6 +302,10 @@ class TargetKeywords(Component):
                     for e in missing
                 )
             )
+        self.ctx.require_destructive_allowed(
+            "Ensure Roster Nodes Exist",
+            "provision the missing roster node(s) " + ", ".join(e.node for e in missing),
+        )
         planned: list[tuple[RosterEntry, NodeRecord]] = []
         for entry in missing:
             provider = entry.provider.value if entry.provider else entry.node.split("-")[0]

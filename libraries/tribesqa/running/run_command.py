@@ -70,6 +70,14 @@ def run(
             "report.html; the exit code is the rerun's.",
         ),
     ] = False,
+    allow_destructive: Annotated[
+        bool,
+        typer.Option(
+            "--allow-destructive",
+            help="On a real target, also run the tests tagged destructive (excluded by "
+            "default) and pass ALLOW_DESTRUCTIVE:true to the library.",
+        ),
+    ] = False,
     seed: Annotated[
         int | None,
         typer.Option(
@@ -115,6 +123,7 @@ def run(
         "--pabotlib-port": pabotlib_port,
         "--pabotlib-attach": pabotlib_attach,
         "--rerun-failed": rerun_failed,
+        "--allow-destructive": allow_destructive,
     }
     raise typer.Exit(execute(options, list(ctx.args), seed))
 
@@ -203,6 +212,7 @@ def execute(options: dict[str, Any], robot_args: list[str], seed: int | None) ->
         pabotlib_port=options.get("--pabotlib-port"),
         pabotlib_attach=options.get("--pabotlib-attach"),
         rerun_failed=bool(options.get("--rerun-failed")),
+        allow_destructive=bool(options.get("--allow-destructive")),
         seed=pick_seed() if seed is None else seed,
     )
     started, started_at = now(), time.time()

@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tribesqa.running.destructive import guard_notice, guard_options
 from tribesqa.running.rerun import RerunPlan, merge_rerun, start_rerun
 
 RUN_MARKER = "TRIBES_QA_RUN_ID"
@@ -86,6 +87,7 @@ class RunRequest:
     rerun_failed: bool = False  # rerun the failed suites of OUTPUTDIR/output.xml, then merge
     seed: int | None = None  # TRIBES_SIM_SEED of the run's processes (the simulator's choices)
     command: list[str] = field(default_factory=list)  # set by run_suites: the argv it ran
+    allow_destructive: bool = False  # a real target runs its tests tagged destructive too
 
     def uses_pabot(self) -> bool:
         return self.parallel > 0 or self.gate_per_node
@@ -181,6 +183,7 @@ def build_command(
         str(request.outputdir),
         "--loglevel",
         "DEBUG:INFO",
+        *guard_options(request.target, request.allow_destructive),
         *selection,
     ]
     if has_datasources(request.robot_args):
@@ -393,6 +396,9 @@ def run_suites(request: RunRequest, *, pabotlib_wait_s: float = 120.0) -> int:
         _prepare_pabot(request, pabotlib_wait_s)
     run_id = secrets.token_hex(8)
     started = time.time()
+    notice = guard_notice(request.target, request.allow_destructive)
+    if notice:
+        sys.stderr.write(notice + "\n")
     seed = "" if request.seed is None else f" (seed {request.seed})"
     sys.stderr.write(f"tribes-qa run {run_id}{seed}: {' '.join(command)}\n")
     env = child_environment(run_id, request.seed)

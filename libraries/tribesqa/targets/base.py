@@ -189,6 +189,13 @@ class Target(ABC):
         del sessions, endpoint_of, node_names, transport_of
 
     @property
+    def guards_destructive_acts(self) -> bool:
+        """Does a destructive act (provision, decommission, replace, reactivate, destroy, a
+        fault, a rollout, rollback or resync, a plugin write) need ``ALLOW_DESTRUCTIVE``? True
+        for a fleet that outlives the run (a real one); false for a private throwaway fleet."""
+        return True
+
+    @property
     def provisions_missing_roster_nodes(self) -> bool:
         """May ``Ensure Roster Nodes Exist`` create roster nodes Legion lacks? (never on a real
         fleet unless its file says so)."""

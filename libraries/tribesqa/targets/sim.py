@@ -170,6 +170,10 @@ class SimTarget(Target):
     def provisions_missing_roster_nodes(self) -> bool:
         return True  # a private simulated fleet starts empty
 
+    @property
+    def guards_destructive_acts(self) -> bool:
+        return False  # a private fleet, removed when it closes: nothing outlives the run
+
     def plugin_transport(
         self, sessions: SshSessions, endpoint_of: Callable[[str], SshEndpointInfo]
     ) -> PluginTransport:

@@ -9,6 +9,7 @@ in log.html, never one entry per poll). Every wait of the library goes through `
 from tribesqa.waiting.clocks import SYSTEM_CLOCK, Clock, FakeClock, SystemClock
 from tribesqa.waiting.engine import consistently, poll_until
 from tribesqa.waiting.judges import all_nodes_agree, all_nodes_satisfy
+from tribesqa.waiting.progress import Progress, WaitProgress, set_progress_factory
 from tribesqa.waiting.results import (
     ConsistencyViolation,
     ConvergenceFailure,
@@ -31,10 +32,12 @@ __all__ = [
     "FakeClock",
     "Judge",
     "Observation",
+    "Progress",
     "SystemClock",
     "Timeline",
     "TimelineRow",
     "Verdict",
+    "WaitProgress",
     "WaitResult",
     "WaitTerminal",
     "WaitTimeout",
@@ -42,5 +45,6 @@ __all__ = [
     "all_nodes_satisfy",
     "consistently",
     "poll_until",
+    "set_progress_factory",
     "short_repr",
 ]

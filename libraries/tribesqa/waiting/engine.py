@@ -9,6 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Generic, TypeVar
 
 from tribesqa.waiting.clocks import SYSTEM_CLOCK, Clock
+from tribesqa.waiting.progress import Progress, progress_for
 from tribesqa.waiting.results import (
     ConsistencyViolation,
     Judge,
@@ -137,6 +138,11 @@ def _terminal_message(what: str, result: WaitResult) -> str:
     return f"{what}: {result.verdict.terminal} (after {result.elapsed_s:.1f} s)"
 
 
+def _end(report: Progress | None, outcome: str, summary: str, elapsed: float) -> None:
+    if report is not None:
+        report.end(outcome, summary, elapsed)
+
+
 def _check_timing(name: str, total_s: float, interval_s: float) -> None:
     if total_s < 0:
         raise ValueError(f"{name} must be >= 0, got {total_s}")
@@ -156,6 +162,7 @@ def poll_until(
     describe: Callable[[T], str] = short_repr,
     max_workers: int = 32,
     probe_timeout_s: float | None = None,
+    progress: Progress | None = None,
 ) -> WaitResult:
     """Poll all ``nodes`` concurrently until ``judge`` says done.
 
@@ -170,6 +177,9 @@ def poll_until(
 
     ``probe_timeout_s`` (real seconds) bounds how long one attempt waits for its probes; a node
     still busy then is reported as an error and its probe is awaited again next attempt.
+
+    ``progress`` (default: the installed factory's, ``waiting.progress``) hears the start, each
+    attempt's summary and the end, for console lines on long waits.
     """
     _check_timing("timeout_s", timeout_s, interval_s)
     poller = _Poller(
@@ -178,6 +188,9 @@ def poll_until(
     deadline = poller.start + timeout_s
     timeline = Timeline()
     attempts = 0
+    report = progress if progress is not None else progress_for(what, timeout_s, interval_s)
+    if report is not None:
+        report.start()
     try:
         while True:
             attempt_start = clock.now()
@@ -188,15 +201,22 @@ def poll_until(
             timeline.add(attempts, elapsed, observations, verdict.summary, describe)
             result = WaitResult(what, attempts, elapsed, observations, verdict, timeline)
             if verdict.terminal:
+                _end(report, "failed", verdict.terminal, elapsed)
                 raise WaitTerminal(_terminal_message(what, result), result)
             if verdict.done:
+                _end(report, "done", verdict.summary, elapsed)
                 return result
             if attempt_start >= deadline - _EPSILON_S:
+                _end(report, "timed out", verdict.summary, elapsed)
                 raise WaitTimeout(_timeout_message(what, result, "lagging"), result)
+            if report is not None:
+                report.observe(verdict.summary, elapsed)
             now = clock.now()
             next_start = min(_next_start(poller.start, interval_s, attempts, now), deadline)
             clock.sleep(max(0.0, next_start - now))
     finally:
+        if report is not None:
+            report.stop(poller.elapsed())
         poller.close()
 
 
@@ -212,6 +232,7 @@ def consistently(
     describe: Callable[[T], str] = short_repr,
     max_workers: int = 32,
     probe_timeout_s: float | None = None,
+    progress: Progress | None = None,
 ) -> WaitResult:
     """Check that ``judge`` says done at every attempt for ``duration_s`` ("stays X for D s").
 
@@ -227,6 +248,9 @@ def consistently(
     end = poller.start + duration_s
     timeline = Timeline()
     attempts = 0
+    report = progress if progress is not None else progress_for(what, duration_s, interval_s)
+    if report is not None:
+        report.start()
     try:
         while True:
             attempt_start = clock.now()
@@ -237,13 +261,20 @@ def consistently(
             timeline.add(attempts, elapsed, observations, verdict.summary, describe)
             result = WaitResult(what, attempts, elapsed, observations, verdict, timeline)
             if verdict.terminal:
+                _end(report, "failed", verdict.terminal, elapsed)
                 raise WaitTerminal(_terminal_message(what, result), result)
             if not verdict.done:
+                _end(report, "broke", verdict.summary, elapsed)
                 raise ConsistencyViolation(_timeout_message(what, result, "deviating"), result)
             if attempt_start >= end - _EPSILON_S:
+                _end(report, "held", verdict.summary, elapsed)
                 return result
+            if report is not None:
+                report.observe(verdict.summary, elapsed)
             now = clock.now()
             next_start = min(_next_start(poller.start, interval_s, attempts, now), end)
             clock.sleep(max(0.0, next_start - now))
     finally:
+        if report is not None:
+            report.stop(poller.elapsed())
         poller.close()
