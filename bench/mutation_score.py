@@ -8,7 +8,7 @@ printed next to the score.
 
 mutmut names a mutant after its file path and strips only a leading ``src/``, while this
 project's package lives in ``libraries/``. So the run happens in ``.mutation/`` (git-ignored), a
-staging folder whose ``src/tribesqa``, ``tests``, ``variables`` and ``pyproject.toml`` are
+staging folder whose ``src/tribesqa``, ``tests``, ``variables``, ``docs`` and ``pyproject.toml`` are
 links back to the checkout; mutmut copies them into ``.mutation/mutants/`` and mutates the copy.
 Every run starts from an empty ``mutants/`` (mutmut would otherwise keep the verdicts of
 mutants whose function did not change, even after a test was added).
@@ -36,6 +36,7 @@ LINKS = {
     "src/tribesqa": "../../libraries/tribesqa",
     "tests": "../tests",
     "variables": "../variables",
+    "docs": "../docs",  # tests/matrix reads docs/requirements.yaml when collected
     "pyproject.toml": "../pyproject.toml",
 }
 GOAL_PCT = 90.0
