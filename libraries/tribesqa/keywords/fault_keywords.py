@@ -92,8 +92,23 @@ class FaultKeywords(Component):
             ) from None
         return result.elapsed_s
 
-    def _restart_and_wait(self, nemesis: Nemesis, node: str, after: str) -> None:
-        nemesis.restart(node)
+    def _crashed(self, node: str) -> bool:
+        """Whether a crash of ``node`` is registered and not healed yet."""
+        return any(
+            isinstance(entry.heal, FaultHeal)
+            and entry.heal.kind == "crash"
+            and entry.heal.node == node
+            for entry in self.ctx.heals
+        )
+
+    def _restart_and_wait(
+        self, nemesis: Nemesis, node: str, after: str, *, crashed: bool = False
+    ) -> None:
+        # A crashed node is brought back (recover); a running one restarted gracefully.
+        if crashed:
+            nemesis.recover(node)
+        else:
+            nemesis.restart(node)
         waited = self._wait_healthy(node, after)
         logger.info(f"node {node} healthy again ({waited:.1f} s after the restart returned)")
 
@@ -143,7 +158,7 @@ class FaultKeywords(Component):
             "crash",
             node,
             f"restart crashed node {node}",
-            lambda: self._restart_and_wait(nemesis, node, "the heal's restart"),
+            lambda: self._restart_and_wait(nemesis, node, "the heal's restart", crashed=True),
         )
         nemesis.crash(node)
         logger.info(f"crashed {node}")
@@ -158,7 +173,7 @@ class FaultKeywords(Component):
         Example: ``Restart Node    scaleway-1``
         """
         node = str(node)
-        self._restart_and_wait(self._nemesis(), node, "the restart")
+        self._restart_and_wait(self._nemesis(), node, "the restart", crashed=self._crashed(node))
         self._retire("crash", node)
 
     # -- publish outage ---------------------------------------------------------------------------

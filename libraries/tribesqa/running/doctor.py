@@ -19,11 +19,11 @@ import os
 import shlex
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tribesqa.clients.keys import AdminKey
-from tribesqa.clients.ssh_client import SshEndpointInfo, SshSessions
+from tribesqa.clients.ssh_client import SshEndpointInfo, SshOptions, SshSessions
 from tribesqa.config import (
     ConfigFileError,
     RosterEntry,
@@ -214,7 +214,12 @@ def _check_nodes(
     config = target.config
     call_timeout = timeouts.management_call
     ssh_timeout = min(call_timeout, config.ssh.timeout_s)
-    sessions = SshSessions(key_file, ssh_timeout, config.ssh.prompt)
+    try:
+        options = replace(target.ssh_options(), timeout_s=ssh_timeout)
+    except AssertionError as error:  # e.g. the key passphrase's variable is not set
+        report.add("ssh options", False, str(error))
+        options = SshOptions(key_file=key_file, timeout_s=ssh_timeout)
+    sessions = SshSessions(key_file, ssh_timeout, options=options)
 
     def endpoint_of(name: str) -> SshEndpointInfo:
         record = (records or {})[name]
