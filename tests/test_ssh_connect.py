@@ -65,7 +65,11 @@ def test_bad_ssh_settings_are_named_by_config_validate(ssh: dict, words: str) ->
 
 def test_ssh_settings_default_to_root_and_strict_host_keys() -> None:
     settings = SshSettings()
-    assert (settings.user, settings.host_key_policy, settings.allow_agent) == ("root", "strict", False)
+    assert (settings.user, settings.host_key_policy, settings.allow_agent) == (
+        "root",
+        "strict",
+        False,
+    )
 
 
 def test_the_passphrase_comes_from_the_environment_or_a_file_and_is_never_shown(
@@ -196,9 +200,7 @@ def test_accept_new_records_a_new_key(
     known = tmp_path / "ssh" / "known_hosts"
     with caplog.at_level(logging.INFO):
         _check("accept-new", _endpoint(), known).missing_host_key(None, "[10.0.0.5]:2222", host_key)
-    assert known.read_text() == (
-        f"[10.0.0.5]:2222 {host_key.get_name()} {host_key.get_base64()}\n"
-    )
+    assert known.read_text() == (f"[10.0.0.5]:2222 {host_key.get_name()} {host_key.get_base64()}\n")
     assert key_fingerprint(host_key) in caplog.text
     # From now on the strict policy knows it.
     _check("strict", _endpoint(), known).missing_host_key(None, "[10.0.0.5]:2222", host_key)
