@@ -204,3 +204,28 @@ def test_accept_new_records_a_new_key(
     assert key_fingerprint(host_key) in caplog.text
     # From now on the strict policy knows it.
     _check("strict", _endpoint(), known).missing_host_key(None, "[10.0.0.5]:2222", host_key)
+
+
+@pytest.mark.req("SSHR-3")
+def test_timeout_s_bounds_a_node_that_never_answers(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    from tribesqa.clients.ssh_client import SshSessions
+
+    key = tmp_path / "key"
+    paramiko.ECDSAKey.generate().write_private_key_file(str(key))
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts the TCP connection, never sends an SSH banner
+    port = silent.getsockname()[1]
+    sessions = SshSessions(options=SshOptions(key_file=key, timeout_s=0.5))
+    started = time.monotonic()
+    try:
+        with pytest.raises(SshCommandError) as caught:
+            sessions.run("node-5", SshEndpointInfo("127.0.0.1", port, "root"), "true", purpose="p")
+    finally:
+        sessions.close()
+        silent.close()
+    assert time.monotonic() - started < 5
+    assert str(caught.value).startswith(f"node node-5: SSH login as root@127.0.0.1:{port} failed")
