@@ -273,3 +273,47 @@ def test_plain_openssh_prints_the_running_generation(fleet: dict, tmp_path: Path
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout == _on_disk_running(fleet, node) + "\n"
+
+
+@pytest.mark.req("SSHR-1")
+def test_a_user_without_the_key_is_refused(fleet: dict, options: SshOptions) -> None:
+    with pytest.raises(SshCommandError, match=r"SSH login as nobody@127\.0\.0\.1:\d+ failed"):
+        _run(options, _node(fleet), "true", user="nobody")
+
+
+@needs_view
+@pytest.mark.req("SSHR-4")
+def test_herd_stop_stops_the_node_and_herd_start_says_it_runs(
+    fleet: dict, options: SshOptions
+) -> None:
+    from tribes_sim.fleet import LegionClient
+
+    node = _node(fleet, 1)
+    assert "already running" in _run(options, node, "herd start tribes")
+    assert "has been stopped" in _run(options, node, "herd stop tribes")
+    admin = httpx_get_until_down(node["admin_url"])
+    assert admin == "down"
+    client = LegionClient(fleet["legion_url"])
+    try:
+        client.nemesis("restart", node=node["name"])
+    finally:
+        client.close()
+    assert _run(options, node, "herd status").splitlines() == ["Started:", " + tribes"]
+
+
+def httpx_get_until_down(admin_url: str) -> str:
+    """Poll the node's /healthz until it stops answering (the stop runs in the background)."""
+    import time
+
+    import httpx
+
+    from tribes_sim.loopback_tls import client_tls_context
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{admin_url}/healthz", timeout=2, verify=client_tls_context())
+        except httpx.HTTPError:
+            return "down"
+        time.sleep(0.1)
+    return "still up"

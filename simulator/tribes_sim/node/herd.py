@@ -9,8 +9,9 @@ a simulated node has through the node's Legion, as Shepherd would drive the daem
   the selected generation); it returns once the node is healthy again. The node's sshd is not
   part of the service: the session survives, as on a real node;
 * ``herd stop tribes`` stops the node gracefully. The simulated node's sshd lives in the same
-  process as the node, so the stop is handed to Legion in the background and the session ends
-  with it (on a real node sshd stays up);
+  process as the node, so the stop is handed to Legion in the background half a second later,
+  after this session has reported its exit, and the node's SSH goes with it (on a real node
+  sshd stays up);
 * ``herd start tribes`` starts a stopped node (a running one: "already running").
 
 Exit status 0 on success, 1 when the action failed, 2 on usage errors (unknown service/action).
@@ -20,13 +21,15 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import httpx
 
 from tribes_sim.fleet import LegionClient, LegionClientError
 from tribes_sim.loopback_tls import client_tls_context
 
-SERVICES = ("root", "tribes")
+#: How long a background stop waits, so the session running `herd stop` ends cleanly first.
+STOP_DELAY_S = 0.5
 USAGE = "Usage: herd ACTION [SERVICE [ARG...]]  (actions: status start stop restart)"
 
 
@@ -88,6 +91,9 @@ def run(action: str, service: str | None, node: str, client: LegionClient) -> in
         print("Service tribes has been stopped.", flush=True)
         if _detach():
             try:
+                # Let this SSH session report its exit status before the stop closes the
+                # node's sshd with it.
+                time.sleep(STOP_DELAY_S)
                 client.nemesis("stop", node=node)
             finally:
                 os._exit(0)

@@ -1,0 +1,58 @@
+"""The simulated node's SSH view: how sessions are wrapped, and the fallback without namespaces."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tribes_sim.generations import GenerationTree
+from tribes_sim.node import nodeview
+
+STORE = "/gnu/store/0123456789abcdfghijklmnpqrsvwxyz-system"
+
+
+def _tree(root: Path, absolute: bool) -> GenerationTree:
+    tree = GenerationTree(root, absolute_links=absolute)
+    tree.create_system(STORE, [])
+    tree.link_generation(1, STORE)
+    tree.select(1)
+    tree.run_system(STORE)
+    return tree
+
+
+def test_guix_links_are_absolute_with_the_node_view(tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "root", absolute=True)
+    assert os.readlink(tmp_path / "root" / "run" / "current-system") == STORE
+    assert os.readlink(tmp_path / "root" / "var/guix/profiles/system-1-link") == STORE
+    assert os.readlink(tmp_path / "root" / "var/guix/profiles/system") == "system-1-link"
+    assert tree.running() == STORE and tree.selected() == STORE
+
+
+def test_without_the_view_links_are_relative_so_tribes_root_paths_resolve(tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "root", absolute=False)
+    link = tmp_path / "root" / "run" / "current-system"
+    assert not os.readlink(link).startswith("/")
+    assert link.resolve() == (tmp_path / "root" / STORE.lstrip("/")).resolve()
+    assert tree.running() == STORE and tree.selected() == STORE
+
+
+def test_the_fallback_runs_sessions_unwrapped(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(nodeview, "namespaces_available", lambda: False)
+    view = nodeview.NodeView(tmp_path, tmp_path / "root")
+    assert view.wrap(["/bin/sh", "-c", "true"]) == ["/bin/sh", "-c", "true"]
+    assert view.home == tmp_path / "root"
+    assert (tmp_path / "guix-bin" / "herd").stat().st_mode & 0o111
+
+
+def test_the_view_binds_the_node_and_not_the_fleet(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(nodeview, "namespaces_available", lambda: True)
+    node_dir = tmp_path / "fleet" / "nodes" / "ovh-1"
+    view = nodeview.NodeView(node_dir, node_dir / "root")
+    argv = view.wrap(["/bin/sh", "-c", "readlink /run/current-system"])
+    assert argv[1:4] == ["--mount", "--propagation", "private"]
+    assert argv[-3:] == ["/bin/sh", "-c", "readlink /run/current-system"]
+    script = argv[6]
+    assert f'mount --bind {node_dir / "root" / "run"} "$v/run"' in script
+    assert f'mount --bind {node_dir / "root" / "gnu"} "$v/gnu"' in script
+    assert str(tmp_path / "fleet") + " " not in script  # only the node's own directory
+    assert view.home == Path("/root")
