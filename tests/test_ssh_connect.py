@@ -133,6 +133,7 @@ def test_the_openssh_config_file_routes_a_node_by_name_or_address(tmp_path: Path
         "Host node-5\n  HostName 100.64.0.5\n  Port 2200\n  ProxyCommand tailscale nc %h %p\n"
         "  UserKnownHostsFile ~/tailnet_hosts\n  IdentityFile /keys/tailnet\n"
         "Host 10.0.0.*\n  ProxyJump ops@bastion\n"
+        "Host *\n  ServerAliveInterval 30\n"
     )
     options = SshOptions(config_file=config)
     by_name = resolve_route("node-5", _endpoint(), options)
@@ -147,9 +148,10 @@ def test_the_openssh_config_file_routes_a_node_by_name_or_address(tmp_path: Path
         "ops@bastion",
     )
     # The target's own settings win over the file.
-    mine = SshOptions(config_file=config, key_file=Path("/mine"), proxy_command="nc %h %p")
+    mine = SshOptions(config_file=config, key_file=Path("/mine"), proxy_command="nc %h %p", port=22)
     route = resolve_route("node-5", _endpoint(), mine)
-    assert route.key_files == ("/mine",) and route.proxy_command == "nc 100.64.0.5 2200"
+    assert route.key_files == ("/mine",) and route.proxy_command == "nc 100.64.0.5 22"
+    assert route.port == 22
 
 
 def _check(policy: str, endpoint: SshEndpointInfo, known_hosts: Path | None) -> HostKeyCheck:

@@ -65,6 +65,7 @@ class SshOptions:
 
     key_file: Path | None = None
     passphrase: str | None = field(default=None, repr=False)
+    port: int | None = None  # TARGET.ssh.port: wins over the config file and Legion
     allow_agent: bool = False
     timeout_s: float = 30.0
     proxy_command: str | None = None
@@ -189,10 +190,10 @@ def resolve_route(node: str, endpoint: SshEndpointInfo, options: SshOptions) -> 
                 f"node {node}: cannot read SSH config {options.config_file}: {error}"
             ) from None
         entry = config.lookup(node)
-        if entry.get("hostname") == node and len(entry) == 1:
+        if entry.get("hostname", node) == node:  # no block gives this node a HostName
             entry = config.lookup(endpoint.host)
     host = entry.get("hostname", endpoint.host)
-    port = int(entry.get("port", endpoint.port)) if "port" in entry else endpoint.port
+    port = options.port or (int(entry["port"]) if "port" in entry else endpoint.port)
     files = tuple(str(p) for p in ([options.key_file] if options.key_file else []))
     files = files or tuple(entry.get("identityfile", []))
     known = options.known_hosts_file
@@ -310,6 +311,7 @@ def options_from_settings(
     return SshOptions(
         key_file=key_file,
         passphrase=passphrase,
+        port=settings.port,
         allow_agent=settings.allow_agent,
         timeout_s=settings.timeout_s,
         proxy_command=settings.proxy_command,
