@@ -1,7 +1,7 @@
 """What an SSH session on a simulated node sees: that node's Guix System view, not the machine's.
 
-Each exec or shell channel runs in its own mount namespace (``unshare --mount``) whose root is a
-fresh tmpfs holding:
+A node has one mount namespace (``unshare --mount``, held by a ``sleep`` process that dies with
+the node's host) whose root is a tmpfs holding:
 
 * ``/gnu``, ``/var/guix`` and ``/run`` bound from the node's own root directory, so
   ``readlink /run/current-system`` and ``readlink -f /var/guix/profiles/system`` answer with that
@@ -13,6 +13,8 @@ fresh tmpfs holding:
   installation running the simulator (for ``tribes-sim-legion`` and ``herd``), and nothing of
   the other nodes: ``ls /`` shows the node, not the machine running the simulator.
 
+Every exec or shell channel enters it (``nsenter --mount --root``): the node's sessions share
+one filesystem view, as on one machine, and a session costs one extra exec, not a mount setup.
 ``herd`` (GNU Shepherd's client) is a small script first on the session's ``PATH`` that drives
 the node's ``tribes`` service through the node's Legion (see ``tribes_sim.node.herd``).
 
@@ -23,13 +25,17 @@ log; generations are then written as relative links so ``readlink -f $TRIBES_ROO
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import functools
 import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import tribes_sim
@@ -40,14 +46,23 @@ log = logging.getLogger(__name__)
 _SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 #: Pseudo filesystems a session needs (``ps``, ``/dev/null``).
 _KERNEL_DIRS = ("dev", "proc", "sys")
+#: How long the namespace holder may take to build the view.
+_HOLDER_START_S = 10.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Child side: SIGKILL this process when the node's host dies (a crash is a SIGKILL)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @functools.cache
 def namespaces_available() -> bool:
     """Whether ``unshare --mount`` plus a tmpfs and a bind mount work here (probed once)."""
     unshare = shutil.which("unshare")
-    if unshare is None or not os.access("/bin/sh", os.X_OK):
-        log.warning("ssh sessions: no unshare(1): sessions see the machine's filesystem")
+    if unshare is None or shutil.which("nsenter") is None or not os.access("/bin/sh", os.X_OK):
+        log.warning("ssh sessions: no unshare(1)/nsenter(1): sessions see the machine's filesystem")
         return False
     probe = 'd=$(mktemp -d) && mount -t tmpfs probe "$d" && mount --bind /usr "$d" && echo ok'
     try:
@@ -122,40 +137,82 @@ def setup_script(node_dir: Path, root: Path, view: Path, extra_binds: list[str])
 
 
 class NodeView:
-    """How one node's SSH server wraps a session's command: in the node's view, or (fallback)
-    as is on the machine."""
+    """A node's filesystem view for its SSH sessions (or, in the fallback, the machine's)."""
 
     def __init__(self, node_dir: Path, root: Path) -> None:
         self.node_dir = node_dir
         self.root = root
         self.isolated = namespaces_available()
         self.guix_bin = write_guix_bin(node_dir / "guix-bin")
-        view = node_dir / "view"
-        view.mkdir(exist_ok=True)
-        self._script = setup_script(node_dir, root, view, python_paths())
-        self._unshare = shutil.which("unshare") or "unshare"
+        self._view = node_dir / "view"
+        self._view.mkdir(exist_ok=True)
+        self._script = setup_script(node_dir, root, self._view, python_paths())
+        self._holder: subprocess.Popen[bytes] | None = None
 
     def wrap(self, argv: list[str]) -> list[str]:
         """The argv that runs ``argv`` as a session of this node."""
         if not self.isolated:
             return argv
+        pid = self._holder_pid()
         return [
-            self._unshare,
-            "--mount",
-            "--propagation",
-            "private",
-            "/bin/sh",
-            "-c",
-            self._script,
-            "nodeview",
+            shutil.which("nsenter") or "nsenter",
+            "-t",
+            str(pid),
+            "-m",
+            "-r",
+            "/usr/bin/env",
+            "-C",
+            "/root",
             *argv,
         ]
+
+    def _holder_pid(self) -> int:
+        if self._holder is None or self._holder.poll() is not None:
+            self._holder = self._start_holder()
+        return self._holder.pid
+
+    def _start_holder(self) -> subprocess.Popen[bytes]:
+        holder = subprocess.Popen(
+            [
+                shutil.which("unshare") or "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                self._script,
+                "nodeview",
+                "sleep",
+                "infinity",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - one prctl, safe before exec
+        )
+        deadline = time.monotonic() + _HOLDER_START_S
+        while time.monotonic() < deadline and holder.poll() is None:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{holder.pid}/root") == str(self._view):
+                    return holder  # chrooted into the finished view
+            time.sleep(0.005)
+        holder.kill()
+        _, stderr = holder.communicate()
+        raise OSError(
+            f"{self.node_dir.name}: could not build the node's SSH view "
+            f"(exit {holder.returncode}): {stderr.decode(errors='replace').strip()[-300:]}"
+        )
+
+    def close(self) -> None:
+        """Kill the namespace holder (the view goes with the namespace)."""
+        holder, self._holder = self._holder, None
+        if holder is not None and holder.poll() is None:
+            holder.kill()
+        if holder is not None:
+            holder.communicate()
 
     @property
     def home(self) -> Path:
         """The session's HOME as the session sees it."""
         return Path("/root") if self.isolated else self.root
-
-    def cwd(self) -> Path:
-        """The working directory the server starts the session in (on the machine)."""
-        return self.root

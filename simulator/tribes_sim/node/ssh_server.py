@@ -157,6 +157,8 @@ class SimSshServer:
             if self._acceptor is not None:
                 await self._acceptor.wait_closed()
         finally:
+            if self.view is not None:
+                self.view.close()
             self._closed.set()
 
     async def wait_closed(self) -> None:
