@@ -108,9 +108,9 @@ def test_settings_become_options_with_placeholders_filled(tmp_path: Path) -> Non
     assert options.timeout_s == 7 and options.allow_agent and options.key_file == Path("/k")
     assert options.known_hosts_file == tmp_path / "kh" and options.config_file == tmp_path / "cfg"
     assert options.host_key_policy == "accept-new"
-    assert options_from_settings(SshSettings(), None).known_hosts_file == (
-        Path("~/.ssh/known_hosts").expanduser()
-    )
+    assert options_from_settings(SshSettings(), None).known_hosts_file is None
+    route = resolve_route("n1", _endpoint(), options_from_settings(SshSettings(), None))
+    assert route.known_hosts_file == Path("~/.ssh/known_hosts").expanduser()
 
 
 def test_proxy_command_tokens_are_openssh_s() -> None:

@@ -29,6 +29,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+#: OpenSSH's default, used when neither the target nor the config file names a known_hosts file.
+DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+
+
 class SshCommandError(AssertionError):
     """An SSH command could not run (no connection, refused host key, timeout); names the node
     and, once a command is involved, its purpose."""
@@ -199,6 +203,7 @@ def resolve_route(node: str, endpoint: SshEndpointInfo, options: SshOptions) -> 
     known = options.known_hosts_file
     if known is None and entry.get("userknownhostsfile"):
         known = Path(str(entry["userknownhostsfile"]).split()[0]).expanduser()
+    known = known or DEFAULT_KNOWN_HOSTS.expanduser()
     proxy_command = options.proxy_command or _none_is_unset(entry.get("proxycommand"))
     proxy_jump = options.proxy_jump or _none_is_unset(entry.get("proxyjump"))
     if options.proxy_command:
@@ -237,8 +242,10 @@ def open_client(
     if not route.key_files and not options.allow_agent:
         raise SshCommandError(f"node {node}: no SSH key configured for this target")
     client = paramiko.SSHClient()
+    # The key is checked where the connection really goes (the config file's HostName/Port).
+    checked = SshEndpointInfo(route.host, route.port, route.user, endpoint.host_key_fingerprint)
     client.set_missing_host_key_policy(
-        HostKeyCheck(node, endpoint, _with_known_hosts(options, route))
+        HostKeyCheck(node, checked, _with_known_hosts(options, route))
     )
     where = f"{route.user}@{route.host}:{route.port}"
     if sock is None and route.proxy_command:
@@ -317,7 +324,6 @@ def options_from_settings(
         proxy_command=settings.proxy_command,
         proxy_jump=settings.proxy_jump,
         config_file=path_of(settings.config_file),
-        known_hosts_file=path_of(settings.known_hosts_file)
-        or Path("~/.ssh/known_hosts").expanduser(),
+        known_hosts_file=path_of(settings.known_hosts_file),
         host_key_policy=settings.host_key_policy,
     )

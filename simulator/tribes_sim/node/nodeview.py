@@ -42,7 +42,7 @@ import tribes_sim
 
 log = logging.getLogger(__name__)
 
-#: Machine directories every session sees read-only (when present): tools, libraries, config.
+#: Machine directories every session sees as they are (when present): tools, libraries, config.
 _SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 #: Pseudo filesystems a session needs (``ps``, ``/dev/null``).
 _KERNEL_DIRS = ("dev", "proc", "sys")
@@ -64,7 +64,8 @@ def namespaces_available() -> bool:
     if unshare is None or shutil.which("nsenter") is None or not os.access("/bin/sh", os.X_OK):
         log.warning("ssh sessions: no unshare(1)/nsenter(1): sessions see the machine's filesystem")
         return False
-    probe = 'd=$(mktemp -d) && mount -t tmpfs probe "$d" && mount --bind /usr "$d" && echo ok'
+    # Inside the private namespace only: nothing is created or mounted on the machine.
+    probe = "mount -t tmpfs probe /tmp && mount --bind /usr /tmp && echo ok"
     try:
         completed = subprocess.run(
             [unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", probe],
