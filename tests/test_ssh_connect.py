@@ -231,3 +231,25 @@ def test_timeout_s_bounds_a_node_that_never_answers(tmp_path: Path) -> None:
         silent.close()
     assert time.monotonic() - started < 5
     assert str(caught.value).startswith(f"node node-5: SSH login as root@127.0.0.1:{port} failed")
+
+
+def test_the_doctor_accepts_an_agent_instead_of_a_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from tribesqa.running.doctor import DoctorReport, _check_ssh_key
+
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(tmp_path / "agent.sock"))
+    report = DoctorReport(tmp_path / "t.yaml")
+    target = SimpleNamespace(
+        ssh_key_file=lambda: None, config=SimpleNamespace(ssh=SshSettings(allow_agent=True))
+    )
+    assert _check_ssh_key(report, target) is None  # type: ignore[arg-type]
+    assert [(c.ok, c.detail) for c in report.target_checks] == [
+        (True, "no key file: ssh-agent's keys (SSH_AUTH_SOCK set)")
+    ]
+    without = DoctorReport(tmp_path / "t.yaml")
+    target.config.ssh = SshSettings()
+    _check_ssh_key(without, target)  # type: ignore[arg-type]
+    assert without.target_checks[0].ok is False
