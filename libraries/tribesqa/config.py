@@ -125,11 +125,43 @@ def fill_template(template: str, **values: object) -> str:
 
 
 class SshSettings(ConfigModel):
+    """How the runner logs in to nodes (``TARGET.ssh``). Secrets are never values here: the key
+    file's path (``key_file`` or the variable ``key_env``) and its passphrase
+    (``key_passphrase_env`` or ``key_passphrase_file``) are read when a connection opens."""
+
     user: str = "root"
     key_file: str | None = None
     key_env: str | None = None
+    key_passphrase_env: str | None = None
+    key_passphrase_file: str | None = None
+    #: Also offer the keys of a running ssh-agent (``$SSH_AUTH_SOCK``).
+    allow_agent: bool = False
     port: int | None = None
+    #: Seconds for the TCP connect, the SSH banner, authentication and opening a channel.
     timeout_s: Annotated[float, Field(gt=0)] = 30
+    #: OpenSSH's ProxyCommand, e.g. ``tailscale nc %h %p`` (%h host, %p port, %r user, %n node).
+    proxy_command: str | None = None
+    #: OpenSSH's ProxyJump: one jump host, ``[user@]host[:port]``.
+    proxy_jump: str | None = None
+    #: An OpenSSH client config file (e.g. ``~/.ssh/config``), looked up by node name, then by
+    #: the address Legion reports: HostName, Port, IdentityFile, ProxyCommand, ProxyJump,
+    #: UserKnownHostsFile. Opt-in; settings given here win over the file.
+    config_file: str | None = None
+    #: Checked when Legion records no host key fingerprint (default ``~/.ssh/known_hosts``).
+    known_hosts_file: str | None = None
+    #: ``strict``: an unknown host key is refused; ``accept-new``: accepted (and added to the
+    #: known_hosts file); a key that differs from a known one is always refused.
+    host_key_policy: Literal["strict", "accept-new"] = "strict"
+
+    @model_validator(mode="after")
+    def _one_route(self) -> SshSettings:
+        if self.proxy_command and self.proxy_jump:
+            raise ValueError("give proxy_command or proxy_jump, not both")
+        if self.proxy_jump and "," in self.proxy_jump:
+            raise ValueError("proxy_jump: only one jump host ([user@]host[:port]) is supported")
+        if self.key_passphrase_env and self.key_passphrase_file:
+            raise ValueError("give key_passphrase_env or key_passphrase_file, not both")
+        return self
 
 
 class RealSettings(ConfigModel):
@@ -154,7 +186,7 @@ class RealSettings(ConfigModel):
 
 
 FAULT_OPERATIONS = frozenset(
-    {"partition", "heal", "crash", "restart", "outage_start", "outage_stop"}
+    {"partition", "heal", "crash", "restart", "recover", "outage_start", "outage_stop"}
 )
 
 

@@ -334,7 +334,10 @@ class LibraryContext:
         if self._ssh is None:
             timeouts = self.require_timeouts()
             assert self.config is not None
-            self._ssh = SshSessions(self.require_target().ssh_key_file(), timeouts.ssh_command)
+            target = self.require_target()
+            self._ssh = SshSessions(
+                target.ssh_key_file(), timeouts.ssh_command, options=target.ssh_options()
+            )
         return self._ssh
 
     def ssh_endpoint(self, name: str) -> SshEndpointInfo:

@@ -1,8 +1,11 @@
 """Guix-like system generations on disk: store paths and the two symlinks that matter.
 
 ``<root>/var/guix/profiles/system`` is the *selected* generation (what the next boot uses) and
-``<root>/run/current-system`` the *running* one. They are real, relative symlinks so that
-``readlink -f ${TRIBES_ROOT}/run/current-system`` works over SSH exactly as on a real node.
+``<root>/run/current-system`` the *running* one. ``system`` points at ``system-<n>-link``
+(relative, as on Guix). ``system-<n>-link`` and ``current-system`` point at ``/gnu/store/...``
+(absolute, as on Guix) when SSH sessions see the node's own ``/gnu`` (``node.nodeview``), so
+``readlink /run/current-system`` in a session prints the store path; without that view they are
+relative links, so ``readlink -f ${TRIBES_ROOT}/run/current-system`` works on the machine.
 Store paths are derived from the plugin set, so every node computes the same path for the
 same system (as Guix does for the same derivation).
 """
@@ -36,7 +39,12 @@ def system_store_path(plugins: Iterable[tuple[str, str]]) -> str:
 class GenerationTree:
     """The part of a node's root directory that holds generations."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, absolute_links: bool | None = None) -> None:
+        if absolute_links is None:
+            from tribes_sim.node.nodeview import namespaces_available
+
+            absolute_links = namespaces_available()
+        self.absolute_links = absolute_links
         self.root = root
         self.profiles = root / "var" / "guix" / "profiles"
         self.run = root / "run"
@@ -52,7 +60,7 @@ class GenerationTree:
     def link_generation(self, number: int, store_path: str) -> None:
         self.profiles.mkdir(parents=True, exist_ok=True)
         link = self.profiles / f"system-{number}-link"
-        target = os.path.relpath(self._store_dir(store_path), self.profiles)
+        target = self._link_target(store_path, self.profiles)
         _replace_symlink(link, target)
 
     def select(self, number: int) -> None:
@@ -62,12 +70,28 @@ class GenerationTree:
     def run_system(self, store_path: str) -> None:
         """Point run/current-system at a store path (what a restart/boot does)."""
         self.run.mkdir(parents=True, exist_ok=True)
-        target = os.path.relpath(self._store_dir(store_path), self.run)
+        target = self._link_target(store_path, self.run)
         _replace_symlink(self.run / "current-system", target)
 
+    def _link_target(self, store_path: str, directory: Path) -> str:
+        if self.absolute_links:
+            return store_path
+        return os.path.relpath(self._store_dir(store_path), directory)
+
     def _resolve(self, link: Path) -> str:
-        resolved = link.resolve()
-        return "/" + resolved.relative_to(self.root.resolve()).as_posix()
+        """Follow ``link`` inside the node's root (absolute targets are relative to the root)."""
+        root = self.root.resolve()
+        current = link
+        for _ in range(40):
+            if not current.is_symlink():
+                break
+            target = os.readlink(current)
+            if target.startswith("/"):
+                current = root / target.lstrip("/")
+            else:
+                current = Path(os.path.normpath(current.parent / target))
+        resolved = current.resolve()
+        return "/" + resolved.relative_to(root).as_posix()
 
     def selected(self) -> str:
         return self._resolve(self.profiles / "system")

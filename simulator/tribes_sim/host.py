@@ -104,10 +104,13 @@ class NodeHost:
             return web.json_response({"node": name, "state": "stopped"})
         if action == "restart":
             servers = self.nodes.get(name)
+            ssh = None
             if servers is not None:
                 servers.node and servers.node.note("restart requested")
-                await servers.stop()
-            replacement = NodeServers(self.specs[name], self.config)
+                # A graceful restart restarts the tribes service, not the node's sshd: SSH
+                # sessions (e.g. the one running `herd restart tribes`) survive it.
+                ssh = await servers.stop(keep_ssh=True)
+            replacement = NodeServers(self.specs[name], self.config, ssh=ssh)
             self.nodes[name] = replacement
             return web.json_response(await replacement.start())
         servers = self._node(request)

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     partition.add_argument("node")
     partition.add_argument("--peers", default="", help="comma-separated node names (default: all)")
     actions.add_parser("heal")
-    for name in ("crash", "restart"):
+    for name in ("crash", "restart", "stop"):
         actions.add_parser(name).add_argument("node")
     outage = actions.add_parser("outage")
     outage.add_argument("node")
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace, client: LegionClient) -> Any:
         return client.nemesis("partition", node=args.node, peers=peers or None)
     if action == "heal":
         return client.nemesis("heal")
-    if action in ("crash", "restart"):
+    if action in ("crash", "restart", "stop"):
         return client.nemesis(action, node=args.node)
     if action == "outage":
         return client.nemesis("outage", node=args.node, active=args.state == "on")

@@ -21,8 +21,17 @@ def ssh_connections_held():
     return _ctx().ssh().connected_nodes()
 
 
-def ssh_key_file_of_the_target():
-    return str(_ctx().require_target().ssh_key_file())
+def ssh_key_file_copied_onto(node):
+    # A node's session sees only that node (its own mount namespace): put a copy of the
+    # runner's key in the node's directory, which the session sees at its real path.
+    import shutil
+    from pathlib import Path
+
+    ctx = _ctx()
+    where = ctx.ssh().run(node, ctx.ssh_endpoint(node), "echo $TRIBES_ROOT", purpose="where")
+    copy = Path(where.stdout.strip()).parent / "client-key-copy"
+    shutil.copy(ctx.require_target().ssh_key_file(), copy)
+    return str(copy)
 """
 
 SUITE = r"""
@@ -63,7 +72,7 @@ Every Command Goes Over The One Connection Of Its Node
     Should Be Equal    ${held}    ${{["${NODE}"]}}
 
 Key Material Printed By A Command Is Never Logged
-    ${key_file}=    SSH Key File Of The Target
+    ${key_file}=    SSH Key File Copied Onto    ${NODE}
     ${result}=    Run Command On Node    ${NODE}    cat ${key_file}
     Should Contain    ${result.stdout}    BEGIN OPENSSH PRIVATE KEY
 

@@ -66,7 +66,7 @@ def test_wrong_ssh_key_names_every_node_and_the_ssh_check(fleet: Path, tmp_path:
     assert done.returncode == 1, done.stdout + done.stderr
     for node in NODES:
         assert row(done.stdout, node) == ["✓", "✓", "✓", "✗", "✓", "-"], done.stdout
-        assert re.search(rf"✗ {node} / ssh: node {node}: SSH login as tribes@", done.stdout)
+        assert re.search(rf"✗ {node} / ssh: node {node}: SSH login as root@", done.stdout)
         assert f"- {node} / plugin transport: skipped: it runs over SSH" in done.stdout
     assert "FAILED: 3 check(s): hetzner-1/ssh, scaleway-1/ssh, ovh-1/ssh" in done.stdout
     key_text = stranger.read_text()
@@ -169,7 +169,7 @@ def test_a_crashed_node_fails_healthz_node_info_and_ssh(fleet: Path, tmp_path: P
         r"✗ ovh-1 / healthz: GET http://127\.0\.0\.1:\d+/healthz: ConnectError", done.stdout
     )
     assert "✗ ovh-1 / node.info: no answer: unreachable: ConnectError" in done.stdout
-    assert "✗ ovh-1 / ssh: node ovh-1: SSH login as tribes@127.0.0.1:" in done.stdout
+    assert "✗ ovh-1 / ssh: node ovh-1: SSH login as root@127.0.0.1:" in done.stdout
     assert "FAILED: 3 check(s): ovh-1/healthz, ovh-1/node.info, ovh-1/ssh" in done.stdout
 
 

@@ -4,61 +4,49 @@ Each node gets at most one SSH connection (one TCP connection, one login) per li
 opened on first use and kept until the target closes; commands run one at a time per node, each
 on its own ``exec`` channel of that connection (``/bin/sh -c`` on the node: no interactive
 shell, no prompt matching, stdout and stderr apart, the real exit status). Every call names its
-node: there is no "current" connection to run a command on the wrong host by accident.
+node: there is no "current" connection to run a command on the wrong host by accident. Any user
+works, root included (nothing depends on a prompt).
 
-The host key is pinned to the fingerprint Legion recorded for the node; a node presenting
-another key is refused before we authenticate. The private key file is read by paramiko and
-never logged (paramiko's own logger is held at WARNING: its debug lines name key files).
+How a connection is opened (ProxyCommand / ProxyJump, agent, OpenSSH config file, key
+passphrase, host key policy, timeouts) is ``ssh_connect``'s job. A jump host's connection is
+shared by the nodes behind it.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import functools
-import hashlib
-import logging
 import select
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tribesqa.clients.ssh_connect import (
+    SshCommandError,
+    SshEndpointInfo,
+    SshOptions,
+    _session_errors,
+    key_fingerprint,
+    open_client,
+    parse_jump,
+    resolve_route,
+)
 
 if TYPE_CHECKING:
     import paramiko
 
+__all__ = [
+    "CommandResult",
+    "SshCommandError",
+    "SshEndpointInfo",
+    "SshOptions",
+    "SshSessions",
+    "key_fingerprint",
+]
+
 _READ_CHUNK = 65536
 _IDLE_WAIT_S = 0.05
-
-
-@functools.cache
-def _paramiko() -> Any:
-    """paramiko, imported on first use: it costs about 0.15 s of CPU to import, which a robot
-    process that never opens an SSH session (a simulator run, one pabot process per suite)
-    should not pay."""
-    import paramiko
-
-    logging.getLogger("paramiko").setLevel(logging.WARNING)
-    return paramiko
-
-
-def _session_errors() -> tuple[type[BaseException], ...]:
-    """The errors of a connection that cannot carry a command (dead, refused, reset)."""
-    return (_paramiko().SSHException, OSError, EOFError)
-
-
-class SshCommandError(AssertionError):
-    """An SSH command could not run; names the node and the command's purpose."""
-
-
-@dataclass(frozen=True)
-class SshEndpointInfo:
-    host: str
-    port: int
-    user: str
-    # Legion's record of the node's host key ("SHA256:..."); when known, the connection is pinned.
-    host_key_fingerprint: str | None = None
 
 
 @dataclass(frozen=True, repr=False)
@@ -84,31 +72,6 @@ class CommandResult:
     __str__ = __repr__
 
 
-def key_fingerprint(key: Any) -> str:
-    """OpenSSH-style ``SHA256:<base64>`` fingerprint of a paramiko public key."""
-    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
-    return f"SHA256:{digest}"
-
-
-class _PinnedHostKey:
-    """paramiko host-key policy: accept the key Legion recorded (or any when none is recorded),
-    refuse every other one before authenticating."""
-
-    def __init__(self, node: str, endpoint: SshEndpointInfo) -> None:
-        self.node = node
-        self.endpoint = endpoint
-
-    def missing_host_key(self, _client: Any, _hostname: str, key: Any) -> None:
-        expected = self.endpoint.host_key_fingerprint
-        presented = key_fingerprint(key)
-        if expected and presented != expected:
-            raise SshCommandError(
-                f"node {self.node}: SSH host key {presented} at {self.endpoint.host}:"
-                f"{self.endpoint.port} is not the one Legion recorded ({expected}): "
-                "refusing to run commands"
-            )
-
-
 class _SessionLost(Exception):
     """The connection failed before the command was sent: reconnecting and sending it is safe."""
 
@@ -116,13 +79,23 @@ class _SessionLost(Exception):
 class SshSessions:
     """Lazily opened, per-node paramiko connections (one per node; thread-safe per node)."""
 
-    def __init__(self, key_file: Path | None, timeout_s: float) -> None:
-        self.key_file = key_file
+    def __init__(
+        self,
+        key_file: Path | None = None,
+        timeout_s: float = 30.0,
+        options: SshOptions | None = None,
+    ) -> None:
+        """``timeout_s``: a command's default timeout; ``options``: how to connect (default: the
+        key file, strict host keys, ``timeout_s`` for connecting too)."""
+        self.options = options or SshOptions(key_file=key_file, timeout_s=timeout_s)
+        self.key_file = self.options.key_file
         self.timeout_s = timeout_s
         self._clients: dict[str, paramiko.SSHClient] = {}
         self._endpoints: dict[str, SshEndpointInfo] = {}
+        self._jumps: dict[str, paramiko.SSHClient] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._jump_guard = threading.Lock()
 
     def _lock(self, node: str) -> threading.Lock:
         with self._guard:
@@ -133,35 +106,49 @@ class SshSessions:
         return sorted(self._clients)
 
     def _connect(self, node: str, endpoint: SshEndpointInfo) -> paramiko.SSHClient:
-        if self.key_file is None:
-            raise SshCommandError(f"node {node}: no SSH key configured for this target")
-        paramiko = _paramiko()
-        client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(_PinnedHostKey(node, endpoint))
-        where = f"{endpoint.user}@{endpoint.host}:{endpoint.port}"
-        try:
-            client.connect(
-                endpoint.host,
-                port=endpoint.port,
-                username=endpoint.user,
-                key_filename=str(self.key_file),
-                timeout=self.timeout_s,
-                banner_timeout=self.timeout_s,
-                auth_timeout=self.timeout_s,
-                allow_agent=False,
-                look_for_keys=False,
+        route = resolve_route(node, endpoint, self.options)
+        sock = None
+        if route.proxy_jump:
+            jump = self._jump_client(node, route.proxy_jump, endpoint.user)
+            try:
+                sock = jump.get_transport().open_channel(
+                    "direct-tcpip",
+                    (route.host, route.port),
+                    ("127.0.0.1", 0),
+                    timeout=self.options.timeout_s,
+                )
+            except (*_session_errors(), AttributeError) as error:
+                self._close_jump(route.proxy_jump)
+                reason = str(error) or type(error).__name__
+                raise SshCommandError(
+                    f"node {node}: jump host {route.proxy_jump} could not reach "
+                    f"{route.host}:{route.port}: {reason}"
+                ) from None
+        return open_client(node, endpoint, self.options, route, sock=sock)
+
+    def _jump_client(self, node: str, spec: str, default_user: str) -> paramiko.SSHClient:
+        """The shared connection to a jump host (opened once, reused by every node behind it)."""
+        with self._jump_guard:
+            client = self._jumps.get(spec)
+            transport = client.get_transport() if client is not None else None
+            if transport is not None and transport.is_active():
+                return client
+            user, host, port = parse_jump(spec, default_user)
+            endpoint = SshEndpointInfo(host, port, user, None)
+            options = replace(self.options, proxy_jump=None, proxy_command=None)
+            route = replace(
+                resolve_route(host, endpoint, options), proxy_jump=None, proxy_command=None
             )
-        except SshCommandError:
-            client.close()
-            raise
-        except (*_session_errors(), ValueError) as error:
-            client.close()
-            reason = str(error) or type(error).__name__
-            raise SshCommandError(f"node {node}: SSH login as {where} failed: {reason}") from None
-        transport = client.get_transport()
-        if transport is not None:
-            transport.set_keepalive(0)
-        return client
+            client = open_client(f"{node} (jump host {spec})", endpoint, options, route)
+            self._jumps[spec] = client
+            return client
+
+    def _close_jump(self, spec: str) -> None:
+        with self._jump_guard:
+            client = self._jumps.pop(spec, None)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
 
     def _client(self, node: str, endpoint: SshEndpointInfo) -> paramiko.SSHClient:
         client = self._clients.get(node)
@@ -234,6 +221,8 @@ class SshSessions:
     def close(self) -> None:
         for node in list(self._clients):
             self._close_one(node)
+        for spec in list(self._jumps):
+            self._close_jump(spec)
 
 
 def _collect(channel: Any, timeout_s: float) -> tuple[str, str, int]:

@@ -94,10 +94,29 @@ class FaultKeywords(Component):
             ) from None
         return result.elapsed_s
 
+    def _crashed(self, node: str) -> bool:
+        """Whether a crash of ``node`` is registered and not healed yet."""
+        return any(
+            isinstance(entry.heal, FaultHeal)
+            and entry.heal.kind == "crash"
+            and entry.heal.node == node
+            for entry in self.ctx.heals
+        )
+
     def _restart_and_wait(
-        self, nemesis: Nemesis, node: str, after: str, timing: WaitTiming | None = None
+        self,
+        nemesis: Nemesis,
+        node: str,
+        after: str,
+        timing: WaitTiming | None = None,
+        *,
+        crashed: bool = False,
     ) -> None:
-        nemesis.restart(node)
+        # A crashed node is brought back (recover); a running one restarted gracefully.
+        if crashed:
+            nemesis.recover(node)
+        else:
+            nemesis.restart(node)
         if timing is None:
             timing = self.ctx.wait_timing("node_ready", keyword="Restart Node")
         waited = self._wait_healthy(node, after, timing)
@@ -151,7 +170,7 @@ class FaultKeywords(Component):
             "crash",
             node,
             f"restart crashed node {node}",
-            lambda: self._restart_and_wait(nemesis, node, "the heal's restart"),
+            lambda: self._restart_and_wait(nemesis, node, "the heal's restart", crashed=True),
         )
         nemesis.crash(node)
         logger.info(f"crashed {node}")
@@ -172,7 +191,9 @@ class FaultKeywords(Component):
         """
         node = str(node)
         timing = self.ctx.wait_timing("node_ready", timeout, poll, keyword="Restart Node")
-        self._restart_and_wait(self._nemesis(), node, "the restart", timing)
+        self._restart_and_wait(
+            self._nemesis(), node, "the restart", timing, crashed=self._crashed(node)
+        )
         self._retire("crash", node)
 
     # -- publish outage ---------------------------------------------------------------------------

@@ -24,9 +24,10 @@ class SshKeywords(Component):
         """Run ``command`` with ``/bin/sh -c`` on ``node`` over SSH; return its result.
 
         The command runs on an exec channel of the library's SSH connection to that node (one
-        per node, opened on first use, host key pinned to the fingerprint Legion recorded,
-        closed by `Close Target`), as the target's SSH user with the target's key. Nothing is
-        matched against a prompt; stdin is empty.
+        per node, opened on first use, host key checked against the fingerprint Legion
+        recorded or known_hosts, closed by `Close Target`), as the target's SSH user (root
+        works) with the target's key, route and agent (``TARGET.ssh``). Nothing is matched
+        against a prompt; stdin is empty.
 
         Returns an object with ``stdout`` and ``stderr`` (text, nothing stripped) and ``rc``
         (the exit status; negative when the command was killed by a signal), plus ``node``.
@@ -38,7 +39,7 @@ class SshKeywords(Component):
         material redacted); the key itself is never logged.
 
         Example:
-        | ${result}=    Run Command On Node    hetzner-1    readlink -f $TRIBES_ROOT/run/current-system
+        | ${result}=    Run Command On Node    hetzner-1    readlink /run/current-system
         | Should Be Equal As Integers    ${result.rc}    0
         | Should Contain    ${result.stdout}    /gnu/store/
         | ${tables}=    Run Command On Node    hetzner-1    sqlite3 $TRIBES_ROOT/../node.db .tables
@@ -57,7 +58,8 @@ class SshKeywords(Component):
     def get_generation_links_over_ssh(self, node: str) -> dict[str, str]:
         """Read the selected and running system links on the node itself over SSH.
 
-        Uses the target's command templates (``readlink -f ${TRIBES_ROOT:-}/...``), as an
+        Uses the target's command templates (``TARGET.real.node_commands``, by default
+        ``readlink -f`` of ``/var/guix/profiles/system`` and ``/run/current-system``), as an
         operator would; returns ``{"selected": path, "running": path}``.
 
         Example:

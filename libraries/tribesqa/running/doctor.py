@@ -19,11 +19,11 @@ import os
 import shlex
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tribesqa.clients.keys import AdminKey
-from tribesqa.clients.ssh_client import SshEndpointInfo, SshSessions
+from tribesqa.clients.ssh_client import SshEndpointInfo, SshOptions, SshSessions
 from tribesqa.config import (
     ConfigFileError,
     RosterEntry,
@@ -180,6 +180,10 @@ def _check_admin_key(report: DoctorReport, target: RealTarget) -> AdminKey | Non
 
 def _check_ssh_key(report: DoctorReport, target: RealTarget) -> Path | None:
     path = target.ssh_key_file()
+    if path is None and target.config.ssh.allow_agent:
+        agent = "set" if os.environ.get("SSH_AUTH_SOCK") else "NOT set"
+        report.add("ssh key", True, f"no key file: ssh-agent's keys (SSH_AUTH_SOCK {agent})")
+        return None
     if path is None:
         ssh = target.config.ssh
         missing = f"environment variable {ssh.key_env} is not set" if ssh.key_env else "none set"
@@ -214,7 +218,12 @@ def _check_nodes(
     config = target.config
     call_timeout = timeouts.management_call
     ssh_timeout = min(call_timeout, config.ssh.timeout_s)
-    sessions = SshSessions(key_file, ssh_timeout)
+    try:
+        options = replace(target.ssh_options(), timeout_s=ssh_timeout)
+    except AssertionError as error:  # e.g. the key passphrase's variable is not set
+        report.add("ssh options", False, str(error))
+        options = SshOptions(key_file=key_file, timeout_s=ssh_timeout)
+    sessions = SshSessions(key_file, ssh_timeout, options=options)
 
     def endpoint_of(name: str) -> SshEndpointInfo:
         record = (records or {})[name]
@@ -240,7 +249,7 @@ def _check_nodes(
             return [listed, *_skipped(name, NODE_CHECKS[1:], "not a ready node in Legion")]
         health, probe = check_healthz(name, record.admin_url, call_timeout)
         info = check_node_info(name, record, key, call_timeout)
-        if key_file is None:
+        if key_file is None and not config.ssh.allow_agent:
             ssh = Check(name, "ssh", None, "skipped: no SSH key file")
         else:
             ssh = check_ssh(name, sessions, endpoint_of(name), ssh_timeout)

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from tribesqa.clients.keys import AdminKey
-from tribesqa.clients.ssh_client import SshEndpointInfo, SshSessions
+from tribesqa.clients.ssh_client import SshEndpointInfo, SshOptions, SshSessions
 from tribesqa.clients.tls import tls_context
 from tribesqa.config import DEFAULT_NODE_COMMANDS, TargetConfig, TimeoutProfile
 from tribesqa.contract import GraphRun, LegionSnapshot, NodeRecord, parse_payload
@@ -101,6 +101,10 @@ class Nemesis(ABC):
     @abstractmethod
     def restart(self, node: str) -> None: ...
 
+    def recover(self, node: str) -> None:
+        """Bring a crashed node back (default: the same as a restart)."""
+        self.restart(node)
+
     @abstractmethod
     def outage(self, node: str, active: bool) -> None: ...
 
@@ -161,6 +165,16 @@ class Target(ABC):
 
     @abstractmethod
     def ssh_key_file(self) -> Path | None: ...
+
+    def ssh_options(self) -> SshOptions:
+        """How to connect to nodes over SSH (``TARGET.ssh``, the key file, its passphrase)."""
+        from tribesqa.clients.ssh_connect import options_from_settings
+        from tribesqa.config import fill_template
+
+        values = getattr(self, "values", {}) or {}
+        return options_from_settings(
+            self.config.ssh, self.ssh_key_file(), lambda text: fill_template(text, **values)
+        )
 
     # -- a fleet shared by several robot processes (the per-node gate under pabot) ------------
     @abstractmethod

@@ -178,6 +178,11 @@ class CommandNemesis(Nemesis):
     def restart(self, node: str) -> None:
         self._run("restart", node)
 
+    def recover(self, node: str) -> None:
+        """``faults.recover`` when the target has one (a crashed node whose SSH is down too),
+        else ``faults.restart``."""
+        self._run("recover" if "recover" in self.settings.faults else "restart", node)
+
     def outage(self, node: str, active: bool) -> None:
         self._run("outage_start" if active else "outage_stop", node)
 

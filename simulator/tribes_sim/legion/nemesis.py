@@ -32,6 +32,9 @@ class LegionNemesisMixin:
         if action == "restart":
             await self._restart(node)
             return {"node": name, "restarted": True}
+        if action == "stop":  # graceful (a node's `herd stop tribes`); `restart` starts it again
+            await self._stop_node(name, crash=False)
+            return {"node": name, "stopped": True}
         host = self._host_of(name)
         if host is None or node.get("down"):
             raise LegionRefusal(409, "node-down", f"nemesis {action}: {name} is not running")

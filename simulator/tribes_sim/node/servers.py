@@ -17,6 +17,7 @@ from aiohttp import web
 
 from tribes_sim.node.admin_api import AdminApiMixin
 from tribes_sim.node.core import SimNode
+from tribes_sim.node.nodeview import NodeView
 from tribes_sim.node.plugin_api import PluginApiMixin
 from tribes_sim.node.ports import OTHER_PROVIDER_PORTS, PROVIDER_PORTS, bind_in_range, bind_socket
 from tribes_sim.node.spec import NodeSpec
@@ -27,18 +28,21 @@ from tribes_sim.settings import SimConfig
 from tribes_sim.ssh_keys import generate_ssh_keypair, public_key_fingerprint
 
 SSH_USER = "tribes"
+#: Who may log in over SSH (same keys): the service account and root, as on a Guix node.
+SSH_USERS = (SSH_USER, "root")
 LISTENERS = ("admin", "plugin", "sync", "ssh")
 
 
 class NodeServers(AdminApiMixin, PluginApiMixin, SyncEndpointMixin):
     """Binds a node's listeners (same ports across restarts) and routes requests to it."""
 
-    def __init__(self, spec: NodeSpec, config: SimConfig) -> None:
+    def __init__(self, spec: NodeSpec, config: SimConfig, ssh: SimSshServer | None = None) -> None:
         self.spec = spec
         self.config = config
         self.node: SimNode | None = None
         self.runners: list[web.AppRunner] = []
-        self.ssh: SimSshServer | None = None
+        # An SSH server kept across a graceful restart (the node's sshd is not the service).
+        self.ssh: SimSshServer | None = ssh
         self.ports: dict[str, int] = {}
         self.host_key_fingerprint = ""
 
@@ -96,15 +100,23 @@ class NodeServers(AdminApiMixin, PluginApiMixin, SyncEndpointMixin):
             host_key.parent.mkdir(parents=True, exist_ok=True)
             generate_ssh_keypair(host_key, comment=f"host@{self.spec.name}")
         self.host_key_fingerprint = public_key_fingerprint(Path(str(host_key) + ".pub").read_text())
+        if self.ssh is not None:  # kept from before a graceful restart: same port, same sessions
+            self.ports["ssh"] = self.ssh.port
+            return
+        view = NodeView(self.spec.directory, self.node.tree.root)
         env = {
             "TRIBES_ROOT": str(self.node.tree.root),
             "TRIBES_LOCAL_PORT": str(self.ports["plugin"]),
             "TRIBES_NODE": self.spec.name,
             "TRIBES_SIM_LEGION": self.spec.legion_url,
-            # The venv's bin first, so fault templates can call tribes-sim-legion as on a node.
-            "PATH": os.path.dirname(sys.executable)
-            + os.pathsep
-            + os.environ.get("PATH", "/usr/bin:/bin"),
+            # herd first, then the venv's bin (fault templates call tribes-sim-legion on a node).
+            "PATH": os.pathsep.join(
+                [
+                    str(view.guix_bin),
+                    os.path.dirname(sys.executable),
+                    os.environ.get("PATH", "/usr/bin:/bin"),
+                ]
+            ),
         }
         for attempt in range(20):
             port = saved.get("ssh") if attempt == 0 and saved.get("ssh") else None
@@ -118,9 +130,10 @@ class NodeServers(AdminApiMixin, PluginApiMixin, SyncEndpointMixin):
                     port,
                     host_key_path=host_key,
                     authorized_keys=self.spec.ssh_authorized_keys,
-                    user=SSH_USER,
+                    users=SSH_USERS,
                     env=env,
                     cwd=self.node.tree.root,
+                    view=view,
                 )
                 self.ports["ssh"] = self.ssh.port
                 return
@@ -145,11 +158,16 @@ class NodeServers(AdminApiMixin, PluginApiMixin, SyncEndpointMixin):
             "ready": self.node.ready,
         }
 
-    async def stop(self) -> None:
-        """Close listeners and the node. Used for graceful stops and for in-process crashes."""
+    async def stop(self, *, keep_ssh: bool = False) -> SimSshServer | None:
+        """Close listeners and the node. Used for graceful stops and for in-process crashes.
+
+        ``keep_ssh``: leave the SSH server running and return it (a graceful restart)."""
+        kept = None
         if self.node is not None:
             # Pending long polls (up to sync_long_poll_s) would hold up the runners' cleanup.
             await self.node.begin_close()
+        if self.ssh is not None and keep_ssh:
+            kept, self.ssh = self.ssh, None
         if self.ssh is not None:
             await self.ssh.close()
             self.ssh = None
@@ -159,3 +177,4 @@ class NodeServers(AdminApiMixin, PluginApiMixin, SyncEndpointMixin):
         if self.node is not None:
             await self.node.close()
             self.node = None
+        return kept

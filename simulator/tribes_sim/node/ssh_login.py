@@ -1,4 +1,5 @@
-"""Who may log in to a node over SSH: public keys of the one user, nothing else."""
+"""Who may log in to a node over SSH (public keys of its users, nothing else), and where a
+logged-in client may forward a TCP connection to (loopback: a jump host for other nodes)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,10 @@ class SshLogin(asyncssh.SSHServer):
 
     def kbdint_auth_supported(self) -> bool:
         return False
+
+    def connection_requested(
+        self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> bool:
+        """``direct-tcpip`` (a client using this node as its ProxyJump host), like sshd's
+        default ``AllowTcpForwarding yes``; only to loopback, where the simulated fleet lives."""
+        return dest_host in ("127.0.0.1", "localhost", "::1")

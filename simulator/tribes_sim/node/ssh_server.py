@@ -3,9 +3,11 @@
 A node answers SSH like a small real host so the "real" target strategy and Robot Framework's
 SSHLibrary can drive it unchanged:
 
-* public-key authentication only, for one user and only the given ``authorized_keys`` lines;
+* public-key authentication only, for the given users (a node's service account and root) and
+  only the given ``authorized_keys`` lines;
 * ``exec`` requests run ``/bin/sh -c <command>`` as a real subprocess (stdout and stderr kept
-  apart, exit status or signal reported);
+  apart, exit status or signal reported), inside the node's view of the filesystem when a
+  ``NodeView`` is given (``/run/current-system``, ``/gnu``, ``herd``: see ``nodeview``);
 * ``shell`` requests with a pty (what SSHLibrary's ``Login``/``Login With Public Key`` open)
   run an interactive shell on a real pseudo-terminal, so echo and the prompt behave like a real
   host. The prompt is ``<user>@<node>$ `` (``tribes@hetzner-1$ ``); configure SSHLibrary with
@@ -37,6 +39,7 @@ from typing import Any
 
 import asyncssh
 
+from tribes_sim.node.nodeview import NodeView
 from tribes_sim.node.ssh_login import SshLogin
 from tribes_sim.node.ssh_sessions import (
     CLOSE_TIMEOUT_S,
@@ -70,17 +73,20 @@ class SimSshServer:
     def __init__(
         self,
         *,
-        user: str,
+        users: tuple[str, ...],
         authorized_keys: asyncssh.SSHAuthorizedKeys | None,
         env: Mapping[str, str],
         cwd: Path,
         login_banner: str | None,
+        view: NodeView | None = None,
     ) -> None:
-        self.user = user
+        self.users = users
+        self.user = users[0]
         self.cwd = cwd
+        self.view = view
         self.login_banner = login_banner
         #: The exact prompt interactive shells print (see the module docstring).
-        self.prompt = shell_prompt(user, env.get("TRIBES_NODE", "sim"))
+        self.prompt = shell_prompt(self.user, env.get("TRIBES_NODE", "sim"))
         self._authorized_keys = authorized_keys
         self._env = dict(env)
         self._acceptor: asyncssh.SSHAcceptor | None = None
@@ -151,6 +157,8 @@ class SimSshServer:
             if self._acceptor is not None:
                 await self._acceptor.wait_closed()
         finally:
+            if self.view is not None:
+                self.view.close()
             self._closed.set()
 
     async def wait_closed(self) -> None:
@@ -174,7 +182,7 @@ class SimSshServer:
         self._connections.discard(connection)
 
     def _keys_for(self, username: str) -> asyncssh.SSHAuthorizedKeys | None:
-        return self._authorized_keys if username == self.user else None
+        return self._authorized_keys if username in self.users else None
 
     # --- sessions ---------------------------------------------------------------------------
 
@@ -211,7 +219,9 @@ class SimSshServer:
             argv = list(interactive_shell_argv())
         else:
             argv = [interactive_shell_argv()[0]]  # like `ssh -T`: commands from stdin, no prompt
-        env = self._child_environment(term_type)
+        env = self._child_environment(term_type, process.get_extra_info("username") or self.user)
+        if self.view is not None:
+            argv = self.view.wrap(argv)
 
         if process.command is None and self.login_banner:
             # The message of the day a real host prints above the first prompt.
@@ -341,15 +351,15 @@ class SimSshServer:
         process.set_redirect_pid(child.pid)
         return child
 
-    def _child_environment(self, term_type: str | None) -> dict[str, str]:
+    def _child_environment(self, term_type: str | None, user: str) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH", os.defpath),
-            "HOME": str(self.cwd),
+            "HOME": str(self.view.home if self.view is not None else self.cwd),
             "LANG": "C.UTF-8",
-            "USER": self.user,
-            "LOGNAME": self.user,
+            "USER": user,
+            "LOGNAME": user,
             "SHELL": interactive_shell_argv()[0],
-            "PS1": self.prompt,
+            "PS1": shell_prompt(user, self._env.get("TRIBES_NODE", "sim")),
             "HISTFILE": "",  # an empty HISTFILE keeps bash from writing history into cwd
         }
         if term_type:
@@ -364,26 +374,33 @@ async def start_ssh_server(
     *,
     host_key_path: Path,
     authorized_keys: list[str],
-    user: str,
     env: Mapping[str, str],
     cwd: Path,
+    user: str | None = None,
+    users: tuple[str, ...] = (),
     login_banner: str | None = None,
+    view: NodeView | None = None,
 ) -> SimSshServer:
     """Start a node's SSH server on ``host:port`` (0 picks a free port) in the running loop.
 
-    ``authorized_keys`` are OpenSSH public key lines allowed to log in as ``user``; ``env`` is
+    ``authorized_keys`` are OpenSSH public key lines allowed to log in as ``user`` (or any of
+    ``users``); ``view`` runs sessions in a node's filesystem view; ``env`` is
     added to every child's environment and ``cwd`` is its working directory and ``HOME``.
     ``login_banner`` is sent as the SSH authentication banner and printed above the first
     prompt of interactive shells. Read ``.port`` for the bound port; ``await close()`` to stop.
     """
     key_lines = [line.strip() for line in authorized_keys if line.strip()]
     authorized = asyncssh.import_authorized_keys("\n".join(key_lines) + "\n") if key_lines else None
+    logins = tuple(users) or ((user,) if user else ())
+    if not logins:
+        raise ValueError("start_ssh_server: give user or users")
     server = SimSshServer(
-        user=user,
+        users=logins,
         authorized_keys=authorized,
         env=env,
         cwd=Path(cwd),
         login_banner=login_banner,
+        view=view,
     )
     await server._listen(host, port, asyncssh.read_private_key(Path(host_key_path)))
     return server
