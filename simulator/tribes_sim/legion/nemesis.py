@@ -5,6 +5,7 @@ Mixed into ``Legion``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tribes_sim.legion.refusal import LegionRefusal
@@ -26,15 +27,11 @@ class LegionNemesisMixin:
                 400, "invalid-params", f"nemesis {action}: field 'node' is required"
             )
         node = self.record(name)
-        if action == "crash":
-            await self._stop_node(name, crash=True)
-            return {"node": name, "crashed": True}
-        if action == "restart":
-            await self._restart(node)
-            return {"node": name, "restarted": True}
-        if action == "stop":  # graceful (a node's `herd stop tribes`); `restart` starts it again
-            await self._stop_node(name, crash=False)
-            return {"node": name, "stopped": True}
+        if action in ("crash", "restart", "stop"):
+            # One life-cycle change of a node at a time: a restart that arrives while a stop still
+            # shuts the node's host down (a `herd stop` runs in the background) waits for it.
+            async with self._lifecycle_lock(name):
+                return await self._change_lifecycle(action, name, node)
         host = self._host_of(name)
         if host is None or node.get("down"):
             raise LegionRefusal(409, "node-down", f"nemesis {action}: {name} is not running")
@@ -64,3 +61,20 @@ class LegionNemesisMixin:
             )
             return {"node": name, "skew_s": float(body.get("seconds", 0))}
         raise LegionRefusal(404, "unknown-action", f"unknown nemesis action {action!r}")
+
+    def _lifecycle_lock(self, name: str) -> asyncio.Lock:
+        locks: dict[str, asyncio.Lock] = self.__dict__.setdefault("_lifecycle_locks", {})
+        return locks.setdefault(name, asyncio.Lock())
+
+    async def _change_lifecycle(
+        self, action: str, name: str, node: dict[str, Any]
+    ) -> dict[str, Any]:
+        if action == "crash":
+            await self._stop_node(name, crash=True)
+            return {"node": name, "crashed": True}
+        if action == "restart":
+            await self._restart(node)
+            return {"node": name, "restarted": True}
+        # graceful (a node's `herd stop tribes`); `restart` starts it again
+        await self._stop_node(name, crash=False)
+        return {"node": name, "stopped": True}
