@@ -206,7 +206,12 @@ def no_ghost_rows(records: Sequence[Record]) -> list[Violation]:
     materialized = {ids.get(name, name) for name in known}
     reported: set[tuple[str, str]] = set()
     found: list[Violation] = []
-    for record in observations(records, "cluster_nodes.list"):
+    legion: Record | None = None  # Legion's latest node list: the other side of the contradiction
+    for record in records:
+        if record.get("type") == "observation" and record.get("what") == "legion.list":
+            legion = record
+        if record.get("type") != "observation" or record.get("what") != "cluster_nodes.list":
+            continue
         observer = _observer(record, ids)
         for node_id in _rows(record):
             if node_id in materialized or (observer, node_id) in reported:
@@ -217,7 +222,7 @@ def no_ghost_rows(records: Sequence[Record]) -> list[Violation]:
                     "no ghost rows",
                     node_id,
                     observer,
-                    None,
+                    legion,
                     record,
                     f"{observer} holds a row for {node_id}, which Legion never materialized "
                     f"(materialized: {', '.join(sorted(materialized))})",
