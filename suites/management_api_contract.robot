@@ -92,3 +92,8 @@ A Second Job While One Runs Is Refused
     ...    params=${{{"generation": 1}}}
     Wait For Rollout    ${NODE}    ${job}
     The Node Is Back On Its Baseline    ${NODE}
+
+The Suite History Holds Every Invariant
+    [Documentation]    Everything the suite observed between its checkpoints, judged as a whole.
+    [Tags]    req:HIST-1    req:HIST-2    req:HIST-3
+    History Should Satisfy Invariants
