@@ -127,7 +127,7 @@ def test_switch_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_compact_forms_of_sync_and_generation_status() -> None:
     sync = {
         "mode": "live",
-        "servers": [{"transport_address": "http://b:1", "connected": True}],
+        "servers": [{"node_id": "b", "url": "http://b:1", "connected": True}],
         "high_water_mark": 3,
         "applied_events": 3,
         "pending_events": 0,

@@ -424,6 +424,12 @@ CATALOGUE: dict[str, Fault] = {
             ("cluster_lifecycle",),
             "no node holds a row for a node Legion never materialized",
         ),
+        Fault(
+            "decommissioned-server-flickers",
+            "The init node's sync.status lists a decommissioned peer among its servers again in one answer, after it had dropped it, between two checkpoints.",
+            ("cluster_lifecycle",),
+            "a decommissioned node's transport address never reappears in an active node's sync servers",
+        ),
     )
 }
 

@@ -93,6 +93,7 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "row-flaps": re.compile(r"membership moves forward.*active -> syncing", re.I | re.S),
     "activation-stamp-regresses": re.compile(r"activation never decreases", re.I),
     "ghost-row": re.compile(r"no ghost rows.*never materialized", re.I | re.S),
+    "decommissioned-server-flickers": re.compile(r"decommissioned server stays out", re.I),
 }
 PAIRS = [(fault.name, suite) for fault in CATALOGUE.values() for suite in fault.caught_by]
 

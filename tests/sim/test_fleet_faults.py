@@ -693,6 +693,17 @@ def ghost_row(fleet: SimFleet) -> None:
     assert answers[-1] == [INIT, JOIN], answers
 
 
+def decommissioned_server_flickers(fleet: SimFleet) -> None:
+    _decommission_join(fleet)
+    address = rows_on(fleet, INIT)[JOIN]["transport_address"]
+    answers = [
+        [server["url"] for server in fleet.call(INIT, "sync.status")["servers"]] for _ in range(6)
+    ]
+    back = [i for i, urls in enumerate(answers) if address in urls]
+    assert len(back) == 1 and back[0] > 0, answers
+    assert address not in answers[-1], answers
+
+
 # name -> (nodes, extra config, check)
 CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "stuck-syncing": (1, {"legion_wait_active_s": 1.0}, stuck_syncing),
@@ -761,6 +772,7 @@ CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "row-flaps": (2, {}, row_flaps),
     "activation-stamp-regresses": (2, {}, activation_stamp_regresses),
     "ghost-row": (2, {}, ghost_row),
+    "decommissioned-server-flickers": (2, {}, decommissioned_server_flickers),
 }
 
 

@@ -72,7 +72,7 @@ def compact(what: str, value: Any) -> Any:
         servers = value.get("servers") if isinstance(value.get("servers"), list) else []
         return {
             "mode": value.get("mode"),
-            "servers": [s.get("transport_address") for s in servers if isinstance(s, Mapping)],
+            "servers": [s.get("url") for s in servers if isinstance(s, Mapping)],
             "high_water_mark": value.get("high_water_mark"),
             "applied_events": value.get("applied_events"),
         }

@@ -84,6 +84,42 @@ class FaultHooksMixin:
         ghost.update(activated_at=None, updated_at=peer["joined_at"])
         return [*rows, ghost]
 
+    def flicker_servers(self, servers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """decommissioned-server-flickers: the init node's ``sync.status`` lists the first
+        decommissioned peer among its servers again in exactly one answer to the tester, the
+        second after one that had dropped it (a wait polls on; the next answer is right)."""
+        legion = self.spec.allowlist[-1] if len(self.spec.allowlist) > 1 else None
+        state = self.__dict__.setdefault("_server_flicker", {"gone": None, "seen": 0})
+        if (
+            self.spec.role != "init"
+            or state["seen"] >= 2
+            or getattr(self, "caller", None) == legion
+        ):
+            return servers
+        gone = state["gone"] or next(
+            (
+                row
+                for row in self.store.members()
+                if row["status"] == "decommissioned" and row["node_id"] != self.node_id
+            ),
+            None,
+        )
+        state["gone"] = gone
+        if gone is None or any(server["url"] == gone["transport_address"] for server in servers):
+            return servers
+        state["seen"] += 1
+        if state["seen"] != 2:
+            return servers
+        ghost = {
+            "node_id": gone["node_id"],
+            "url": gone["transport_address"],
+            "connected": True,
+            "last_sync_completed_at": None,
+            "last_eose_at": None,
+            "failing_reason": None,
+        }
+        return [*servers, ghost]
+
     def stop_sync_client(self, reason: str) -> None:
         """sync-stopped-after-rollback: subscriptions cancelled and never started again."""
         for state in self.servers.values():
