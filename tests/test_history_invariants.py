@@ -11,7 +11,6 @@ from tribesqa.history import check, failure_message
 from tribesqa.history.invariants import (
     activation_never_decreases,
     decommissioned_server_stays_out,
-    generation_holds_after_success,
     membership_moves_forward,
     no_ghost_rows,
 )
@@ -167,6 +166,7 @@ def test_materialized_nodes_come_from_legion_operations_too() -> None:
     assert no_ghost_rows(h.records) == []
 
 
+@pytest.mark.req("HIST-3")
 def test_no_legion_record_means_nothing_to_judge_ghosts_by() -> None:
     h = History()
     h.rows("a", z=("active", T1))
@@ -177,6 +177,7 @@ def _servers(h: History, observer: str, *addresses: str) -> None:
     h.add("observation", observer, "sync.status", {"servers": list(addresses)})
 
 
+@pytest.mark.req("HIST-4")
 def test_a_decommissioned_address_coming_back_into_sync_servers_is_named() -> None:
     h = History()
     _servers(h, "a", "http://b:1")
@@ -189,6 +190,7 @@ def test_a_decommissioned_address_coming_back_into_sync_servers_is_named() -> No
     assert (violation.first["seq"], violation.second["seq"]) == (4, 5)
 
 
+@pytest.mark.req("HIST-4")
 def test_a_reactivated_node_may_come_back_into_sync_servers() -> None:
     h = History()
     h.rows("a", b=("decommissioned", T1))
@@ -197,32 +199,6 @@ def test_a_reactivated_node_may_come_back_into_sync_servers() -> None:
     h.rows("a", b=("active", T2))
     _servers(h, "a", "http://b:1")
     assert decommissioned_server_stays_out(h.records) == []
-
-
-def _generation(h: History, node: str, selected: str, running: str) -> None:
-    h.add("observation", node, "generation.status", {"selected": selected, "running": running})
-
-
-def test_generations_that_move_after_a_successful_job_are_named() -> None:
-    h = History()
-    h.add("invoke", "a", "rollout.start")
-    _generation(h, "a", "/g1", "/g2")  # before success: a job under way
-    h.add("observation", "a", "rollout.status", {"kind": "rollout", "state": "succeeded"})
-    _generation(h, "a", "/g2", "/g2")
-    _generation(h, "a", "/g2", "/g1")
-    [violation] = generation_holds_after_success(h.records)
-    assert violation.node == "a" and "running /g1" in violation.reason
-
-
-def test_a_new_job_starts_generations_over() -> None:
-    h = History()
-    h.add("observation", "a", "rollout.status", {"kind": "rollout", "state": "succeeded"})
-    _generation(h, "a", "/g2", "/g2")
-    h.add("invoke", "a", "generation.rollback")
-    _generation(h, "a", "/g1", "/g2")
-    h.add("observation", "a", "rollout.status", {"kind": "rollback", "state": "succeeded"})
-    _generation(h, "a", "/g1", "/g1")
-    assert generation_holds_after_success(h.records) == []
 
 
 @pytest.mark.req("HIST-1")

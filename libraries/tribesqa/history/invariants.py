@@ -22,7 +22,6 @@ Record = Mapping[str, Any]
 RESET_OPERATIONS = frozenset(
     {"sync.resync", "legion.reactivate", "fault.crash", "fault.restart", "legion.replace"}
 )
-JOB_OPERATIONS = frozenset({"rollout.start", "generation.rollback"})
 _RANK = {"syncing": 0, "active": 1, "decommissioned": 2}
 _MATERIAL_STATUSES = frozenset({"provisioning", "ready", "decommissioned", "destroyed"})
 
@@ -278,53 +277,10 @@ def decommissioned_server_stays_out(records: Sequence[Record]) -> list[Violation
     return found
 
 
-def generation_holds_after_success(records: Sequence[Record]) -> list[Violation]:
-    """After a rollout or rollback job reported success on a node, its ``generation.status``
-    has selected == running and keeps the same pair until the next job, crash or restart."""
-    found: list[Violation] = []
-    settled: dict[str, Record] = {}  # node -> first agreeing generation.status after success
-    succeeded: set[str] = set()
-    for record in records:
-        node, what, kind = record.get("node"), record.get("what"), record.get("type")
-        if node is None:
-            continue
-        if kind == "invoke" and what in JOB_OPERATIONS | RESET_OPERATIONS:
-            succeeded.discard(node)
-            settled.pop(node, None)
-        elif kind == "observation" and what == "rollout.status":
-            value = record.get("value") or {}
-            if value.get("state") == "succeeded" and value.get("kind") in ("rollout", "rollback"):
-                succeeded.add(node)
-        elif kind == "observation" and what == "generation.status" and node in succeeded:
-            value = record.get("value") or {}
-            pair = (value.get("selected"), value.get("running"))
-            first = settled.get(node)
-            if first is None:
-                if pair[0] == pair[1]:
-                    settled[node] = record
-                continue
-            before = ((first.get("value") or {}).get("selected"), first["value"].get("running"))
-            if pair != before:
-                found.append(
-                    Violation(
-                        "generation holds after success",
-                        node,
-                        node,
-                        first,
-                        record,
-                        f"after the job succeeded {node} reported selected {before[0]} running "
-                        f"{before[1]}, later selected {pair[0]} running {pair[1]}",
-                    )
-                )
-                settled[node] = record
-    return found
-
-
 INVARIANTS: dict[str, Callable[[Sequence[Record]], list[Violation]]] = {
     "membership moves forward": membership_moves_forward,
     "activation never decreases": activation_never_decreases,
     "no ghost rows": no_ghost_rows,
     "decommissioned server stays out": decommissioned_server_stays_out,
-    "generation holds after success": generation_holds_after_success,
 }
 """Every invariant the checker runs, by the name a failure message uses."""

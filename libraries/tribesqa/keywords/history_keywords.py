@@ -54,8 +54,8 @@ class HistoryKeywords(Component):
         The invariants (``tribesqa.history.invariants``): membership rows move forward per
         observer; activation stamps never decrease; no row for a node Legion never
         materialized; a decommissioned node's transport address never comes back into an
-        observer's sync servers; after a rollout or rollback succeeded, selected and running
-        stay put. Resync, reactivation, crash and restart operations license their nodes' rows.
+        observer's sync servers. Resync, reactivation, crash and restart operations license
+        their nodes' rows.
 
         Example:
         | History Should Satisfy Invariants
