@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from robot.api import logger
@@ -69,5 +70,6 @@ class HistoryKeywords(Component):
         violations = check(records)
         link = self.history_link()
         if violations:
+            logger.info(f'<a href="{html.escape(link)}">{html.escape(link)}</a>', html=True)
             raise TribesFailure(failure_message(violations, link))
         logger.info(f"{len(records)} history records hold every invariant ({link})")
