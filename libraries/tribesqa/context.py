@@ -91,16 +91,8 @@ class _NodeNotingTransport(PluginTransport):
 
     def request(self, node: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         self.note(node)
-        if not self.history.enabled:
-            return self.inner.request(node, method, path, body)
-        return record_plugin_request(
-            self.history,
-            node,
-            method,
-            path,
-            body,
-            lambda: self.inner.request(node, method, path, body),
-        )
+        send = lambda: self.inner.request(node, method, path, body)  # noqa: E731
+        return record_plugin_request(self.history, node, method, path, body, send)
 
 
 class LibraryContext:

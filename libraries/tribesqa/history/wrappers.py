@@ -103,6 +103,8 @@ def record_plugin_request(
 ) -> tuple[int, Any]:
     """A plugin API request: a write is an operation (ok carries status and answer), a read an
     observation of ``plugin.<path>``."""
+    if not history.enabled:
+        return send()
     what = f"plugin.{path.lstrip('/').split('?', 1)[0]}"
     if method.upper() in _PLUGIN_WRITES:
         with history.operation(
