@@ -4,8 +4,8 @@ Each function takes the records of one suite (``recorder`` format, in ``seq`` or
 the violations it finds, each naming the two records that contradict each other. No I/O, no
 Robot: ``tests/test_history_invariants.py`` feeds them hand-made histories.
 
-Operations that legitimately restart a row's life (``sync.resync``, ``legion.reactivate``, a
-crash or restart from the nemesis) *license* the rows of their node: from the operation's
+Operations that legitimately restart a row's life (``sync.resync``, ``legion.reactivate``,
+``legion.replace``, a crash or restart from the nemesis) *license* the rows of their node: from the operation's
 ``invoke`` to the end of the test it ran in, rows of that node (on every observer) and every row
 on that node (as observer) may move back; an observation outside every license may not.
 """
