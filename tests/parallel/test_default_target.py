@@ -56,7 +56,7 @@ def test_plain_robot_runs_a_suite_against_the_default_simulator(env: Env) -> Non
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "no TARGET given (no --variablefile): using the default target" in done.stdout
     result = load(out / "output.xml")
-    assert result.statistics.total.passed == 2 and result.statistics.total.failed == 0
+    assert result.statistics.total.passed == 3 and result.statistics.total.failed == 0
     opened = " ".join(messages(result, "Open Target"))
     assert "kind='sim'" in opened or "simulat" in opened, opened
     assert "exactly as --variablefile variables/sim.yaml" in opened, opened
@@ -70,7 +70,7 @@ def test_plain_pabot_runs_suites_against_the_default_simulator(env: Env) -> None
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = load(out / "output.xml")
-    assert result.statistics.total.passed == 8 and result.statistics.total.failed == 0
+    assert result.statistics.total.passed == 11 and result.statistics.total.failed == 0
     opened = [m for m in messages(result, "Open Target") if m.startswith("Target: ")]
     assert len(opened) == 2 and all("using the default target" in m for m in opened), opened
 

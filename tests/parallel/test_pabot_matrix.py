@@ -49,7 +49,7 @@ def test_one_merged_report_from_two_processes(parallel_run: ParallelRun) -> None
     result = load(out / "output.xml")
     suites = sorted(suite.name for suite in result.suite.suites)
     assert suites == ["Single Node Plugin Rollout Rollback", "Trust Expansion Replay"]
-    assert result.statistics.total.passed == 8 and result.statistics.total.failed == 0
+    assert result.statistics.total.passed == 11 and result.statistics.total.failed == 0
     processes = [p for p in (out / "pabot_results").iterdir() if p.is_dir()]
     assert len(processes) == 2, processes  # one robot process per suite
 

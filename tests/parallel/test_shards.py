@@ -104,7 +104,7 @@ def test_two_shards_share_one_pabotlib_and_merge_with_rebot(env: Env) -> None:
     )  # fmt: skip
     assert rebot.returncode == 0, rebot.stdout + rebot.stderr
     result = load(merged / "output.xml")
-    assert result.statistics.total.passed == 10 and result.statistics.total.failed == 0
+    assert result.statistics.total.passed == 13 and result.statistics.total.failed == 0
     done = env.tribes_qa("matrix", str(merged / "output.xml"), timeout_s=60)
     assert done.returncode == 0, done.stderr
     assert "shard_probe" in (merged / "fleet-matrix.html").read_text()
