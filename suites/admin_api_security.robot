@@ -81,3 +81,8 @@ A Refused Auth Event Does Not Enter The Replay Cache
 The First Failed Check Decides The Refusal
     [Tags]    req:AUTH-11
     Auth Checks Should Run In Contract Order    ${NODE}
+
+The Suite History Holds Every Invariant
+    [Documentation]    Everything the suite observed between its checkpoints, judged as a whole.
+    [Tags]    req:HIST-1    req:HIST-2    req:HIST-3    req:HIST-4
+    History Should Satisfy Invariants

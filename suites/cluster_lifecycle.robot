@@ -86,3 +86,8 @@ A Decommissioned Node Can Be Reactivated
     Every Active Node Agrees On Membership
     ...    ${INIT}:active    ${SCALEWAY}:active    ${OVH}:decommissioned    ${REPLACEMENT}:active
     Sync Endpoints Match Transport Addresses And Are Reachable
+
+The Suite History Holds Every Invariant
+    [Documentation]    Everything the suite observed between its checkpoints, judged as a whole.
+    [Tags]    req:HIST-1    req:HIST-2    req:HIST-3    req:HIST-4
+    History Should Satisfy Invariants

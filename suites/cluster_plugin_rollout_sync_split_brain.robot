@@ -80,3 +80,8 @@ Rolling Back Every Node Removes The Plugin And Keeps The Cluster Healthy
     Roll Every Active Node Back To ${BASELINE}
     The Plugin Is Gone From    ${A}    ${B}    ${C}
     Cluster Status Should Be Healthy On Nodes
+
+The Suite History Holds Every Invariant
+    [Documentation]    Everything the suite observed between its checkpoints, judged as a whole.
+    [Tags]    req:HIST-1    req:HIST-2    req:HIST-3    req:HIST-4
+    History Should Satisfy Invariants

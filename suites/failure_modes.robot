@@ -52,3 +52,8 @@ An Interrupted Graph Run Leaves A Consistent Cluster And Unsafe Operations Are R
     Wait Until Cluster Converged
     Decommission Every Node Except    ${INIT}
     Decommission Should Be Refused    ${INIT}
+
+The Suite History Holds Every Invariant
+    [Documentation]    Everything the suite observed between its checkpoints, judged as a whole.
+    [Tags]    req:HIST-1    req:HIST-2    req:HIST-3    req:HIST-4
+    History Should Satisfy Invariants

@@ -41,3 +41,8 @@ The Snapshot Keeps A Decommissioned Node's Archived Row
     Node Should Be Archived As Decommissioned    ${JOINER}
     Legion Snapshot Should Keep Membership Rows    ${INIT}:active    ${JOINER}:decommissioned
     Legion Snapshot Should Hold No Secret Material
+
+The Suite History Holds Every Invariant
+    [Documentation]    Everything the suite observed between its checkpoints, judged as a whole.
+    [Tags]    req:HIST-1    req:HIST-2    req:HIST-3    req:HIST-4
+    History Should Satisfy Invariants

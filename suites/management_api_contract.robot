@@ -93,3 +93,8 @@ A Second Job While One Runs Is Refused
     ...    params=${{{"generation": 1}}}
     Wait For Rollout    ${NODE}    ${job}
     The Node Is Back On Its Baseline    ${NODE}    ${BASELINE}
+
+The Suite History Holds Every Invariant
+    [Documentation]    Everything the suite observed between its checkpoints, judged as a whole.
+    [Tags]    req:HIST-1    req:HIST-2    req:HIST-3    req:HIST-4
+    History Should Satisfy Invariants

@@ -56,3 +56,8 @@ A Restart After Rollback Keeps The Baseline And Replays No Rollout
 Destroying The Node Leaves Legion Empty
     Destroy Node    ${NODE}
     Legion Node List Should Be Empty
+
+The Suite History Holds Every Invariant
+    [Documentation]    Everything the suite observed between its checkpoints, judged as a whole.
+    [Tags]    req:HIST-1    req:HIST-2    req:HIST-3    req:HIST-4
+    History Should Satisfy Invariants

@@ -38,3 +38,8 @@ A Reactivated Node Catches Up After Missing Changes
     Activation Should Be Fresh    ${JOINED}    ${before}
     Wait Until Tribe Converged
     Every Active Node Agrees On Membership    ${INIT}:active    ${JOINED}:active    ${other}:active
+
+The Suite History Holds Every Invariant
+    [Documentation]    Everything the suite observed between its checkpoints, judged as a whole.
+    [Tags]    req:HIST-1    req:HIST-2    req:HIST-3    req:HIST-4
+    History Should Satisfy Invariants

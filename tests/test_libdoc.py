@@ -32,6 +32,7 @@ DOMAINS = {
     "contract",
     "security",
     "http",
+    "history",
 }
 
 

@@ -22,6 +22,8 @@ from tribesqa.config import (
 )
 from tribesqa.contract import LegionNodeStatus, NodeRecord
 from tribesqa.guard import allow_destructive_value, refusal
+from tribesqa.history.recorder import HistoryRecorder
+from tribesqa.history.wrappers import RecordingLegion, RecordingNemesis, record_plugin_request
 from tribesqa.targets import Target, create_target
 from tribesqa.targets.base import PluginTransport
 from tribesqa.timing import TimeoutTable, WaitTiming
@@ -78,15 +80,20 @@ class RunLabels:
 
 
 class _NodeNotingTransport(PluginTransport):
-    """The plugin transport, noting every node it reaches (``LibraryContext.touched``)."""
+    """The plugin transport, noting every node it reaches (``LibraryContext.touched``) and
+    recording each request in the run history."""
 
-    def __init__(self, inner: PluginTransport, note: Callable[[str], None]) -> None:
+    def __init__(
+        self, inner: PluginTransport, note: Callable[[str], None], history: HistoryRecorder
+    ) -> None:
         self.inner = inner
         self.note = note
+        self.history = history
 
     def request(self, node: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         self.note(node)
-        return self.inner.request(node, method, path, body)
+        send = lambda: self.inner.request(node, method, path, body)  # noqa: E731
+        return record_plugin_request(self.history, node, method, path, body, send)
 
 
 class LibraryContext:
@@ -106,6 +113,7 @@ class LibraryContext:
         self._ssh: SshSessions | None = None
         self._plugins: PluginTransport | None = None
         self._key: AdminKey | None = None
+        self._scrubber: Any = None
         self._lock = threading.Lock()
         # Nodes addressed since the current test started: every node whose record a keyword looks
         # up to reach it (management API, polls, SSH, sync address) or whose plugin API it calls.
@@ -119,6 +127,8 @@ class LibraryContext:
         # Installed by ArtifactKeywords: capture the failure snapshot now and return its links
         # (label -> path relative to OUTPUT DIR); failing waits call it to link it from their report.
         self.capture_failure: Callable[[], dict[str, str]] | None = None
+        # The run history (issue 14): every read and operation of the current suite.
+        self.history = HistoryRecorder()
 
     # -- target lifecycle ----------------------------------------------------------------------
     def open_target(self, raw_target: Any, raw_roster: Any, label: str) -> Target:
@@ -158,7 +168,23 @@ class LibraryContext:
     def _install(self, target: Target) -> Target:
         self.target = target
         target.bind(self.ssh, self.ssh_endpoint, self.member_names, self.transport_host_port)
+        if self.history.enabled:
+            # Additive taps: Legion's operations and node lists, the nemesis' faults and heals.
+            target._legion = RecordingLegion(target.legion, self.history)  # type: ignore[assignment]
+            target._nemesis = RecordingNemesis(target.nemesis, self.history)  # type: ignore[assignment]
+            self._scrubber = None  # this target's keys
+            self.history.scrub = self._scrub_for_history
         return target
+
+    def _scrub_for_history(self, record: Any) -> Any:
+        """The artifacts' redaction (``reporting/snapshot.py``), keys read once per target."""
+        from tribesqa.reporting.snapshot import SecretScrubber  # snapshot imports the clients
+
+        if self._scrubber is None:
+            if self.target is None:  # closed before any record was written: the generic scan
+                return SecretScrubber().scrub(record)[0]
+            self._scrubber = SecretScrubber.for_keys(self.admin_key(), self.target.ssh_key_file())
+        return self._scrubber.scrub(record)[0]
 
     def close_target(self) -> list[str]:
         """Heal, close sessions and the target; return the problems met (never raises)."""
@@ -194,7 +220,10 @@ class LibraryContext:
 
     def learn_node_ids(self, pairs: dict[str, str]) -> None:
         """Record Legion's node name -> membership node_id mapping."""
-        self.node_ids.update({str(k): str(v) for k, v in pairs.items()})
+        fresh = {str(k): str(v) for k, v in pairs.items()}
+        if any(self.node_ids.get(k) != v for k, v in fresh.items()):
+            self.history.info(None, "node_ids", fresh)
+        self.node_ids.update(fresh)
 
     def require_target(self) -> Target:
         if self.target is None:
@@ -327,6 +356,7 @@ class LibraryContext:
             timeout_s=timeouts.management_call if timeout_s is None else timeout_s,
             ready_timeout_s=timeouts.node_ready if patient else 0.0,
             retry_interval_s=timeouts.poll_interval,
+            recorder=self.history if self.history.enabled else None,
         )
 
     # -- SSH and plugin API -------------------------------------------------------------------------
@@ -357,6 +387,7 @@ class LibraryContext:
             self._plugins = _NodeNotingTransport(
                 self.require_target().plugin_transport(self.ssh(), self.ssh_endpoint),
                 self.note_node,
+                self.history,
             )
         return self._plugins
 

@@ -29,6 +29,7 @@ from tribesqa.keywords.decommissioned_keywords import DecommissionedKeywords
 from tribesqa.keywords.fault_keywords import FaultKeywords
 from tribesqa.keywords.gate_keywords import GateKeywords
 from tribesqa.keywords.generation_keywords import GenerationKeywords
+from tribesqa.keywords.history_keywords import HistoryKeywords
 from tribesqa.keywords.http_keywords import HttpKeywords
 from tribesqa.keywords.legion_keywords import LegionKeywords
 from tribesqa.keywords.lifecycle_keywords import LifecycleKeywords
@@ -115,7 +116,9 @@ class TribesLibrary(DynamicCore):
             SshKeywords(self.ctx),
             SecurityKeywords(self.ctx),
             HttpKeywords(self.ctx),
+            HistoryKeywords(self.ctx),
         ]
+        self.history_keywords = components[-1]
         self.components = components
         refuse_duplicate_keywords(components)
         super().__init__(components)
@@ -156,11 +159,14 @@ class TribesLibrary(DynamicCore):
             output_dir = None
         if output_dir:
             self.ctx.labels.output_dir = Path(output_dir)
+        if self.ctx.history.current is not None:
+            self.ctx.history.current.path = self.history_keywords.history_path()
 
     def _start_test(self, data: Any, result: Any) -> None:
         self.ctx.labels.test = result.name
         self._test_started = time.monotonic()
         self._failed_at: float | None = None
+        self.ctx.history.test = result.full_name
         for component in self.components:
             hook = getattr(component, "on_test_start", None)
             if hook:
@@ -175,6 +181,8 @@ class TribesLibrary(DynamicCore):
             logger.warn(f"{result.name}: {problem}")
         self._log_timeline(result)
         self.ctx.labels.test = None
+        self.ctx.history.flush()  # after the heals: they belong to the test
+        self.ctx.history.test = None
 
     def _log_timeline(self, result: Any) -> None:
         """The test's timeline picture (from its suite's history.jsonl) into log.html, if any."""
@@ -198,6 +206,7 @@ class TribesLibrary(DynamicCore):
         if data.parent is None or self.ctx.target is not None:
             for problem in self.ctx.run_heals():
                 logger.warn(f"{result.full_name}: {problem}")
+        self.history_keywords.on_suite_end()
 
     def _end_keyword(self, data: Any, result: Any) -> None:
         if (

@@ -406,6 +406,30 @@ CATALOGUE: dict[str, Fault] = {
             ("cluster_plugin_rollout_sync_split_brain",),
             "cluster_status agrees with the node's cluster_nodes.list",
         ),
+        Fault(
+            "row-flaps",
+            "The init node answers one cluster_nodes.list with the first active peer's row back at syncing (its pre-activation version), between two checkpoints.",
+            ("cluster_lifecycle",),
+            "per observer a membership row moves only forward",
+        ),
+        Fault(
+            "activation-stamp-regresses",
+            "The init node answers one cluster_nodes.list with the first active peer's activated_at a second older, between two checkpoints.",
+            ("cluster_lifecycle",),
+            "a node's activation timestamp never decreases",
+        ),
+        Fault(
+            "ghost-row",
+            "The init node answers one cluster_nodes.list with an extra syncing row for a node Legion never materialized, between two checkpoints.",
+            ("cluster_lifecycle",),
+            "no node holds a row for a node Legion never materialized",
+        ),
+        Fault(
+            "decommissioned-server-flickers",
+            "The init node's sync.status lists a decommissioned peer among its servers again in one answer, after it had dropped it, between two checkpoints.",
+            ("cluster_lifecycle",),
+            "a decommissioned node's transport address never reappears in an active node's sync servers",
+        ),
     )
 }
 

@@ -156,7 +156,8 @@ def test_no_secret_reaches_the_robot_outputs(
 
         files = [p for p in result.output_dir.rglob("*") if p.is_file()]
         names = {p.name for p in files}
-        assert {"output.xml", "log.html", "report.html"} <= names, names
+        # The run history is scanned too: it records every management and plugin call.
+        assert {"output.xml", "log.html", "report.html", "history.jsonl"} <= names, names
         leaks = [
             f"{label} in {path.relative_to(result.output_dir)}"
             for path in files

@@ -90,6 +90,10 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "partition-leaks-publishes": re.compile(r"expected it to stay absent|cut from", re.I),
     "graph-run-one-node": re.compile(r"missing|planned|graph run", re.I),
     "status-counts-peers": re.compile(r"cluster_status", re.I),
+    "row-flaps": re.compile(r"membership moves forward.*active -> syncing", re.I | re.S),
+    "activation-stamp-regresses": re.compile(r"activation never decreases", re.I),
+    "ghost-row": re.compile(r"no ghost rows.*never materialized", re.I | re.S),
+    "decommissioned-server-flickers": re.compile(r"decommissioned server stays out", re.I),
 }
 PAIRS = [(fault.name, suite) for fault in CATALOGUE.values() for suite in fault.caught_by]
 

@@ -666,6 +666,44 @@ def status_counts_peers(fleet: SimFleet) -> None:
     assert fleet.call(INIT, "cluster_status")["active"] == 1
 
 
+def _init_answers(fleet: SimFleet, count: int = 6) -> list[dict[str, dict[str, object]]]:
+    """``count`` answers of the init node's cluster_nodes.list in a row (the flicker faults
+    distort one of the first answers in which the joined node is active)."""
+    return [rows_on(fleet, INIT) for _ in range(count)]
+
+
+def row_flaps(fleet: SimFleet) -> None:
+    statuses = [rows[JOIN]["status"] for rows in _init_answers(fleet)]
+    flapped = [i for i, s in enumerate(statuses) if s == "syncing" and "active" in statuses[:i]]
+    assert len(flapped) == 1, statuses
+    assert statuses[-1] == "active", statuses
+
+
+def activation_stamp_regresses(fleet: SimFleet) -> None:
+    stamps = [str(rows[JOIN]["activated_at"]) for rows in _init_answers(fleet)]
+    older = [i for i in range(1, len(stamps)) if stamps[i] < stamps[i - 1]]
+    assert len(older) == 1, stamps
+    assert stamps[-1] == stamps[0], stamps
+
+
+def ghost_row(fleet: SimFleet) -> None:
+    answers = [sorted(rows) for rows in _init_answers(fleet)]
+    ghosts = [ids for ids in answers if set(ids) - {INIT, JOIN}]
+    assert ghosts == [[INIT, JOIN, f"{JOIN}-ghost"]], answers
+    assert answers[-1] == [INIT, JOIN], answers
+
+
+def decommissioned_server_flickers(fleet: SimFleet) -> None:
+    _decommission_join(fleet)
+    address = rows_on(fleet, INIT)[JOIN]["transport_address"]
+    answers = [
+        [server["url"] for server in fleet.call(INIT, "sync.status")["servers"]] for _ in range(6)
+    ]
+    back = [i for i, urls in enumerate(answers) if address in urls]
+    assert len(back) == 1 and back[0] > 0, answers
+    assert address not in answers[-1], answers
+
+
 # name -> (nodes, extra config, check)
 CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "stuck-syncing": (1, {"legion_wait_active_s": 1.0}, stuck_syncing),
@@ -731,6 +769,10 @@ CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "partition-leaks-publishes": (2, {}, partition_leaks_publishes),
     "graph-run-one-node": (1, {}, graph_run_one_node),
     "status-counts-peers": (2, {}, status_counts_peers),
+    "row-flaps": (2, {}, row_flaps),
+    "activation-stamp-regresses": (2, {}, activation_stamp_regresses),
+    "ghost-row": (2, {}, ghost_row),
+    "decommissioned-server-flickers": (2, {}, decommissioned_server_flickers),
 }
 
 

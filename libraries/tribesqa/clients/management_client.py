@@ -7,7 +7,7 @@ method and the cause, e.g. ``node ovh-1 / rollout.start refused: substitutes-mis
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from pydantic import BaseModel
@@ -41,6 +41,12 @@ class ManagementError(AssertionError):
         self.status = status
 
 
+class CallRecorder(Protocol):
+    """Where a client reports its calls (``tribesqa.history.HistoryRecorder``)."""
+
+    def call(self, node: str, method: str, params: dict[str, Any], run: Any) -> Any: ...
+
+
 class ManagementClient:
     """Calls ``POST <admin_url>/api/admin/management`` on one node."""
 
@@ -54,8 +60,10 @@ class ManagementClient:
         ready_timeout_s: float,
         retry_interval_s: float = 0.1,
         clock: Clock = SYSTEM_CLOCK,
+        recorder: CallRecorder | None = None,
     ) -> None:
         self.node = node
+        self.recorder = recorder
         self.admin_url = admin_url.rstrip("/")
         self.ready_timeout_s = ready_timeout_s
         self.retry_interval_s = retry_interval_s
@@ -120,7 +128,15 @@ class ManagementClient:
         return result.observations[self.node].value
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        """Return the ``result`` of ``method``; raise ManagementError otherwise."""
+        """Return the ``result`` of ``method``; raise ManagementError otherwise.
+
+        With a ``recorder``, the call goes into the run history (a read as an observation, a
+        change as invoke / ok / fail)."""
+        if self.recorder is not None:
+            return self.recorder.call(self.node, method, params or {}, self._call)
+        return self._call(method, params)
+
+    def _call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         body = {"method": method, "params": params or {}}
         status, payload = self._post(method, body)
         if status == 503 and self.ready_timeout_s > 0:

@@ -66,7 +66,7 @@ class AdminApiMixin:
         node = self._live()
         body = await request.read()
         try:
-            node.verifier.verify(
+            node.caller = node.verifier.verify(
                 request.headers.get("Authorization"),
                 self._signed_url(request),
                 request.method,
@@ -173,7 +173,7 @@ class AdminApiMixin:
 
         return {
             "node.info": sync_call(node.node_info),
-            "cluster_nodes.list": sync_call(lambda: {"nodes": node.store.members()}),
+            "cluster_nodes.list": sync_call(lambda: {"nodes": node.listed_members()}),
             "cluster_status": sync_call(node.cluster_status),
             "sync.status": sync_call(node.sync_status),
             "sync.resync": resync,

@@ -99,6 +99,8 @@ class SimNode(
             skip=[check for fault, check in SKIPPABLE_CHECKS.items() if config.has_fault(fault)],
             cache_before_checks=config.has_fault("refused-event-cached"),
         )
+        # The signer of the management call being answered (the admin API sets it).
+        self.caller: str | None = None
         self.ready = False
         self.restarting = False
         self.changed = asyncio.Condition()

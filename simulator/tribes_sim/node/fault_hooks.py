@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tribes_sim.node.timestamps import backdated
 from tribes_sim.store import SyncEvent
 
 
@@ -31,6 +32,93 @@ class FaultHooksMixin:
                 else {**row, "transport_address": _https(row["transport_address"])}
             )
         return None
+
+    def listed_members(self) -> list[dict[str, Any]]:
+        """``cluster_nodes.list`` as this node answers it: the stored rows, unless a flicker
+        fault distorts one answer (see ``_flicker``)."""
+        rows = self.store.members()
+        faults = self.config.has_fault
+        if self.spec.role != "init" or not (
+            faults("row-flaps") or faults("activation-stamp-regresses") or faults("ghost-row")
+        ):
+            return rows
+        return self._flicker(rows)
+
+    def _flicker(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """row-flaps / activation-stamp-regresses / ghost-row: the init node distorts exactly one
+        answer, the second in which the first peer to go active is active. That answer falls in a
+        wait that polls on (the join's or the agreement that follows it), so the next poll sees
+        the truth and every checkpoint passes; only a history of every read shows it."""
+        state = self.__dict__.setdefault("_flicker_state", {"peer": None, "seen": 0})
+        legion = self.spec.allowlist[-1] if len(self.spec.allowlist) > 1 else None
+        if state["seen"] >= 2 or getattr(self, "caller", None) == legion:
+            return rows  # Legion's own reads neither count nor see it: only the tester's do
+        by_id = {row["node_id"]: row for row in rows}
+        if state["peer"] is None:
+            state["peer"] = next(
+                (
+                    row["node_id"]
+                    for row in rows
+                    if row["node_id"] != self.node_id and row["status"] == "active"
+                ),
+                None,
+            )
+        peer = by_id.get(state["peer"])
+        if peer is None or peer["status"] != "active":
+            return rows
+        state["seen"] += 1
+        if state["seen"] != 2:
+            return rows
+        faults = self.config.has_fault
+        if faults("row-flaps"):
+            # The row as it was before activation: syncing, written at the join.
+            stale = {**peer, "status": "syncing", "activated_at": None}
+            stale["updated_at"] = peer["joined_at"]
+            return [stale if row is peer else row for row in rows]
+        if faults("activation-stamp-regresses"):
+            # An activation stamp a second older than the one the row holds.
+            earlier = backdated(peer["activated_at"], 1.0)
+            return [{**row, "activated_at": earlier} if row is peer else row for row in rows]
+        # ghost-row: a row for a node Legion never materialized.
+        ghost = {**peer, "node_id": f"{peer['node_id']}-ghost", "status": "syncing"}
+        ghost.update(activated_at=None, updated_at=peer["joined_at"])
+        return [*rows, ghost]
+
+    def flicker_servers(self, servers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """decommissioned-server-flickers: the init node's ``sync.status`` lists the first
+        decommissioned peer among its servers again in exactly one answer to the tester, the
+        second after one that had dropped it (a wait polls on; the next answer is right)."""
+        legion = self.spec.allowlist[-1] if len(self.spec.allowlist) > 1 else None
+        state = self.__dict__.setdefault("_server_flicker", {"gone": None, "seen": 0})
+        if (
+            self.spec.role != "init"
+            or state["seen"] >= 2
+            or getattr(self, "caller", None) == legion
+        ):
+            return servers
+        gone = state["gone"] or next(
+            (
+                row
+                for row in self.store.members()
+                if row["status"] == "decommissioned" and row["node_id"] != self.node_id
+            ),
+            None,
+        )
+        state["gone"] = gone
+        if gone is None or any(server["url"] == gone["transport_address"] for server in servers):
+            return servers
+        state["seen"] += 1
+        if state["seen"] != 2:
+            return servers
+        ghost = {
+            "node_id": gone["node_id"],
+            "url": gone["transport_address"],
+            "connected": True,
+            "last_sync_completed_at": None,
+            "last_eose_at": None,
+            "failing_reason": None,
+        }
+        return [*servers, ghost]
 
     def stop_sync_client(self, reason: str) -> None:
         """sync-stopped-after-rollback: subscriptions cancelled and never started again."""

@@ -87,6 +87,8 @@ class StatusViewsMixin:
         if self.config.has_fault("stale-connected-status"):
             # The deliberate bug: the status keeps the last good answer of every subscription.
             servers = [{**server, "connected": True, "failing_reason": None} for server in servers]
+        if self.config.has_fault("decommissioned-server-flickers"):
+            servers = self.flicker_servers(servers)
         return {
             "mode": mode,
             "servers": servers,

@@ -1,0 +1,78 @@
+"""The run history's keyword: the invariant checker over everything the suite observed so far."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from robot.api import logger
+from robot.api.deco import keyword
+
+from tribesqa.diagnostics import TribesFailure
+from tribesqa.history import HISTORY_FILE, check, failure_message
+from tribesqa.keywords.component import Component
+from tribesqa.reporting.snapshot import safe_name
+
+
+class HistoryKeywords(Component):
+    """Every observation and operation of a suite goes to ``artifacts/<suite>/history.jsonl``;
+    these keywords judge the whole of it, not just the checkpoints."""
+
+    TAGS = ("history",)
+
+    def history_path(self) -> Path:
+        """``<output>/artifacts/<suite>/history.jsonl`` of the running suite."""
+        labels = self.ctx.labels
+        return labels.output_dir / "artifacts" / safe_name(labels.suite, "suite") / HISTORY_FILE
+
+    def history_link(self) -> str:
+        path = self.history_path()
+        try:
+            return str(path.relative_to(self.ctx.labels.output_dir))
+        except ValueError:
+            return str(path)
+
+    # -- listener hooks --------------------------------------------------------------------------
+    def on_suite_start(self) -> None:
+        self.ctx.history.begin_suite(self.ctx.labels.suite, None)
+
+    def on_suite_end(self) -> None:
+        """Close the suite's history; what its teardown did after the last check is judged
+        too, and reported as a warning (the tests have all run by then)."""
+        ended = self.ctx.history.end_suite()
+        if ended is None or not ended.records:
+            return
+        violations = check(ended.records)
+        if violations:
+            link = str(ended.path) if ended.path else None
+            logger.warn(failure_message(violations, link, limit=2))
+
+    @keyword
+    def history_should_satisfy_invariants(self) -> None:
+        """Fail when the suite's history so far breaks an invariant, naming the invariant, the
+        node and the two observations that contradict each other, with a link to the history.
+
+        The invariants (``tribesqa.history.invariants``): membership rows move forward per
+        observer; activation stamps never decrease; no row for a node Legion never
+        materialized; a decommissioned node's transport address never comes back into an
+        observer's sync servers. Resync, reactivation, crash and restart operations license
+        their nodes' rows.
+
+        Example:
+        | History Should Satisfy Invariants
+        """
+        history = self.ctx.history
+        if not history.enabled:
+            logger.info("the run history is switched off (TRIBES_QA_HISTORY=0): nothing to check")
+            return
+        records = history.records()
+        history.flush()
+        # The test judges every node the suite observed: its row in the fleet matrix.
+        for node in sorted({r["node"] for r in records if isinstance(r.get("node"), str)}):
+            self.ctx.note_node(node)
+        violations = check(records)
+        link = self.history_link()
+        if violations:
+            logger.info(f'<a href="{html.escape(link)}">{html.escape(link)}</a>', html=True)
+            raise TribesFailure(failure_message(violations, link))
+        logger.info(f"{len(records)} history records hold every invariant ({link})")
