@@ -1,9 +1,13 @@
 """The lifecycle matrix itself: green against the simulator, green through the real-fleet strategy,
 and red (with a readable message naming the node and the property) for every catalogue fault.
 
-Fault runs use `--exitonfailure` (the first violated property is the verdict), a shorter timeouts
-column and a shorter Legion join wait, and run four at a time: they spend their time waiting.
-The catch table (fault x suite) is printed at the end of the pytest run.
+Fault runs of the sequential scenario suites use `--exitonfailure` (the first violated property
+is the verdict; later steps build on earlier ones); the suites of independent tests run whole, so
+every requirement a fault violates gets its own red test. All use a shorter timeouts column and a
+shorter Legion join wait, two at a time. Two verdicts: each (fault, suite) run goes red in a test
+tracing a requirement the fault violates, and each (fault, requirement) pair has a red test tagged
+with that requirement in one of the fault's runs. The catch table (fault x suite) is printed at the
+end of the pytest run.
 """
 
 from __future__ import annotations
@@ -93,6 +97,13 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
 }
 PAIRS = [(fault.name, suite) for fault in CATALOGUE.values() for suite in fault.caught_by]
 
+# Suites whose tests are independent (no `Skip If An Earlier Step Failed` chain, each test sets up
+# what it needs): their fault runs go on after the first red test, so a fault violating several
+# requirements turns each requirement's own test red.
+INDEPENDENT_SUITES = frozenset({"admin_api_security", "management_api_contract"})
+# A failure that is not a verdict of the test itself.
+NOT_A_CATCH = ("exit-on-failure", "parent suite setup failed")
+
 
 def _requirements_violated_by() -> dict[str, set[str]]:
     """fault -> the ids of the requirements (docs/requirements.yaml) that name it."""
@@ -105,6 +116,12 @@ def _requirements_violated_by() -> dict[str, set[str]]:
 
 
 VIOLATES = _requirements_violated_by()
+REQUIREMENT_PAIRS = sorted(
+    (fault, requirement)
+    for fault, requirements in VIOLATES.items()
+    if fault in CATALOGUE
+    for requirement in requirements
+)
 CATCH_TABLE: dict[tuple[str, str], str] = {}
 
 
@@ -140,7 +157,7 @@ def fault_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str]
             RESULTS / "teeth" / f"{fault}--{suite}",
             suites=[suite],
             faults=fault,
-            extra=["--exitonfailure"],
+            extra=[] if suite in INDEPENDENT_SUITES else ["--exitonfailure"],
             env=env,
         )
 
@@ -152,6 +169,31 @@ def fault_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str]
 
 def test_every_fault_has_a_property_pattern() -> None:
     assert set(PROPERTY_WORDS) == set(CATALOGUE)
+
+
+def _real_failures(run: SuiteRun) -> dict[str, str]:
+    """The red tests that are verdicts of their own (not exit-on-failure, not a setup's echo)."""
+    return {
+        name: message
+        for name, message in run.failures.items()
+        if not any(marker in message.lower() for marker in NOT_A_CATCH)
+    }
+
+
+def _readable(fault: str, message: str) -> bool:
+    return bool(
+        NODE_NAME.search(message)
+        and PROPERTY_WORDS[fault].search(message)
+        and "Traceback" not in message
+    )
+
+
+@pytest.mark.parametrize("suite", sorted(INDEPENDENT_SUITES))
+def test_suites_run_whole_under_a_fault_have_independent_tests(suite: str) -> None:
+    text = (REPO / "suites" / f"{suite}.robot").read_text()
+    assert "Skip If An Earlier Step Failed" not in text, (
+        f"{suite} chains its tests: run it with --exitonfailure (drop it from INDEPENDENT_SUITES)"
+    )
 
 
 def test_matrix_passes_against_the_simulator() -> None:
@@ -176,14 +218,8 @@ def test_fault_turns_its_suite_red(
 ) -> None:
     run = fault_runs[(fault, suite)]
     # --exitonfailure marks the tests after the first failure failed too; those say so.
-    real = {n: m for n, m in run.failures.items() if "exit-on-failure" not in m.lower()}
-    readable = {
-        name: message
-        for name, message in real.items()
-        if NODE_NAME.search(message)
-        and PROPERTY_WORDS[fault].search(message)
-        and "Traceback" not in message
-    }
+    real = _real_failures(run)
+    readable = {name: message for name, message in real.items() if _readable(fault, message)}
     CATCH_TABLE[(fault, suite)] = (
         f"caught: {next(iter(readable.values()))[:110]}"
         if readable
@@ -202,4 +238,27 @@ def test_fault_turns_its_suite_red(
     assert readable, (
         f"fault {fault} failed suite {suite}, but no failure names a node and the property "
         f"({PROPERTY_WORDS[fault].pattern}):\n" + "\n".join(f"{n}: {m}" for n, m in real.items())
+    )
+
+
+@pytest.mark.parametrize(("fault", "requirement"), REQUIREMENT_PAIRS)
+def test_fault_turns_each_requirement_it_violates_red(
+    fault_runs: dict[tuple[str, str], SuiteRun], fault: str, requirement: str
+) -> None:
+    """The catalogue's claim "fault F violates requirement R" is proven by a run: a test tagged
+    req:R goes red, naming the node and the property, in one of F's caught_by suites."""
+    tag = f"req:{requirement}"
+    seen: list[str] = []
+    for suite in CATALOGUE[fault].caught_by:
+        run = fault_runs[(fault, suite)]
+        for name, message in _real_failures(run).items():
+            if tag in run.tags.get(name, []):
+                if _readable(fault, message):
+                    return
+                seen.append(f"{name}: {message}")
+    raise AssertionError(
+        f"fault {fault} violates {requirement} (docs/requirements.yaml), but no run of "
+        f"{', '.join(CATALOGUE[fault].caught_by)} turned a test tagged {tag} red naming a node "
+        f"and the property ({PROPERTY_WORDS[fault].pattern})"
+        + ("; red but unreadable:\n" + "\n".join(seen) if seen else "")
     )
