@@ -406,6 +406,30 @@ CATALOGUE: dict[str, Fault] = {
             ("cluster_plugin_rollout_sync_split_brain",),
             "cluster_status agrees with the node's cluster_nodes.list",
         ),
+        Fault(
+            "malformed-authorization-accepted",
+            "The admin API serves a request whose Authorization header is present but not 'Nostr <base64 JSON event>' as if it were signed (a missing header is still refused).",
+            ("admin_api_security",),
+            "a malformed Authorization header is refused with invalid-authorization",
+        ),
+        Fault(
+            "allowlist-checked-first",
+            "The admin API checks the allowlist before the event's id and signature: a forged event from a stranger is answered forbidden-pubkey, not invalid-auth-event.",
+            ("admin_api_security",),
+            "the first failed NIP-98 check, in the contract's order, decides the refusal",
+        ),
+        Fault(
+            "snapshot-drops-decommissioned",
+            "Legion's snapshot leaves out decommissioned membership rows (syncing rows are kept).",
+            ("legion_snapshot",),
+            "Legion's snapshot keeps archived decommissioned rows",
+        ),
+        Fault(
+            "decommissioned-forgets-own-row",
+            "A decommissioned node deletes its own membership row instead of archiving it (the others archive it).",
+            ("cluster_lifecycle",),
+            "a decommissioned node lists its own row as decommissioned",
+        ),
     )
 }
 

@@ -94,6 +94,13 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "partition-leaks-publishes": re.compile(r"expected it to stay absent|cut from", re.I),
     "graph-run-one-node": re.compile(r"missing|planned|graph run", re.I),
     "status-counts-peers": re.compile(r"cluster_status", re.I),
+    "malformed-authorization-accepted": re.compile(r"invalid-authorization"),
+    "allowlist-checked-first": re.compile(
+        r"invalid-auth-event.*forbidden-pubkey|forbidden-pubkey.*invalid-auth-event", re.S
+    ),
+    "snapshot-drops-decommissioned": re.compile(
+        r"clusterMembership.*decommissioned|decommissioned.*clusterMembership", re.I | re.S
+    ),
 }
 PAIRS = [(fault.name, suite) for fault in CATALOGUE.values() for suite in fault.caught_by]
 

@@ -666,6 +666,44 @@ def status_counts_peers(fleet: SimFleet) -> None:
     assert fleet.call(INIT, "cluster_status")["active"] == 1
 
 
+def malformed_authorization_accepted(fleet: SimFleet) -> None:
+    assert answered(fleet, INIT, None, Authorization="Nostr !!not-base64!!") == 200
+    response = fleet.plain.post(
+        fleet.management_url(INIT), content=INFO, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 401 and response.json()["error"] == "auth-required"
+
+
+def allowlist_checked_first(fleet: SimFleet) -> None:
+    event = auth_event(fleet, fleet.management_url(INIT), key=AdminKey.generate())
+    sig = str(event["sig"])
+    event["sig"] = ("1" if sig[0] == "0" else "0") + sig[1:]
+    response = fleet.plain.post(
+        fleet.management_url(INIT),
+        content=INFO,
+        headers={"Authorization": authorization_header(event), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 401 and response.json()["error"] == "forbidden-pubkey"
+
+
+def snapshot_drops_decommissioned(fleet: SimFleet) -> None:
+    fleet.legion.decommission(JOIN)
+    assert fleet.records()[JOIN]["status"] == "decommissioned"
+    membership = fleet.legion.snapshot()["clusterMembership"]
+    assert [row["node"] for row in membership] == [INIT], membership
+
+
+def decommissioned_forgets_own_row(fleet: SimFleet) -> None:
+    fleet.legion.decommission(JOIN)
+
+    def archived_elsewhere_and_gone_on_itself() -> None:
+        assert rows_on(fleet, INIT)[JOIN]["status"] == "decommissioned"
+        assert JOIN not in rows_on(fleet, JOIN)
+        assert fleet.records()[JOIN]["status"] == "decommissioned"
+
+    eventually(archived_elsewhere_and_gone_on_itself)
+
+
 # name -> (nodes, extra config, check)
 CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "stuck-syncing": (1, {"legion_wait_active_s": 1.0}, stuck_syncing),
@@ -731,6 +769,10 @@ CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "partition-leaks-publishes": (2, {}, partition_leaks_publishes),
     "graph-run-one-node": (1, {}, graph_run_one_node),
     "status-counts-peers": (2, {}, status_counts_peers),
+    "malformed-authorization-accepted": (1, {}, malformed_authorization_accepted),
+    "allowlist-checked-first": (1, {}, allowlist_checked_first),
+    "snapshot-drops-decommissioned": (2, {}, snapshot_drops_decommissioned),
+    "decommissioned-forgets-own-row": (2, {}, decommissioned_forgets_own_row),
 }
 
 

@@ -77,6 +77,7 @@ class SimNode(
             self.node_id,
             merge_counters=not config.has_fault("counter-not-merged"),
             archive_decommissioned=not config.has_fault("decommission-deletes-row"),
+            keep_own_archived_row=not config.has_fault("decommissioned-forgets-own-row"),
             project_member=self.member_projection(),
         )
         self.hlc = HybridLogicalClock(self.node_id, self.store.last_hlc())
@@ -85,6 +86,7 @@ class SimNode(
             spec.allowlist,
             skip=[check for fault, check in SKIPPABLE_CHECKS.items() if config.has_fault(fault)],
             cache_before_checks=config.has_fault("refused-event-cached"),
+            allowlist_first=config.has_fault("allowlist-checked-first"),
         )
         self.ready = False
         self.restarting = False
