@@ -54,7 +54,7 @@ CATALOGUE: dict[str, Fault] = {
         Fault(
             "wrong-transport-address",
             "Legion reports sync endpoints on the wrong port.",
-            ("cluster_lifecycle",),
+            ("cluster_lifecycle", "fleet_gate"),
             "Legion sync endpoints equal the transport addresses peers report",
         ),
         Fault(
