@@ -32,7 +32,6 @@ class MeshKeywords(ConvergenceBase):
         Example: ``Derived Sync Servers Should Match Membership``
         """
         names = self.nodes_or_active(nodes)
-        timeouts = self.ctx.require_timeouts()
 
         def probe(node: str) -> dict[str, Any]:
             client = self._poll_client(node)
@@ -50,8 +49,9 @@ class MeshKeywords(ConvergenceBase):
         spec = _WaitSpec(
             "derived sync servers do not match membership",
             "derived sync servers match membership",
-            timeouts.membership_converged,
-            timeouts.poll_interval,
+            self.ctx.wait_timing(
+                "membership_converged", keyword="Derived Sync Servers Should Match Membership"
+            ),
             "sync servers \\ node",
         )
         judge = DerivedServersJudge({name: self.ctx.node_id(name) for name in names})
@@ -69,7 +69,6 @@ class MeshKeywords(ConvergenceBase):
         Example: ``Cluster Status Should Agree With Membership``
         """
         names = self.nodes_or_active(nodes)
-        timeouts = self.ctx.require_timeouts()
 
         def probe(node: str) -> dict[str, Any]:
             client = self._poll_client(node)
@@ -80,8 +79,9 @@ class MeshKeywords(ConvergenceBase):
         spec = _WaitSpec(
             "cluster_status does not agree with membership",
             "cluster_status agrees with membership",
-            timeouts.membership_converged,
-            timeouts.poll_interval,
+            self.ctx.wait_timing(
+                "membership_converged", keyword="Cluster Status Should Agree With Membership"
+            ),
             "field \\ node",
         )
         self._wait(
