@@ -98,6 +98,7 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "allowlist-checked-first": re.compile(
         r"invalid-auth-event.*forbidden-pubkey|forbidden-pubkey.*invalid-auth-event", re.S
     ),
+    "decommissioned-forgets-own-row": re.compile(r"no row for itself"),
     "snapshot-drops-decommissioned": re.compile(
         r"clusterMembership.*decommissioned|decommissioned.*clusterMembership", re.I | re.S
     ),
