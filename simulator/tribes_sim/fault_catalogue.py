@@ -348,8 +348,8 @@ CATALOGUE: dict[str, Fault] = {
         ),
         Fault(
             "substitutes-unreported",
-            "rollout.preview reports substitutes available; the builder has none and the rollout fails late at build.",
-            ("single_node_plugin_rollout_rollback",),
+            "rollout.preview reports every substitute available (missing empty) while a package of the plan has none.",
+            ("management_api_contract",),
             "missing substitutes are reported before the rollout starts",
         ),
         Fault(
@@ -429,6 +429,12 @@ CATALOGUE: dict[str, Fault] = {
             "A decommissioned node deletes its own membership row instead of archiving it (the others archive it).",
             ("cluster_lifecycle",),
             "a decommissioned node lists its own row as decommissioned",
+        ),
+        Fault(
+            "rollback-not-resumed",
+            "A generation.rollback job that a node restart interrupts is dropped (failed) instead of resumed.",
+            ("single_node_plugin_rollout_rollback",),
+            "a rollback job survives a restart of its node",
         ),
     )
 }

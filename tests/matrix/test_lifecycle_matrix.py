@@ -82,9 +82,9 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "joiner-skips-tribe": re.compile(r"tribe", re.I),
     "outage-never-repairs": re.compile(r"syncing|outage|not visible", re.I),
     "interrupt-leaves-half-member": re.compile(r"membership row|never materialized", re.I),
-    "selected-from-wrong-link": re.compile(r"selected", re.I),
+    "selected-from-wrong-link": re.compile(r"links on disk"),
     "preview-hides-restart": re.compile(r"restart", re.I),
-    "substitutes-unreported": re.compile(r"substitute", re.I),
+    "substitutes-unreported": re.compile(r"substitutes missing for .* not reported"),
     "rollback-not-restarted": re.compile(r"selected|running", re.I),
     "plugin-runtime-survives-rollback": re.compile(r"plugin API should be absent", re.I),
     "rollback-replays-plan": re.compile(r"stays? at generation|selected|running", re.I),
@@ -99,6 +99,7 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
         r"invalid-auth-event.*forbidden-pubkey|forbidden-pubkey.*invalid-auth-event", re.S
     ),
     "decommissioned-forgets-own-row": re.compile(r"no row for itself"),
+    "rollback-not-resumed": re.compile(r"interrupted by a restart"),
     "snapshot-drops-decommissioned": re.compile(
         r"clusterMembership.*decommissioned|decommissioned.*clusterMembership", re.I | re.S
     ),

@@ -569,9 +569,9 @@ def preview_hides_restart(fleet: SimFleet) -> None:
 
 
 def substitutes_unreported(fleet: SimFleet) -> None:
-    job = fleet.wait_job(INIT, fleet.start_rollout(INIT))  # the preview said available
-    assert job["state"] == "failed" and job["stage"] == "build", job
-    assert "no substitute for tribes-plugin-supertest" in job["error"]["message"], job
+    plugins = [{"name": "not-a-plugin", "commit": "0" * 40}]
+    preview = fleet.call(INIT, "rollout.preview", {"plugins": plugins})
+    assert preview["substitutes"] == {"available": True, "missing": []}, preview
 
 
 def rollback_not_restarted(fleet: SimFleet) -> None:
@@ -704,6 +704,18 @@ def decommissioned_forgets_own_row(fleet: SimFleet) -> None:
     eventually(archived_elsewhere_and_gone_on_itself)
 
 
+def rollback_not_resumed(fleet: SimFleet) -> None:
+    job_id = fleet.call(INIT, "generation.rollback", {"generation": 1})["job_id"]
+    fleet.legion.nemesis("restart", node=INIT)
+    job = fleet.wait_job(INIT, job_id)
+    assert job["state"] == "failed", job
+    assert "interrupted by a restart" in job["error"]["message"], job
+
+
+# A rollback long enough for a restart to land inside it.
+SLOW_MIGRATE = {"pull": 0.05, "build": 0.05, "switch": 0.05, "migrate": 3.0, "restart": 0.15}
+
+
 # name -> (nodes, extra config, check)
 CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "stuck-syncing": (1, {"legion_wait_active_s": 1.0}, stuck_syncing),
@@ -773,6 +785,7 @@ CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "allowlist-checked-first": (1, {}, allowlist_checked_first),
     "snapshot-drops-decommissioned": (2, {}, snapshot_drops_decommissioned),
     "decommissioned-forgets-own-row": (2, {}, decommissioned_forgets_own_row),
+    "rollback-not-resumed": (1, {"stage_s": SLOW_MIGRATE}, rollback_not_resumed),
 }
 
 
@@ -789,7 +802,11 @@ def test_fault_is_observable(fault: str, fleets: FleetRegistry) -> None:
     nodes, config, check = CHECKS[fault]
     # Both nodes in one host process keeps these small fleets cheap (no crash is involved).
     fleet = fleets.start(
-        f"fault-{fault}", nodes=nodes, faults=[fault], nodes_per_host=2, **FAST_ROLLOUT, **config
+        f"fault-{fault}",
+        nodes=nodes,
+        faults=[fault],
+        nodes_per_host=2,
+        **{**FAST_ROLLOUT, **config},
     )
     try:
         check(fleet)

@@ -130,6 +130,15 @@ class SimNode(
         self.note("ready")
         self.reconcile_servers()
         for job in self.store.unfinished_jobs():
+            if job["kind"] == "rollback" and self.config.has_fault("rollback-not-resumed"):
+                # Fault: a rollback the restart interrupted is dropped, not resumed.
+                job["state"] = "failed"
+                job["error"] = {
+                    "code": "interrupted",
+                    "message": f"{job['stage']}: interrupted by a restart, not resumed",
+                }
+                self.store.save_job(job)
+                continue
             self.note(f"resuming {job['kind']} job {job['job_id']} at stage {job['stage']}")
             self.jobs[job["job_id"]] = self.spawn(self._run_job(job["job_id"]))
         if self.config.has_fault("rollback-replays-plan") and not self.jobs:
