@@ -436,6 +436,12 @@ CATALOGUE: dict[str, Fault] = {
             ("single_node_plugin_rollout_rollback",),
             "a rollback job survives a restart of its node",
         ),
+        Fault(
+            "graph-run-allows-decommission",
+            "Legion decommissions a node while a graph run is still running (the membership change lands mid-join).",
+            ("failure_modes",),
+            "Legion refuses an operation during a graph run",
+        ),
     )
 }
 

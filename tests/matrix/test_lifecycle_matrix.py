@@ -100,6 +100,7 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     ),
     "decommissioned-forgets-own-row": re.compile(r"no row for itself"),
     "rollback-not-resumed": re.compile(r"interrupted by a restart"),
+    "graph-run-allows-decommission": re.compile(r"Legion decommissioned .* should have refused"),
     "snapshot-drops-decommissioned": re.compile(
         r"clusterMembership.*decommissioned|decommissioned.*clusterMembership", re.I | re.S
     ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import httpx
@@ -712,6 +713,25 @@ def rollback_not_resumed(fleet: SimFleet) -> None:
     assert "interrupted by a restart" in job["error"]["message"], job
 
 
+def graph_run_allows_decommission(fleet: SimFleet) -> None:
+    fleet.legion.nemesis("outage", node=JOIN, active=True)
+    fleet.call(JOIN, "sync.resync", {"full": True})  # its own new events are held back
+    third = fleet.legion.plan_join("ovh", 1)[0]["name"]
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(fleet.legion.materialize)  # waits for a join the outage holds
+
+        def joining() -> None:
+            assert fleet.records()[third]["status"] == "provisioning"
+
+        eventually(joining)
+        record = fleet.legion.decommission(INIT)  # a healthy Legion refuses: graph run running
+        assert record["status"] == "decommissioned", record
+        fleet.legion.nemesis("outage", node=JOIN, active=False)
+        # With its init node gone mid-join the run may fail: only the decommission is checked.
+        with pytest.raises(LegionClientError, match="join-timeout"):
+            run.result(timeout=30)
+
+
 # A rollback long enough for a restart to land inside it.
 SLOW_MIGRATE = {"pull": 0.05, "build": 0.05, "switch": 0.05, "migrate": 3.0, "restart": 0.15}
 
@@ -786,6 +806,11 @@ CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "snapshot-drops-decommissioned": (2, {}, snapshot_drops_decommissioned),
     "decommissioned-forgets-own-row": (2, {}, decommissioned_forgets_own_row),
     "rollback-not-resumed": (1, {"stage_s": SLOW_MIGRATE}, rollback_not_resumed),
+    "graph-run-allows-decommission": (
+        2,
+        {"legion_wait_active_s": 5.0},
+        graph_run_allows_decommission,
+    ),
 }
 
 

@@ -158,7 +158,9 @@ class OperationsMixin:
 
     async def decommission(self, name: str) -> dict[str, Any]:
         node = self.record(name)
-        self._refuse_if_graph_running(f"decommission {name}")
+        if not self.config.has_fault("graph-run-allows-decommission"):
+            # Fault (when on): a decommission lands in the middle of a running graph run.
+            self._refuse_if_graph_running(f"decommission {name}")
         if node["status"] != "ready":
             raise LegionRefusal(
                 409, "unsafe-operation", f"decommission {name} refused: node is {node['status']}"
