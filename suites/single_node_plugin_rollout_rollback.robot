@@ -54,7 +54,7 @@ A Restart After Rollback Keeps The Baseline And Replays No Rollout
     The Plugin Is Gone From    ${NODE}
 
 A Rollback Interrupted By A Restart Of Its Node Still Finishes
-    [Tags]    req:ROLL-6
+    [Tags]    req:ROLL-6    req:ROLL-27
     ${job}=    Roll Back To Generation    ${NODE}    ${BASELINE}
     Restart Node    ${NODE}
     Wait For Rollout    ${NODE}    ${job}
