@@ -17,8 +17,9 @@ Test Tags         scenario:failure_modes    cluster    provider:hetzner    provi
 A Publish Outage During A Membership Change Repairs After The Outage
     [Documentation]    Expected: while a node serves but does not publish, its writes stay local and a
     ...    joining node cannot finish replaying (it stays syncing, Legion's graph run waits); once
-    ...    the outage ends the join completes and the held writes reach every node.
-    [Tags]    req:REF-17
+    ...    the outage ends the join completes and the held writes reach every node. While the graph
+    ...    run waits, Legion refuses to decommission a node.
+    [Tags]    req:REF-17    req:LEG-7
     ${init}=    A Cluster Initialised On Hetzner
     VAR    ${INIT}=    ${init}    scope=SUITE
     ${second}=    Join A Scaleway Node And Wait Until It Is Active Everywhere
@@ -33,6 +34,7 @@ A Publish Outage During A Membership Change Repairs After The Outage
     Node Should Stay Syncing For    ${THIRD}
     Node Should Stay Stale For    ${INIT}    ${run}    ${held.id}
     Graph Run Should Still Be Running
+    Decommission Should Be Refused    ${INIT}    unsafe-operation
     Stop Publish Outage    ${SECOND}
     Wait For Graph Run To Finish
     Wait Until Node Is Active Everywhere    ${THIRD}

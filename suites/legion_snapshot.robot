@@ -10,23 +10,19 @@ Suite Teardown    Clean Up The Target
 Test Setup        Skip If An Earlier Step Failed
 Test Teardown     Heal Faults Injected By This Test
 
-Test Tags    scenario:legion_snapshot
-...          req:SNAP-1
-...          cluster
-...          provider:hetzner
-...          provider:scaleway
-...          destructive
+Test Tags         scenario:legion_snapshot    cluster    provider:hetzner    provider:scaleway    destructive
 
 
 *** Test Cases ***
 The Snapshot Of A Running Cluster Holds No Secret Material
+    [Tags]    req:SNAP-1
     ${init}=    A Cluster Initialised On Hetzner
     VAR    ${INIT}=    ${init}    scope=SUITE
     Legion Snapshot Should Hold No Secret Material
     Legion Snapshot Should Keep Membership Rows    ${INIT}:active
 
 The Snapshot Keeps A Joining Node's Syncing Row
-    [Tags]    req:SNAP-2
+    [Tags]    req:SNAP-1    req:SNAP-2
     ${joiner}=    A Join Held In Syncing By A Publish Outage On    ${INIT}    scaleway
     VAR    ${JOINER}=    ${joiner}    scope=SUITE
     Legion Snapshot Should Keep Membership Rows    ${INIT}:active    ${JOINER}:syncing
@@ -36,7 +32,7 @@ The Snapshot Keeps A Joining Node's Syncing Row
     Wait Until Node Is Active Everywhere    ${JOINER}
 
 The Snapshot Keeps A Decommissioned Node's Archived Row
-    [Tags]    req:SNAP-3
+    [Tags]    req:SNAP-1    req:SNAP-3
     Decommission Node    ${JOINER}
     Node Should Be Archived As Decommissioned    ${JOINER}
     Legion Snapshot Should Keep Membership Rows    ${INIT}:active    ${JOINER}:decommissioned

@@ -82,6 +82,11 @@ A Rollout With Missing Substitutes Is Refused And Switches Nothing
     ...    params=${{{"plan_id": $preview.plan_id}}}
     Generation Should Be Converged    ${NODE}    ${BASELINE}
 
+A Preview Reports The Substitutes Its Plan Is Missing
+    [Tags]    req:ROLL-10
+    ${preview}=    Preview Rollout    ${NODE}    ${NOT_A_PLUGIN}    ${COMMIT}
+    Preview Should Report Missing Substitutes    ${NODE}    ${preview}    tribes-plugin-${NOT_A_PLUGIN}
+
 A Second Job While One Runs Is Refused
     [Tags]    req:API-5
     ${first}=    Preview Rollout    ${NODE}    ${PLUGIN}    ${COMMIT}

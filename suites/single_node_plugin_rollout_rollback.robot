@@ -28,8 +28,8 @@ Preview Shows The Plugin With Its Substitutes Available
 Rollout Moves Selected And Running To The Plugin Generation
     [Tags]    req:ROLL-3    req:ROLL-4    req:ROLL-10    req:ROLL-19
     Roll Out Plugin To Nodes    ${PLUGIN}    ${COMMIT}    ${NODE}
-    Node Should Run A Generation With Plugin    ${NODE}    ${PLUGIN}    baseline=${BASELINE}
     Generation Links Should Match API    ${NODE}
+    Node Should Run A Generation With Plugin    ${NODE}    ${PLUGIN}    baseline=${BASELINE}
 
 The Plugin API Serves Health, Schema, Writes And Reads
     [Tags]    req:PLUG-2    req:ROLL-19
@@ -52,6 +52,13 @@ A Restart After Rollback Keeps The Baseline And Replays No Rollout
     Restart Node    ${NODE}
     Generation Should Stay At    ${NODE}    ${BASELINE}
     The Plugin Is Gone From    ${NODE}
+
+A Rollback Interrupted By A Restart Of Its Node Still Finishes
+    [Tags]    req:ROLL-6    req:ROLL-27
+    ${job}=    Roll Back To Generation    ${NODE}    ${BASELINE}
+    Restart Node    ${NODE}
+    Wait For Rollout    ${NODE}    ${job}
+    Generation Should Be Converged    ${NODE}    ${BASELINE}
 
 Destroying The Node Leaves Legion Empty
     Destroy Node    ${NODE}

@@ -9,17 +9,12 @@ Suite Teardown    Clean Up The Target
 Test Setup        Skip If An Earlier Step Failed
 Test Teardown     Heal Faults Injected By This Test
 
-Test Tags    scenario:trust_expansion_replay
-...          cluster
-...          provider:hetzner
-...          provider:ovh
-...          destructive
-...          req:REF-3
+Test Tags         scenario:trust_expansion_replay    cluster    provider:hetzner    provider:ovh    destructive
 
 
 *** Test Cases ***
 A Newly Joined Node Catches Up To The Tribe And Membership
-    [Tags]    req:REF-9    req:REF-13
+    [Tags]    req:REF-3    req:REF-9    req:REF-13
     ${init}=    A Cluster Initialised On Hetzner
     VAR    ${INIT}=    ${init}    scope=SUITE
     ${joined}=    Join An Ovh Node And Wait Until It Is Active Everywhere
@@ -28,7 +23,7 @@ A Newly Joined Node Catches Up To The Tribe And Membership
     Every Active Node Agrees On Membership    ${INIT}:active    ${JOINED}:active
 
 A Reactivated Node Catches Up After Missing Changes
-    [Tags]    req:LEG-4    req:REF-7    req:REF-14
+    [Tags]    req:LEG-4    req:REF-3    req:REF-7    req:REF-14
     Decommission Node    ${JOINED}
     Node Should Be Archived As Decommissioned    ${JOINED}
     ${other}=    Join A Hetzner Node And Wait Until It Is Active Everywhere

@@ -581,6 +581,7 @@ def tribe(version: int, digest: str) -> dict:
     }
 
 
+@pytest.mark.req("API-12")
 def test_tribe_judge_waits_for_unknown_and_flags_digest_differences() -> None:
     assert TribeJudge().judge(dict.fromkeys(NODES, tribe(1, "aa")), {}).done
     views = {

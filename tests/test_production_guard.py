@@ -88,7 +88,7 @@ NOT_DESTRUCTIVE = {
     "decommissioned_node_should_receive_no_new_writes",
     "decommissioned_node_should_report_itself_out_of_the_cluster",
     "health_endpoint_should_answer_ok", "management_request_should_be_refused",
-    "history_should_satisfy_invariants",
+    "history_should_satisfy_invariants", "preview_should_report_missing_substitutes",
     "gate_preconditions_should_hold", "get_gate_nodes", "get_transport_address_of_node",
     "node_should_be_cut_from_the_sync_mesh", "skip_unless_destructive_checks_are_allowed",
     "transport_address_of_node_should_be", "Get Admin URL Of Node", "Get NIP-98 Auth",

@@ -281,9 +281,35 @@ def test_each_traceability_rule_names_what_is_wrong() -> None:
         'CLI-1: no test carries it (Robot [Tags] req:CLI-1, or @pytest.mark.req("CLI-1"))',
         "fault replay-accepted: caught_by suite gate has no test tagged with a requirement that "
         "names the fault (req:AUTH-1): its teeth run proves nothing about them",
+        "fault replay-accepted: AUTH-1 names it, but no caught_by suite (gate) has a test tagged "
+        "req:AUTH-1: no teeth run proves AUTH-1",
         "fault orphan: no requirement names it (a fault that violates no requirement is untraced)",
         "fault elsewhere: caught_by suite missing_suite has no suite file",
     ]
+
+
+def test_every_requirement_naming_a_fault_needs_its_own_test_where_the_fault_is_caught() -> None:
+    # GATE-1 and AUTH-1 both name replay-accepted (caught by gate and other): a gate test
+    # tagged GATE-1 covers the suite, but only a test tagged AUTH-1 in gate or other can turn
+    # AUTH-1 red. LEG-1's tag in a suite that does not catch the fault proves nothing either.
+    faults = {"replay-accepted": Fault(("gate", "other"))}
+    requirements = [
+        req("GATE-1", "replay-accepted"),
+        req("AUTH-1", "replay-accepted"),
+        req("LEG-1", "replay-accepted"),
+    ]
+    tests = [
+        robot_test("Gate", "gate", "GATE-1"),
+        robot_test("Other", "other", "AUTH-1"),
+        robot_test("Elsewhere", "third", "LEG-1"),
+    ]
+    _, problems = check_traceability(requirements, tests, faults, suites={"gate", "other", "third"})
+    assert problems == [
+        "fault replay-accepted: LEG-1 names it, but no caught_by suite (gate, other) has a test "
+        "tagged req:LEG-1: no teeth run proves LEG-1"
+    ]
+    _, problems = check_traceability(requirements[:2], tests[:2], faults, suites={"gate", "other"})
+    assert problems == []
 
 
 def test_a_robot_tag_naming_an_unknown_id_is_a_problem() -> None:
@@ -415,7 +441,7 @@ def test_problems_exit_1_and_are_listed(project: Path) -> None:
     (project / "suites" / "gate.robot").write_text(GATE_SUITE.replace("req:AUTH-1", "req:AUTH-2"))
     done = invoke()
     assert done.exit_code == 1
-    assert "docs/requirements.yaml: 3 problem(s)" in done.stderr
+    assert "docs/requirements.yaml: 4 problem(s)" in done.stderr
     assert (
         "  suites/gate.robot :: Every Node Reports Every Member Active: req:AUTH-2 names no "
         "requirement in docs/requirements.yaml"

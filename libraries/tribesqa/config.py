@@ -59,6 +59,33 @@ class SimSettings(ConfigModel):
     faults: list[str] = []
     fleets_dir: str | None = None  # default: <tmp>/tribes-qa-fleets (never under results/)
     keep_fleet_dirs: bool = False
+    # Simulator settings (tribes_sim SimConfig fields, e.g. stage_s) for one suite's fleet, by the
+    # suite file's stem: a suite that must observe a job while it runs gets rollout stages as long
+    # as a real fleet's. The simulator validates the names and values when the fleet starts.
+    suite_settings: dict[str, dict[str, Any]] = {}
+
+
+def suite_sim_settings(path: Path, suite: str) -> dict[str, Any]:
+    """``TARGET.sim.suite_settings[suite]`` of a sim target's variables file (``tribes-qa sim up
+    --settings-from``); raises OSError when unreadable, ValueError when invalid."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"not valid YAML: {error}") from None
+    target = data.get("TARGET") if isinstance(data, dict) else None
+    raw = (target or {}).get("sim") if isinstance(target, dict) else None
+    try:
+        settings = SimSettings.model_validate(raw or {})
+    except ValidationError as error:
+        raise ValueError(f"TARGET.sim: {error}") from None
+    return dict(settings.suite_settings.get(suite, {}))
+
+
+def suite_stem(label: str) -> str:
+    """The suite file's stem from a suite's (long) name: ``Suites.Management Api Contract`` ->
+    ``management_api_contract``."""
+    leaf = label.rsplit(".", 1)[-1]
+    return re.sub(r"[^a-z0-9]+", "_", leaf.lower()).strip("_")
 
 
 class LegionCli(ConfigModel):

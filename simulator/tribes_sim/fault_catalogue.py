@@ -54,7 +54,7 @@ CATALOGUE: dict[str, Fault] = {
         Fault(
             "wrong-transport-address",
             "Legion reports sync endpoints on the wrong port.",
-            ("cluster_lifecycle",),
+            ("cluster_lifecycle", "fleet_gate"),
             "Legion sync endpoints equal the transport addresses peers report",
         ),
         Fault(
@@ -348,8 +348,8 @@ CATALOGUE: dict[str, Fault] = {
         ),
         Fault(
             "substitutes-unreported",
-            "rollout.preview reports substitutes available; the builder has none and the rollout fails late at build.",
-            ("single_node_plugin_rollout_rollback",),
+            "rollout.preview reports every substitute available (missing empty) while a package of the plan has none.",
+            ("management_api_contract",),
             "missing substitutes are reported before the rollout starts",
         ),
         Fault(
@@ -429,6 +429,42 @@ CATALOGUE: dict[str, Fault] = {
             "The init node's sync.status lists a decommissioned peer among its servers again in one answer, after it had dropped it, between two checkpoints.",
             ("cluster_lifecycle",),
             "a decommissioned node's transport address never reappears in an active node's sync servers",
+        ),
+        Fault(
+            "malformed-authorization-accepted",
+            "The admin API serves a request whose Authorization header is present but not 'Nostr <base64 JSON event>' as if it were signed (a missing header is still refused).",
+            ("admin_api_security",),
+            "a malformed Authorization header is refused with invalid-authorization",
+        ),
+        Fault(
+            "allowlist-checked-first",
+            "The admin API checks the allowlist before the event's id and signature: a forged event from a stranger is answered forbidden-pubkey, not invalid-auth-event.",
+            ("admin_api_security",),
+            "the first failed NIP-98 check, in the contract's order, decides the refusal",
+        ),
+        Fault(
+            "snapshot-drops-decommissioned",
+            "Legion's snapshot leaves out decommissioned membership rows (syncing rows are kept).",
+            ("legion_snapshot",),
+            "Legion's snapshot keeps archived decommissioned rows",
+        ),
+        Fault(
+            "decommissioned-forgets-own-row",
+            "A decommissioned node deletes its own membership row instead of archiving it (the others archive it).",
+            ("cluster_lifecycle",),
+            "a decommissioned node lists its own row as decommissioned",
+        ),
+        Fault(
+            "rollback-not-resumed",
+            "A generation.rollback job that a node restart interrupts is dropped (failed) instead of resumed.",
+            ("single_node_plugin_rollout_rollback",),
+            "a rollback job survives a restart of its node",
+        ),
+        Fault(
+            "graph-run-allows-decommission",
+            "Legion decommissions a node while a graph run is still running (the membership change lands mid-join).",
+            ("failure_modes",),
+            "Legion refuses an operation during a graph run",
         ),
     )
 }

@@ -51,6 +51,8 @@ SKIPPABLE_CHECKS = {
     "auth-payload-unchecked": "payload",
     "allowlist-open": "allowlist",
     "replay-accepted": "replay",
+    # Present but malformed headers let through; a missing header is still refused (check 1).
+    "malformed-authorization-accepted": "header-format",
 }
 
 # aiohttp caps a header near 8 KiB already; this bounds the work before any signature check.
@@ -185,6 +187,7 @@ class HttpAuthVerifier:
         clock: Callable[[], float] = time.time,
         skip: Iterable[str] = (),
         cache_before_checks: bool = False,
+        allowlist_first: bool = False,
         replay_capacity: int = 50_000,
     ) -> None:
         self.allowed = {key.lower() for key in allowed_pubkeys}
@@ -197,6 +200,10 @@ class HttpAuthVerifier:
         # On only for the deliberate ``refused-event-cached`` fault: an event id enters the
         # replay cache before checks 3-8, so an event refused once is refused ever after.
         self.cache_before_checks = cache_before_checks
+        # On only for the deliberate ``allowlist-checked-first`` fault: check 8 (allowlist) runs
+        # before check 3 (id and signature), so a forged event from a stranger is answered
+        # forbidden-pubkey instead of invalid-auth-event.
+        self.allowlist_first = allowlist_first
         self.replay_capacity = replay_capacity
         # event id -> the time after which the event is stale anyway and can be forgotten.
         self._used: dict[str, float] = {}
@@ -210,8 +217,10 @@ class HttpAuthVerifier:
         skip = self.skip
         try:
             event = _decode_header(header)
-        except AuthRefused:
+        except AuthRefused as refused:
             if "header" in skip:
+                return None
+            if "header-format" in skip and refused.code == "invalid-authorization":
                 return None
             raise
         problem = _shape_problem(event) if "event" in skip else _well_formed(event)
@@ -221,6 +230,8 @@ class HttpAuthVerifier:
         now = self.clock()
         if self.cache_before_checks and "replay" not in skip:
             self._use_once(event["id"], created_at + self.window_s, now)
+        if self.allowlist_first and "allowlist" not in skip and pubkey not in self.allowed:
+            raise AuthRefused("forbidden-pubkey", f"{pubkey} is not on this node's allowlist")
         if "event" not in skip:
             self._check_id_and_signature(event)
         if "clock" not in skip and abs(now - created_at) > self.window_s:

@@ -182,6 +182,8 @@ Every Keyword Passes On A Healthy Cluster
     Wait Until Cluster Converged    hetzner-1    ovh-1
     Wait Until Node Is Active Everywhere    ovh-1
     Cluster Status Should Be Healthy On Nodes
+    Derived Sync Servers Should Match Membership
+    Cluster Status Should Agree With Membership    hetzner-1    scaleway-1
     Wait Until Tribe Converged
     Sync Endpoints Should Match Transport Addresses
     Derived Sync Servers Should Match Membership

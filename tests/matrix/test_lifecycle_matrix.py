@@ -1,9 +1,13 @@
 """The lifecycle matrix itself: green against the simulator, green through the real-fleet strategy,
 and red (with a readable message naming the node and the property) for every catalogue fault.
 
-Fault runs use `--exitonfailure` (the first violated property is the verdict), a shorter timeouts
-column and a shorter Legion join wait, and run four at a time: they spend their time waiting.
-The catch table (fault x suite) is printed at the end of the pytest run.
+Fault runs of the sequential scenario suites use `--exitonfailure` (the first violated property
+is the verdict; later steps build on earlier ones); the suites of independent tests run whole, so
+every requirement a fault violates gets its own red test. All use a shorter timeouts column and a
+shorter Legion join wait, two at a time. Two verdicts: each (fault, suite) run goes red in a test
+tracing a requirement the fault violates, and each (fault, requirement) pair has a red test tagged
+with that requirement in one of the fault's runs. The catch table (fault x suite) is printed at the
+end of the pytest run.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ NODE_NAME = re.compile(r"\b(hetzner|scaleway|ovh)-\d+\b")
 # What a failure message must talk about when the fault is on (the violated property).
 PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "stuck-syncing": re.compile(r"syncing", re.I),
-    "decommission-deletes-row": re.compile(r"decommission|row missing", re.I),
+    "decommission-deletes-row": re.compile(r"row missing|not archived as decommissioned"),
     "rollback-keeps-tables": re.compile(r"table|migration", re.I),
     "one-way-sync": re.compile(r"event|case|plugin state", re.I),
     "heal-loses-writes": re.compile(r"case|plugin state|counter", re.I),
@@ -67,20 +71,20 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "stale-auth-accepted": re.compile(r"stale", re.I),
     "auth-url-unchecked": re.compile(r"auth-url-tag-mismatch|another URL"),
     "auth-method-unchecked": re.compile(r"auth-method-tag-mismatch|signed for method"),
-    "auth-payload-unchecked": re.compile(r"payload", re.I),
+    "auth-payload-unchecked": re.compile(r"payload tag|auth-payload-mismatch"),
     "allowlist-open": re.compile(r"allowlist|forbidden-pubkey", re.I),
     "refused-event-cached": re.compile(r"replay cache", re.I),
-    "scope-narrowed": re.compile(r"scope", re.I),
+    "scope-narrowed": re.compile(r"\.scope = "),
     "peer-transport-https": re.compile(r"transport_address", re.I),
     "decommissioned-still-synced": re.compile(r"still syncs with|sync server", re.I),
-    "replace-skips-decommission": re.compile(r"decommission", re.I),
+    "replace-skips-decommission": re.compile(r"not archived as decommissioned"),
     "late-peer-not-subscribed": re.compile(r"sync from active peer|sync server", re.I),
     "joiner-skips-tribe": re.compile(r"tribe", re.I),
     "outage-never-repairs": re.compile(r"syncing|outage|not visible", re.I),
     "interrupt-leaves-half-member": re.compile(r"membership row|never materialized", re.I),
-    "selected-from-wrong-link": re.compile(r"selected", re.I),
-    "preview-hides-restart": re.compile(r"restart", re.I),
-    "substitutes-unreported": re.compile(r"substitute", re.I),
+    "selected-from-wrong-link": re.compile(r"links on disk"),
+    "preview-hides-restart": re.compile(r"services that need a restart"),
+    "substitutes-unreported": re.compile(r"substitutes missing for .* not reported"),
     "rollback-not-restarted": re.compile(r"selected|running", re.I),
     "plugin-runtime-survives-rollback": re.compile(r"plugin API should be absent", re.I),
     "rollback-replays-plan": re.compile(r"stays? at generation|selected|running", re.I),
@@ -89,13 +93,30 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "increments-not-replicated": re.compile(r"counter", re.I),
     "partition-leaks-publishes": re.compile(r"expected it to stay absent|cut from", re.I),
     "graph-run-one-node": re.compile(r"missing|planned|graph run", re.I),
-    "status-counts-peers": re.compile(r"cluster_status", re.I),
+    "status-counts-peers": re.compile(r"cluster_status says"),
+    "malformed-authorization-accepted": re.compile(r"invalid-authorization"),
+    "allowlist-checked-first": re.compile(
+        r"invalid-auth-event.*forbidden-pubkey|forbidden-pubkey.*invalid-auth-event", re.S
+    ),
+    "decommissioned-forgets-own-row": re.compile(r"no row for itself"),
+    "rollback-not-resumed": re.compile(r"interrupted by a restart"),
+    "graph-run-allows-decommission": re.compile(r"Legion decommissioned .* should have refused"),
+    "snapshot-drops-decommissioned": re.compile(
+        r"clusterMembership.*decommissioned|decommissioned.*clusterMembership", re.I | re.S
+    ),
     "row-flaps": re.compile(r"membership moves forward.*active -> syncing", re.I | re.S),
     "activation-stamp-regresses": re.compile(r"activation never decreases", re.I),
     "ghost-row": re.compile(r"no ghost rows.*never materialized", re.I | re.S),
     "decommissioned-server-flickers": re.compile(r"decommissioned server stays out", re.I),
 }
 PAIRS = [(fault.name, suite) for fault in CATALOGUE.values() for suite in fault.caught_by]
+
+# Suites whose tests are independent (no `Skip If An Earlier Step Failed` chain, each test sets up
+# what it needs): their fault runs go on after the first red test, so a fault violating several
+# requirements turns each requirement's own test red.
+INDEPENDENT_SUITES = frozenset({"admin_api_security", "management_api_contract"})
+# A failure that is not a verdict of the test itself.
+NOT_A_CATCH = ("exit-on-failure", "parent suite setup failed")
 
 
 def _requirements_violated_by() -> dict[str, set[str]]:
@@ -109,6 +130,12 @@ def _requirements_violated_by() -> dict[str, set[str]]:
 
 
 VIOLATES = _requirements_violated_by()
+REQUIREMENT_PAIRS = sorted(
+    (fault, requirement)
+    for fault, requirements in VIOLATES.items()
+    if fault in CATALOGUE
+    for requirement in requirements
+)
 CATCH_TABLE: dict[tuple[str, str], str] = {}
 
 
@@ -144,7 +171,7 @@ def fault_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str]
             RESULTS / "teeth" / f"{fault}--{suite}",
             suites=[suite],
             faults=fault,
-            extra=["--exitonfailure"],
+            extra=[] if suite in INDEPENDENT_SUITES else ["--exitonfailure"],
             env=env,
         )
 
@@ -156,6 +183,31 @@ def fault_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str]
 
 def test_every_fault_has_a_property_pattern() -> None:
     assert set(PROPERTY_WORDS) == set(CATALOGUE)
+
+
+def _real_failures(run: SuiteRun) -> dict[str, str]:
+    """The red tests that are verdicts of their own (not exit-on-failure, not a setup's echo)."""
+    return {
+        name: message
+        for name, message in run.failures.items()
+        if not any(marker in message.lower() for marker in NOT_A_CATCH)
+    }
+
+
+def _readable(fault: str, message: str) -> bool:
+    return bool(
+        NODE_NAME.search(message)
+        and PROPERTY_WORDS[fault].search(message)
+        and "Traceback" not in message
+    )
+
+
+@pytest.mark.parametrize("suite", sorted(INDEPENDENT_SUITES))
+def test_suites_run_whole_under_a_fault_have_independent_tests(suite: str) -> None:
+    text = (REPO / "suites" / f"{suite}.robot").read_text()
+    assert "Skip If An Earlier Step Failed" not in text, (
+        f"{suite} chains its tests: run it with --exitonfailure (drop it from INDEPENDENT_SUITES)"
+    )
 
 
 def test_matrix_passes_against_the_simulator() -> None:
@@ -180,14 +232,8 @@ def test_fault_turns_its_suite_red(
 ) -> None:
     run = fault_runs[(fault, suite)]
     # --exitonfailure marks the tests after the first failure failed too; those say so.
-    real = {n: m for n, m in run.failures.items() if "exit-on-failure" not in m.lower()}
-    readable = {
-        name: message
-        for name, message in real.items()
-        if NODE_NAME.search(message)
-        and PROPERTY_WORDS[fault].search(message)
-        and "Traceback" not in message
-    }
+    real = _real_failures(run)
+    readable = {name: message for name, message in real.items() if _readable(fault, message)}
     CATCH_TABLE[(fault, suite)] = (
         f"caught: {next(iter(readable.values()))[:110]}"
         if readable
@@ -206,4 +252,27 @@ def test_fault_turns_its_suite_red(
     assert readable, (
         f"fault {fault} failed suite {suite}, but no failure names a node and the property "
         f"({PROPERTY_WORDS[fault].pattern}):\n" + "\n".join(f"{n}: {m}" for n, m in real.items())
+    )
+
+
+@pytest.mark.parametrize(("fault", "requirement"), REQUIREMENT_PAIRS)
+def test_fault_turns_each_requirement_it_violates_red(
+    fault_runs: dict[tuple[str, str], SuiteRun], fault: str, requirement: str
+) -> None:
+    """The catalogue's claim "fault F violates requirement R" is proven by a run: a test tagged
+    req:R goes red, naming the node and the property, in one of F's caught_by suites."""
+    tag = f"req:{requirement}"
+    seen: list[str] = []
+    for suite in CATALOGUE[fault].caught_by:
+        run = fault_runs[(fault, suite)]
+        for name, message in _real_failures(run).items():
+            if tag in run.tags.get(name, []):
+                if _readable(fault, message):
+                    return
+                seen.append(f"{name}: {message}")
+    raise AssertionError(
+        f"fault {fault} violates {requirement} (docs/requirements.yaml), but no run of "
+        f"{', '.join(CATALOGUE[fault].caught_by)} turned a test tagged {tag} red naming a node "
+        f"and the property ({PROPERTY_WORDS[fault].pattern})"
+        + ("; red but unreadable:\n" + "\n".join(seen) if seen else "")
     )

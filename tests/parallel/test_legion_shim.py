@@ -52,6 +52,7 @@ def legion(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> CliLegion:
     return CliLegion(settings, {}, timeout_s=60)
 
 
+@pytest.mark.req("LEG-9")
 @pytest.mark.parametrize("operation", ["list", "snapshot"])
 def test_the_shim_prints_what_the_simulator_prints(fleet: Path, operation: str) -> None:
     through_shim = run([*shim_command(fleet), operation])
@@ -69,6 +70,7 @@ def test_the_shim_prints_what_the_simulator_prints(fleet: Path, operation: str) 
         parse_payload(LegionSnapshot, json.loads(through_shim.stdout), source="shim snapshot")
 
 
+@pytest.mark.req("LEG-9")
 def test_the_library_drives_every_legion_operation_through_the_shim(legion: CliLegion) -> None:
     planned = legion.plan_join("ovh", 1)
     assert [(r.name, r.status.value) for r in planned] == [("ovh-1", "planned")]
@@ -86,6 +88,7 @@ def test_the_library_drives_every_legion_operation_through_the_shim(legion: CliL
     assert names["hetzner-1"] == names["scaleway-1"] == "ready"
 
 
+@pytest.mark.req("LEG-10")
 def test_a_native_refusal_reaches_the_library_with_its_code(legion: CliLegion) -> None:
     with pytest.raises(LegionError) as refused:
         legion.decommission("no-such-node")
@@ -93,6 +96,7 @@ def test_a_native_refusal_reaches_the_library_with_its_code(legion: CliLegion) -
     assert "no-such-node" in refused.value.reason
 
 
+@pytest.mark.req("LEG-10")
 def test_a_missing_native_cli_is_an_error_json(fleet: Path) -> None:
     done = run([sys.executable, str(SHIM), "--native", "legionctl-not-installed", "list"])
     assert done.returncode == 1
@@ -102,6 +106,7 @@ def test_a_missing_native_cli_is_an_error_json(fleet: Path) -> None:
     }
 
 
+@pytest.mark.req("LEG-11")
 def test_doctor_passes_with_the_shim_as_the_legion_command(fleet: Path, tmp_path: Path) -> None:
     path = target_file(
         tmp_path / "t.yaml",
@@ -119,6 +124,7 @@ CONTRACT = (REPO / "docs" / "contract.md").read_text()
 ADAPTER_SECTION = CONTRACT.split("### Legion CLI adapter contract", 1)[1].split("\n### ", 1)[0]
 
 
+@pytest.mark.req("LEG-9")
 def test_the_adapter_contract_samples_parse_with_the_models() -> None:
     samples = re.findall(r"```json adapter:(\w+)\n(.*?)```", ADAPTER_SECTION, re.S)
     assert {model for model, _ in samples} == {"NodeRecord", "GraphRun", "error"}
@@ -132,6 +138,7 @@ def test_the_adapter_contract_samples_parse_with_the_models() -> None:
             )
 
 
+@pytest.mark.req("LEG-9")
 def test_the_adapter_contract_table_states_the_default_templates() -> None:
     rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", ADAPTER_SECTION, re.M))
     assert rows == LegionCli(command=["legion"]).operations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import httpx
@@ -569,9 +570,9 @@ def preview_hides_restart(fleet: SimFleet) -> None:
 
 
 def substitutes_unreported(fleet: SimFleet) -> None:
-    job = fleet.wait_job(INIT, fleet.start_rollout(INIT))  # the preview said available
-    assert job["state"] == "failed" and job["stage"] == "build", job
-    assert "no substitute for tribes-plugin-supertest" in job["error"]["message"], job
+    plugins = [{"name": "not-a-plugin", "commit": "0" * 40}]
+    preview = fleet.call(INIT, "rollout.preview", {"plugins": plugins})
+    assert preview["substitutes"] == {"available": True, "missing": []}, preview
 
 
 def rollback_not_restarted(fleet: SimFleet) -> None:
@@ -704,6 +705,75 @@ def decommissioned_server_flickers(fleet: SimFleet) -> None:
     assert address not in answers[-1], answers
 
 
+def malformed_authorization_accepted(fleet: SimFleet) -> None:
+    assert answered(fleet, INIT, None, Authorization="Nostr !!not-base64!!") == 200
+    response = fleet.plain.post(
+        fleet.management_url(INIT), content=INFO, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 401 and response.json()["error"] == "auth-required"
+
+
+def allowlist_checked_first(fleet: SimFleet) -> None:
+    event = auth_event(fleet, fleet.management_url(INIT), key=AdminKey.generate())
+    sig = str(event["sig"])
+    event["sig"] = ("1" if sig[0] == "0" else "0") + sig[1:]
+    response = fleet.plain.post(
+        fleet.management_url(INIT),
+        content=INFO,
+        headers={"Authorization": authorization_header(event), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 401 and response.json()["error"] == "forbidden-pubkey"
+
+
+def snapshot_drops_decommissioned(fleet: SimFleet) -> None:
+    fleet.legion.decommission(JOIN)
+    assert fleet.records()[JOIN]["status"] == "decommissioned"
+    membership = fleet.legion.snapshot()["clusterMembership"]
+    assert [row["node"] for row in membership] == [INIT], membership
+
+
+def decommissioned_forgets_own_row(fleet: SimFleet) -> None:
+    fleet.legion.decommission(JOIN)
+
+    def archived_elsewhere_and_gone_on_itself() -> None:
+        assert rows_on(fleet, INIT)[JOIN]["status"] == "decommissioned"
+        assert JOIN not in rows_on(fleet, JOIN)
+        assert fleet.records()[JOIN]["status"] == "decommissioned"
+
+    eventually(archived_elsewhere_and_gone_on_itself)
+
+
+def rollback_not_resumed(fleet: SimFleet) -> None:
+    job_id = fleet.call(INIT, "generation.rollback", {"generation": 1})["job_id"]
+    fleet.legion.nemesis("restart", node=INIT)
+    job = fleet.wait_job(INIT, job_id)
+    assert job["state"] == "failed", job
+    assert "interrupted by a restart" in job["error"]["message"], job
+
+
+def graph_run_allows_decommission(fleet: SimFleet) -> None:
+    fleet.legion.nemesis("outage", node=JOIN, active=True)
+    fleet.call(JOIN, "sync.resync", {"full": True})  # its own new events are held back
+    third = fleet.legion.plan_join("ovh", 1)[0]["name"]
+    with ThreadPoolExecutor(1) as pool:
+        run = pool.submit(fleet.legion.materialize)  # waits for a join the outage holds
+
+        def joining() -> None:
+            assert fleet.records()[third]["status"] == "provisioning"
+
+        eventually(joining)
+        record = fleet.legion.decommission(INIT)  # a healthy Legion refuses: graph run running
+        assert record["status"] == "decommissioned", record
+        fleet.legion.nemesis("outage", node=JOIN, active=False)
+        # With its init node gone mid-join the run may fail: only the decommission is checked.
+        with pytest.raises(LegionClientError, match="join-timeout"):
+            run.result(timeout=30)
+
+
+# A rollback long enough for a restart to land inside it.
+SLOW_MIGRATE = {"pull": 0.05, "build": 0.05, "switch": 0.05, "migrate": 3.0, "restart": 0.15}
+
+
 # name -> (nodes, extra config, check)
 CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "stuck-syncing": (1, {"legion_wait_active_s": 1.0}, stuck_syncing),
@@ -773,6 +843,16 @@ CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
     "activation-stamp-regresses": (2, {}, activation_stamp_regresses),
     "ghost-row": (2, {}, ghost_row),
     "decommissioned-server-flickers": (2, {}, decommissioned_server_flickers),
+    "malformed-authorization-accepted": (1, {}, malformed_authorization_accepted),
+    "allowlist-checked-first": (1, {}, allowlist_checked_first),
+    "snapshot-drops-decommissioned": (2, {}, snapshot_drops_decommissioned),
+    "decommissioned-forgets-own-row": (2, {}, decommissioned_forgets_own_row),
+    "rollback-not-resumed": (1, {"stage_s": SLOW_MIGRATE}, rollback_not_resumed),
+    "graph-run-allows-decommission": (
+        2,
+        {"legion_wait_active_s": 5.0},
+        graph_run_allows_decommission,
+    ),
 }
 
 
@@ -789,7 +869,11 @@ def test_fault_is_observable(fault: str, fleets: FleetRegistry) -> None:
     nodes, config, check = CHECKS[fault]
     # Both nodes in one host process keeps these small fleets cheap (no crash is involved).
     fleet = fleets.start(
-        f"fault-{fault}", nodes=nodes, faults=[fault], nodes_per_host=2, **FAST_ROLLOUT, **config
+        f"fault-{fault}",
+        nodes=nodes,
+        faults=[fault],
+        nodes_per_host=2,
+        **{**FAST_ROLLOUT, **config},
     )
     try:
         check(fleet)

@@ -146,6 +146,27 @@ class ScenarioKeywords(Component):
                 + "; ".join(problems)
             )
 
+    @keyword
+    def preview_should_report_missing_substitutes(
+        self, node: str, preview: RolloutPreview, *packages: str
+    ) -> None:
+        """The ``preview`` of ``node`` (from ``Preview Rollout``) says substitutes are not all
+        available and lists each of ``packages`` in ``substitutes.missing``: the run can fail
+        before any switch instead of after a long build.
+
+        Example:
+        | ${preview}=    Preview Rollout    hetzner-1    not-a-plugin    ${COMMIT}
+        | Preview Should Report Missing Substitutes    hetzner-1    ${preview}    tribes-plugin-not-a-plugin
+        """
+        unreported = [name for name in packages if name not in preview.substitutes.missing]
+        if preview.substitutes.available or unreported:
+            raise TribesFailure(
+                f"node {node}: rollout preview {preview.plan_id} reports substitutes "
+                f"available={preview.substitutes.available}, missing="
+                f"{preview.substitutes.missing}; substitutes missing for "
+                f"{', '.join(unreported or packages)} are not reported"
+            )
+
     def _wait_until_node_reports_own_row(
         self, node: str, timeout_s: float, interval_s: float
     ) -> None:

@@ -68,6 +68,20 @@ def sim_up(
             "directory are removed (by tribes-qa run, or the next fleet started beside it).",
         ),
     ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            "--suite",
+            help="Apply this suite's simulator settings (TARGET.sim.suite_settings of --settings-from).",
+        ),
+    ] = None,
+    settings_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--settings-from",
+            help="A sim target's variables file holding TARGET.sim.suite_settings.",
+        ),
+    ] = None,
 ) -> None:
     """Start Legion plus an N-node cluster in the background; print where the descriptor is."""
     from tribes_sim.fault_catalogue import UnknownFaultError
@@ -80,12 +94,25 @@ def sim_up(
         directory = directory.resolve()
         sweep_orphan_fleets(directory.parent)
         write_owner(directory, owner_pid, remove=True)
+    overrides: dict[str, Any] = {}
+    if settings_from is not None and suite:
+        from tribesqa.config import suite_sim_settings
+
+        try:
+            overrides = suite_sim_settings(settings_from, suite)
+        except OSError as error:
+            typer.echo(f"tribes-qa sim up: {settings_from}: unreadable: {error}", err=True)
+            raise typer.Exit(3) from None
+        except ValueError as error:
+            typer.echo(f"tribes-qa sim up: {settings_from}: {error}", err=True)
+            raise typer.Exit(1) from None
     try:
         descriptor = start_fleet(
             directory,
             nodes=nodes,
             faults=[f for f in faults.split(",") if f.strip()],
             **({"nodes_per_host": nodes_per_host} if nodes_per_host else {}),
+            **overrides,
         )
     except (FleetError, LegionClientError, UnknownFaultError) as error:
         typer.echo(f"tribes-qa sim up: {error}", err=True)

@@ -260,21 +260,34 @@ def _fault_problems(
                 "is untraced)"
             )
             continue
-        for suite in fault.caught_by:
-            if suites and suite not in suites:
-                problems.append(f"fault {name}: caught_by suite {suite} has no suite file")
-                continue
-            tagged = [
-                t
-                for t in tests
-                if t.kind == "robot" and t.suite == suite and set(t.ids) & set(naming)
-            ]
-            if not tagged:
-                problems.append(
-                    f"fault {name}: caught_by suite {suite} has no test tagged with a requirement "
-                    f"that names the fault ({', '.join(f'req:{i}' for i in naming)}): its teeth "
-                    "run proves nothing about them"
-                )
+        present = [suite for suite in fault.caught_by if not suites or suite in suites]
+        problems.extend(
+            f"fault {name}: caught_by suite {suite} has no suite file"
+            for suite in fault.caught_by
+            if suite not in present
+        )
+
+        def tagged(suite: str, idents: set[str]) -> bool:
+            return any(
+                t.kind == "robot" and t.suite == suite and set(t.ids) & idents for t in tests
+            )
+
+        problems.extend(
+            f"fault {name}: caught_by suite {suite} has no test tagged with a requirement that "
+            f"names the fault ({', '.join(f'req:{i}' for i in naming)}): its teeth run proves "
+            "nothing about them"
+            for suite in present
+            if not tagged(suite, set(naming))
+        )
+        # Per (requirement, fault): every requirement naming the fault needs its own tagged test
+        # in a suite that catches it, else no teeth run can turn that requirement's test red.
+        problems.extend(
+            f"fault {name}: {ident} names it, but no caught_by suite "
+            f"({', '.join(fault.caught_by)}) has a test tagged req:{ident}: no teeth run proves "
+            f"{ident}"
+            for ident in naming
+            if present and not any(tagged(suite, {ident}) for suite in present)
+        )
     return problems
 
 

@@ -202,11 +202,13 @@ class RealTarget(Target):
         self.opened = False
 
     def open(self, label: str) -> None:
+        from tribesqa.config import suite_stem
         from tribesqa.targets.sim import safe_label
 
         # A fresh label per open: a stale fleet from an interrupted run is never picked up again.
         self.values = {
             "label": f"{safe_label(label)}-{secrets.token_hex(3)}",
+            "suite": suite_stem(label),
             "results_dir": str(self.results_dir),
             "tmp": tempfile.gettempdir(),
             "runner_pid": os.getpid(),

@@ -29,6 +29,7 @@ from tribesqa.config import (
     SimSettings,
     TargetConfig,
     TimeoutProfile,
+    suite_stem,
 )
 from tribesqa.running.fleet_dirs import remove_fleet_dir, sweep_orphan_fleets, write_owner
 from tribesqa.targets.base import LegionDriver, LegionError, Nemesis, PluginTransport, Target
@@ -136,6 +137,7 @@ class SimTarget(Target):
             nodes=0,
             faults=self.settings.faults,
             nodes_per_host=self.settings.nodes_per_host,
+            **self.settings.suite_settings.get(suite_stem(label), {}),
         )
         self._connect(descriptor["legion_url"])
 

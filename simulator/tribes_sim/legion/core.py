@@ -126,6 +126,10 @@ class Legion(
         ):
             if row["status"] != "active" and self.config.has_fault("snapshot-drops-membership"):
                 continue  # Fault: transient and archived rows are left out.
+            if row["status"] == "decommissioned" and self.config.has_fault(
+                "snapshot-drops-decommissioned"
+            ):
+                continue  # Fault: archived rows are left out, transient ones kept.
             membership.append(
                 {
                     "node": by_id.get(node_id, node_id),

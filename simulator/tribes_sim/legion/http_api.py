@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -14,7 +15,12 @@ from tribes_sim.legion.refusal import LegionRefusal
 def build_app(legion: Legion, stop: asyncio.Event) -> web.Application:
     routes = web.RouteTableDef()
 
-    def guarded(handler: Any, *, exclusive: bool = True) -> Any:
+    def guarded(
+        handler: Any,
+        *,
+        exclusive: bool = True,
+        precheck: Callable[[web.Request], None] | None = None,
+    ) -> Any:
         # Orchestration is serialized; reads and the nemesis are not: a fault must be injectable
         # and healable while a graph run waits for a join it blocks.
         async def wrapper(request: web.Request) -> web.Response:
@@ -32,6 +38,8 @@ def build_app(legion: Legion, stop: asyncio.Event) -> web.Application:
                         status=400,
                     )
             try:
+                if precheck is not None:
+                    precheck(request)  # a refusal that must not wait for the lock
                 if exclusive:
                     async with legion.lock:
                         result = await handler(request, body)
@@ -98,7 +106,13 @@ def build_app(legion: Legion, stop: asyncio.Event) -> web.Application:
     app.router.add_post("/nodes/init", guarded(init))
     app.router.add_post("/nodes/plan", guarded(plan))
     app.router.add_post("/graph-runs", guarded(materialize))
-    app.router.add_post("/nodes/{name}/{op}", guarded(node_op))
+
+    def refuse_during_graph_run(request: web.Request) -> None:
+        name, op = request.match_info["name"], request.match_info["op"]
+        if op in ("decommission", "reactivate"):
+            legion.refuse_during_graph_run(op, name)
+
+    app.router.add_post("/nodes/{name}/{op}", guarded(node_op, precheck=refuse_during_graph_run))
     app.router.add_delete("/nodes/{name}", guarded(destroy))
     app.router.add_delete("/nodes", guarded(destroy_all))
     app.router.add_post("/nemesis/{action}", guarded(nemesis, exclusive=False))

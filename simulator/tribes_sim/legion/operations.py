@@ -149,6 +149,13 @@ class OperationsMixin:
         self.save()
         return run
 
+    def refuse_during_graph_run(self, operation: str, name: str) -> None:
+        """Refuse a membership change while a graph run is running (checked before the HTTP
+        API queues the operation behind the run, and again once it holds the lock)."""
+        if operation == "decommission" and self.config.has_fault("graph-run-allows-decommission"):
+            return  # Fault: the decommission queues behind the run and then lands.
+        self._refuse_if_graph_running(f"{operation} {name}")
+
     def _refuse_if_graph_running(self, operation: str) -> None:
         if any(run["state"] == "running" for run in self.state["graph_runs"]):
             raise LegionRefusal(
@@ -157,7 +164,7 @@ class OperationsMixin:
 
     async def decommission(self, name: str) -> dict[str, Any]:
         node = self.record(name)
-        self._refuse_if_graph_running(f"decommission {name}")
+        self.refuse_during_graph_run("decommission", name)
         if node["status"] != "ready":
             raise LegionRefusal(
                 409, "unsafe-operation", f"decommission {name} refused: node is {node['status']}"
@@ -178,7 +185,7 @@ class OperationsMixin:
 
     async def reactivate(self, name: str) -> dict[str, Any]:
         node = self.record(name)
-        self._refuse_if_graph_running(f"reactivate {name}")
+        self.refuse_during_graph_run("reactivate", name)
         if node["status"] != "decommissioned":
             raise LegionRefusal(
                 409, "unsafe-operation", f"reactivate {name} refused: node is {node['status']}"

@@ -90,6 +90,7 @@ class SimNode(
             self.node_id,
             merge_counters=not config.has_fault("counter-not-merged"),
             archive_decommissioned=not config.has_fault("decommission-deletes-row"),
+            keep_own_archived_row=not config.has_fault("decommissioned-forgets-own-row"),
             project_member=self.member_projection(),
         )
         self.hlc = HybridLogicalClock(self.node_id, self.store.last_hlc())
@@ -98,6 +99,7 @@ class SimNode(
             spec.allowlist,
             skip=[check for fault, check in SKIPPABLE_CHECKS.items() if config.has_fault(fault)],
             cache_before_checks=config.has_fault("refused-event-cached"),
+            allowlist_first=config.has_fault("allowlist-checked-first"),
         )
         # The signer of the management call being answered (the admin API sets it).
         self.caller: str | None = None
@@ -143,6 +145,15 @@ class SimNode(
         self.note("ready")
         self.reconcile_servers()
         for job in self.store.unfinished_jobs():
+            if job["kind"] == "rollback" and self.config.has_fault("rollback-not-resumed"):
+                # Fault: a rollback the restart interrupted is dropped, not resumed.
+                job["state"] = "failed"
+                job["error"] = {
+                    "code": "interrupted",
+                    "message": f"{job['stage']}: interrupted by a restart, not resumed",
+                }
+                self.store.save_job(job)
+                continue
             self.note(f"resuming {job['kind']} job {job['job_id']} at stage {job['stage']}")
             self.jobs[job["job_id"]] = self.spawn(self._run_job(job["job_id"]))
         if self.config.has_fault("rollback-replays-plan") and not self.jobs:

@@ -34,14 +34,8 @@ class RolloutMixin:
                     f"rollout.preview: params.plugins[{index}] needs name and commit strings",
                 )
             requested.append({"name": item["name"], "commit": item["commit"]})
-        current = set(self.running_plugins())
-        added = sorted({item["name"] for item in requested} - current)
-        missing = sorted(
-            f"tribes-plugin-{name}"
-            for name in added
-            if name not in PLUGIN_CATALOGUE
-            or f"tribes-plugin-{name}" in self.config.missing_substitutes
-        )
+        added = sorted({item["name"] for item in requested} - set(self.running_plugins()))
+        missing = self.missing_substitutes(requested)
         plan_id = f"plan-{self.ids.token_hex('plan', 6)}"
         self.store.save_plan(plan_id, requested, utc_now())
         return {
@@ -54,8 +48,23 @@ class RolloutMixin:
             "requires_restart": (
                 ["tribes"] if added and not self.config.has_fault("preview-hides-restart") else []
             ),
-            "substitutes": {"available": not missing, "missing": missing},
+            "substitutes": (
+                # Fault: the preview says every substitute is there although some are missing.
+                {"available": True, "missing": []}
+                if self.config.has_fault("substitutes-unreported")
+                else {"available": not missing, "missing": missing}
+            ),
         }
+
+    def missing_substitutes(self, plan: list[dict[str, Any]]) -> list[str]:
+        """The packages of the plugins ``plan`` adds that no substitute server has."""
+        added = {item["name"] for item in plan} - set(self.running_plugins())
+        return sorted(
+            f"tribes-plugin-{name}"
+            for name in added
+            if name not in PLUGIN_CATALOGUE
+            or f"tribes-plugin-{name}" in self.config.missing_substitutes
+        )
 
     def _active_job(self) -> str | None:
         if self.config.has_fault("concurrent-rollout-accepted"):
@@ -78,16 +87,13 @@ class RolloutMixin:
             raise NodeRefused(
                 409, "unknown-plan", f"rollout.start: no plan {plan_id!r} on {self.name}"
             )
-        preview = self.preview({"plugins": plan}) if plan else {"substitutes": {"missing": []}}
+        missing = self.missing_substitutes(plan)
         # Fault: the plan switches although its packages cannot be substituted.
-        if preview["substitutes"]["missing"] and not self.config.has_fault(
-            "rollout-ignores-missing-substitutes"
-        ):
+        if missing and not self.config.has_fault("rollout-ignores-missing-substitutes"):
             raise NodeRefused(
                 409,
                 "substitutes-missing",
-                "refusing to switch: substitutes missing for "
-                + ", ".join(preview["substitutes"]["missing"]),
+                "refusing to switch: substitutes missing for " + ", ".join(missing),
             )
         running_job = self._active_job()
         if running_job:
@@ -212,15 +218,6 @@ class RolloutMixin:
         path = target["path"]
         now = utc_now()
         if stage == "build":
-            unbuilt = sorted(set(target["plugins"]) - set(self.running_plugins()))
-            if self.config.has_fault("substitutes-unreported") and unbuilt:
-                # Fault: the preview said every substitute was there; the builder has none
-                # for the new plugins, so the node builds from source and fails late.
-                raise RuntimeError(
-                    "no substitute for "
-                    + ", ".join(f"tribes-plugin-{name}" for name in unbuilt)
-                    + " on the builder; building from source failed"
-                )
             self.tree.create_system(path, target["plugins"])
         elif stage == "switch":
             if job["kind"] == "rollout":

@@ -63,7 +63,12 @@ class DerivedTablesMixin:
             return
         if row.get("_delete") or (
             # decommission-deletes-row fault: the member's row is dropped, not archived.
-            not self.archive_decommissioned and row.get("status") == "decommissioned"
+            row.get("status") == "decommissioned"
+            and (
+                not self.archive_decommissioned
+                # decommissioned-forgets-own-row fault: only the node's own row is dropped.
+                or (not self.keep_own_archived_row and row["node_id"] == self.node_id)
+            )
         ):
             self.db.execute("DELETE FROM cluster_nodes WHERE node_id = ?", (row["node_id"],))
             return

@@ -38,12 +38,16 @@ class NodeStore(DerivedTablesMixin, LocalRecordsMixin):
         *,
         merge_counters: bool = True,
         archive_decommissioned: bool = True,
+        keep_own_archived_row: bool = True,
         project_member: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.path = path
         self.node_id = node_id
         self.merge_counters = merge_counters
         self.archive_decommissioned = archive_decommissioned
+        # Off only for the decommissioned-forgets-own-row fault: the node deletes its own row
+        # when it is decommissioned (the others archive it).
+        self.keep_own_archived_row = keep_own_archived_row
         self.project_member = project_member
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
