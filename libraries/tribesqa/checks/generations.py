@@ -28,13 +28,16 @@ class GenerationStaysJudge:
 
     def __call__(self, observations: dict[str, Observation]) -> Verdict:
         problems: list[str] = []
+        moved: list[str] = []  # only the nodes that did not hold still are lagging
         for node, seen in observations.items():
             if seen.error is not None:
                 problems.append(f"node {node}: generation.status unreadable ({seen.error})")
+                moved.append(node)
                 continue
             problem = self.problem(node, seen.value)
             if problem:
                 problems.append(problem)
+                moved.append(node)
         if problems:
-            return Verdict(False, "; ".join(problems), list(observations))
+            return Verdict(False, "; ".join(problems), moved)
         return Verdict(True, f"selected and running at {self.path}")
