@@ -45,6 +45,7 @@ OPTIONS: tuple[tuple[str, Any], ...] = (
     ("--pabotlib-port", None),
     ("--pabotlib-attach", None),
     ("--rerun-failed", False),
+    ("--allow-destructive", False),
 )
 
 
