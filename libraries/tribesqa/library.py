@@ -179,9 +179,9 @@ class TribesLibrary(DynamicCore):
                 hook(result)
         for problem in self.ctx.run_heals(test_only=True):
             logger.warn(f"{result.name}: {problem}")
+        self.ctx.history.flush()  # after the heals (they belong to the test), before the picture
         self._log_timeline(result)
         self.ctx.labels.test = None
-        self.ctx.history.flush()  # after the heals: they belong to the test
         self.ctx.history.test = None
 
     def _log_timeline(self, result: Any) -> None:

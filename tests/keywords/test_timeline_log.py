@@ -84,3 +84,30 @@ def test_the_run_page_marks_where_each_failed_test_failed_and_skips_old_historie
     assert drawn.startswith("Timeline.Drawn Test") and passed.startswith("Timeline.Test Without")
     assert 'class="failure"' in drawn and 'class="failure"' not in passed
     assert "hetzner-1: rollout refused" in drawn
+
+
+RECORDED = """\
+*** Settings ***
+Library    tribesqa.library.TribesLibrary
+Suite Setup    Open Target
+Suite Teardown    Close Target
+
+*** Test Cases ***
+A Node Is Provisioned And Converges
+    ${init}=    Provision Init Node    hetzner
+    Wait Until Node Is Active Everywhere    ${init.name}
+"""
+
+
+def test_the_recorded_history_of_a_test_is_drawn_in_its_own_log(run_robot: RunRobot) -> None:
+    # The recorder writes the test's records when it ends; the picture must be drawn after that,
+    # from those records, not from whatever an earlier test left in the file.
+    result = run_robot(RECORDED, name="recorded")
+    [test] = result.suite.tests
+    assert test.status == "PASS", test.message
+    [picture] = html_messages(test)
+    svg = ET.fromstring(picture)[0]
+    assert svg.get("data-title") == "Recorded.A Node Is Provisioned And Converges"
+    whats = {element.get("data-what") for element in svg.iter()}
+    assert "legion.provision_init" in whats, whats
+    assert any(element.get("class") == "band" for element in svg.iter())
