@@ -17,6 +17,7 @@ from tribesqa.diagnostics import TribesFailure
 from tribesqa.keywords.fault_keywords import FaultKeywords
 from tribesqa.library import TribesLibrary
 from tribesqa.targets.base import Nemesis
+from tribesqa.timing import DEFAULT_TIMEOUTS_FILE, TimeoutTable
 
 
 class FakeNemesis(Nemesis):
@@ -63,6 +64,7 @@ class FakeClient:
 
 class FakeTarget:
     kind = "sim"
+    guards_destructive_acts = False  # a private simulated fleet, like SimTarget
 
     def __init__(self, nemesis: FakeNemesis) -> None:
         self.nemesis = nemesis
@@ -74,6 +76,7 @@ def wire(ctx: LibraryContext, nemesis: FakeNemesis, health: list[int] | None = N
     ctx.timeouts = load_timeouts("sim").model_copy(
         update={"node_ready": 0.5, "poll_interval": 0.01}
     )
+    ctx.timeouts_table = TimeoutTable(ctx.timeouts, "sim", DEFAULT_TIMEOUTS_FILE)
     client = FakeClient(health or [200])
     ctx.client = lambda node: client  # type: ignore[method-assign]
     return client

@@ -258,7 +258,10 @@ class LibraryContext:
     ) -> WaitTiming:
         """A wait's timeout and poll: the table's ``entry``, overridden by the call's values."""
         self.require_target()
-        assert self.timeouts_table is not None
+        if self.timeouts_table is None:
+            raise RuntimeError(
+                f"{keyword}: no timeouts table is loaded for the open target (Open Target loads it)"
+            )
         return self.timeouts_table.timing(
             entry, timeout, poll, keyword=keyword, timeout_arg=timeout_arg
         )
