@@ -83,5 +83,5 @@ Rolling Back Every Node Removes The Plugin And Keeps The Cluster Healthy
 
 The Suite History Holds Every Invariant
     [Documentation]    Everything the suite observed between its checkpoints, judged as a whole.
-    [Tags]    req:HIST-1    req:HIST-2    req:HIST-3    req:HIST-4
+    [Tags]    req:HIST-1    req:HIST-2    req:HIST-3    req:HIST-4    req:HIST-5    req:HIST-6    req:HIST-7
     History Should Satisfy Invariants

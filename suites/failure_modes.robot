@@ -57,5 +57,5 @@ An Interrupted Graph Run Leaves A Consistent Cluster And Unsafe Operations Are R
 
 The Suite History Holds Every Invariant
     [Documentation]    Everything the suite observed between its checkpoints, judged as a whole.
-    [Tags]    req:HIST-1    req:HIST-2    req:HIST-3    req:HIST-4
+    [Tags]    req:HIST-1    req:HIST-2    req:HIST-3    req:HIST-4    req:HIST-5    req:HIST-6    req:HIST-7
     History Should Satisfy Invariants

@@ -466,6 +466,24 @@ CATALOGUE: dict[str, Fault] = {
             ("failure_modes",),
             "Legion refuses an operation during a graph run",
         ),
+        Fault(
+            "success-report-stale-generation",
+            "The init node answers the first rollout.status that reports a job succeeded with the generation the job started from (selected and running both); generation.status is right.",
+            ("single_node_plugin_rollout_rollback",),
+            "after a job reported success, selected and running never disagree or move",
+        ),
+        Fault(
+            "case-counter-flickers-back",
+            "The init node answers one plugin state read with the first incremented case back at counter 0 and an updated_at a second older, between two checkpoints.",
+            ("cluster_plugin_rollout_sync_split_brain",),
+            "no plugin value goes back to an older version",
+        ),
+        Fault(
+            "acknowledged-event-id-differs",
+            "The init node stores a new plugin event under one id and acknowledges it under another, so the acknowledged event is never seen.",
+            ("single_node_plugin_rollout_rollback",),
+            "every acknowledged plugin write is seen by every active node",
+        ),
     )
 }
 

@@ -108,6 +108,13 @@ PROPERTY_WORDS: dict[str, re.Pattern[str]] = {
     "activation-stamp-regresses": re.compile(r"activation never decreases", re.I),
     "ghost-row": re.compile(r"no ghost rows.*never materialized", re.I | re.S),
     "decommissioned-server-flickers": re.compile(r"decommissioned server stays out", re.I),
+    "success-report-stale-generation": re.compile(r"generation holds after success", re.I),
+    "case-counter-flickers-back": re.compile(
+        r"plugin values never go back.*went back", re.I | re.S
+    ),
+    "acknowledged-event-id-differs": re.compile(
+        r"acknowledged writes survive.*is missing", re.I | re.S
+    ),
 }
 PAIRS = [(fault.name, suite) for fault in CATALOGUE.values() for suite in fault.caught_by]
 
@@ -252,6 +259,27 @@ def test_fault_turns_its_suite_red(
     assert readable, (
         f"fault {fault} failed suite {suite}, but no failure names a node and the property "
         f"({PROPERTY_WORDS[fault].pattern}):\n" + "\n".join(f"{n}: {m}" for n, m in real.items())
+    )
+
+
+HISTORY_TEST = "The Suite History Holds Every Invariant"
+# Faults that violate only history invariants (HIST-*): they break a property between checkpoints.
+BETWEEN_CHECKPOINTS = [
+    (fault, suite)
+    for fault, suite in PAIRS
+    if VIOLATES.get(fault) and all(rid.startswith("HIST-") for rid in VIOLATES[fault])
+]
+
+
+@pytest.mark.parametrize(("fault", "suite"), BETWEEN_CHECKPOINTS)
+def test_a_fault_between_checkpoints_is_caught_by_the_history_alone(
+    fault_runs: dict[tuple[str, str], SuiteRun], fault: str, suite: str
+) -> None:
+    """Every checkpoint of the suite passes under the fault; only the checker over the whole
+    history goes red: what the history adds over checkpoints, proven per fault."""
+    red = sorted(_real_failures(fault_runs[(fault, suite)]))
+    assert [name.rsplit(".", 1)[-1] for name in red] == [HISTORY_TEST], (
+        f"fault {fault} should break no checkpoint of {suite}, only the history check; red: {red}"
     )
 
 

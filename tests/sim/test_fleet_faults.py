@@ -770,6 +770,40 @@ def graph_run_allows_decommission(fleet: SimFleet) -> None:
             run.result(timeout=30)
 
 
+def success_report_stale_generation(fleet: SimFleet) -> None:
+    baseline = fleet.call(INIT, "generation.status")["running"]
+    job_id = fleet.start_rollout(INIT)
+    first = fleet.wait_job(INIT, job_id)
+    assert first["state"] == "succeeded", first
+    assert first["selected"] == first["running"] == baseline, first
+    again = fleet.call(INIT, "rollout.status", {"job_id": job_id})
+    status = fleet.call(INIT, "generation.status")
+    assert again["running"] == status["running"] == status["selected"] != baseline, (again, status)
+
+
+def case_counter_flickers_back(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT])
+    run = uuid.uuid4().hex
+    case = fleet.create_case(INIT, run, "counted")
+    fleet.increment(INIT, case["id"], 2)
+    answers = [
+        next(c for c in fleet.plugin_state(INIT, run)["cases"] if c["id"] == case["id"])
+        for _ in range(6)
+    ]
+    assert [i for i, c in enumerate(answers) if c["counter"] == 0] == [1], answers
+    assert answers[1]["updated_at"] < answers[0]["updated_at"], answers
+    assert answers[-1] == answers[0], answers
+
+
+def acknowledged_event_id_differs(fleet: SimFleet) -> None:
+    fleet.install_supertest([INIT])
+    run = uuid.uuid4().hex
+    case = fleet.create_case(INIT, run, "case")
+    event = fleet.create_event(INIT, run, case["id"], "created")
+    _, events = plugin_ids(fleet, INIT, run)
+    assert len(events) == 1 and event["id"] not in events, (event, events)
+
+
 # A rollback long enough for a restart to land inside it.
 SLOW_MIGRATE = {"pull": 0.05, "build": 0.05, "switch": 0.05, "migrate": 3.0, "restart": 0.15}
 
@@ -853,6 +887,9 @@ CHECKS: dict[str, tuple[int, dict[str, object], Callable[[SimFleet], None]]] = {
         {"legion_wait_active_s": 5.0},
         graph_run_allows_decommission,
     ),
+    "success-report-stale-generation": (1, {}, success_report_stale_generation),
+    "case-counter-flickers-back": (1, {}, case_counter_flickers_back),
+    "acknowledged-event-id-differs": (1, {}, acknowledged_event_id_differs),
 }
 
 

@@ -1,7 +1,7 @@
 """The run history (every observation and operation of a suite) and the invariants over it."""
 
-from tribesqa.history.checker import check, describe_record, failure_message
-from tribesqa.history.invariants import INVARIANTS, Violation
+from tribesqa.history.checker import INVARIANTS, check, describe_record, failure_message
+from tribesqa.history.invariants import Violation
 from tribesqa.history.recorder import (
     HISTORY_FILE,
     OPERATION_METHODS,

@@ -7,9 +7,32 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from tribesqa.history.invariants import INVARIANTS, Record, Violation
+from tribesqa.history.invariants import (
+    Record,
+    Violation,
+    activation_never_decreases,
+    decommissioned_server_stays_out,
+    membership_moves_forward,
+    no_ghost_rows,
+)
+from tribesqa.history.plugin_invariants import (
+    acknowledged_writes_survive,
+    generation_holds_after_success,
+    plugin_values_never_go_back,
+)
 
 _VALUE_CHARS = 300
+
+INVARIANTS: dict[str, Callable[[Sequence[Record]], list[Violation]]] = {
+    "membership moves forward": membership_moves_forward,
+    "activation never decreases": activation_never_decreases,
+    "no ghost rows": no_ghost_rows,
+    "decommissioned server stays out": decommissioned_server_stays_out,
+    "generation holds after success": generation_holds_after_success,
+    "acknowledged writes survive": acknowledged_writes_survive,
+    "plugin values never go back": plugin_values_never_go_back,
+}
+"""Every invariant the checker runs, by the name a failure message uses."""
 
 
 def check(
@@ -29,6 +52,10 @@ def describe_record(record: Record | None, node: str | None = None) -> str:
     value: Any = record.get("value")
     if node is not None and isinstance(value, Mapping) and node in value:
         value = {node: value[node]}  # the contradicting row, not the whole table
+    elif node is not None:
+        value = _plugin_row(value, node)
+    if record.get("what") == "rollout.status" and isinstance(value, Mapping):
+        value = {k: v for k, v in value.items() if k != "log"}  # the stages, not their lines
     text = json.dumps(value, sort_keys=True, default=str)
     if len(text) > _VALUE_CHARS:
         text = text[: _VALUE_CHARS - 3] + "..."
@@ -37,6 +64,20 @@ def describe_record(record: Record | None, node: str | None = None) -> str:
         f"#{record.get('seq')} {record.get('wall')} [{test}] {record.get('node')} "
         f"{record.get('what')} digest={record.get('digest')}: {text}"
     )
+
+
+def _plugin_row(value: Any, row_id: str) -> Any:
+    """A plugin read or write answer narrowed to the contradicting row (status kept), if it is
+    there; the whole value otherwise."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("body"), Mapping):
+        return value
+    body = value["body"]
+    for kind in ("cases", "events"):
+        for item in body.get(kind) or []:
+            if isinstance(item, Mapping) and item.get("id") == row_id:
+                return {"status": value.get("status"), kind: [item]}
+    counts = {kind: len(body.get(kind) or []) for kind in ("cases", "events")}
+    return {"status": value.get("status"), "query": value.get("query"), "without": row_id, **counts}
 
 
 def failure_message(violations: Sequence[Violation], artifact: str | None, limit: int = 5) -> str:
@@ -49,7 +90,7 @@ def failure_message(violations: Sequence[Violation], artifact: str | None, limit
         lines.append(
             f"- invariant '{violation.invariant}', node {violation.node}{where}: {violation.reason}"
         )
-        row = violation.node
+        row = violation.row or violation.node
         lines.append(f"    first:  {describe_record(violation.first, row)}")
         lines.append(f"    second: {describe_record(violation.second, row)}")
     if len(violations) > limit:

@@ -12,7 +12,7 @@ on that node (as observer) may move back; an observation outside every license m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,7 @@ class Violation:
     first: Record | None
     second: Record
     reason: str
+    row: str | None = None  # the plugin row at stake (membership rows are keyed by ``node``)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,12 +276,3 @@ def decommissioned_server_stays_out(records: Sequence[Record]) -> list[Violation
                     )
                 )
     return found
-
-
-INVARIANTS: dict[str, Callable[[Sequence[Record]], list[Violation]]] = {
-    "membership moves forward": membership_moves_forward,
-    "activation never decreases": activation_never_decreases,
-    "no ghost rows": no_ghost_rows,
-    "decommissioned server stays out": decommissioned_server_stays_out,
-}
-"""Every invariant the checker runs, by the name a failure message uses."""

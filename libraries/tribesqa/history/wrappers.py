@@ -4,6 +4,7 @@ operation (invoke / ok / fail) and Legion's node list (an observation), then del
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel
 
@@ -102,10 +103,11 @@ def record_plugin_request(
     history: HistoryRecorder, node: str, method: str, path: str, body: Any, send: Any
 ) -> tuple[int, Any]:
     """A plugin API request: a write is an operation (ok carries status and answer), a read an
-    observation of ``plugin.<path>``."""
+    observation of ``plugin.<path>`` (with its query, e.g. the ``run_id`` a state read is for)."""
     if not history.enabled:
         return send()
-    what = f"plugin.{path.lstrip('/').split('?', 1)[0]}"
+    route, _, query = path.lstrip("/").partition("?")
+    what = f"plugin.{route}"
     if method.upper() in _PLUGIN_WRITES:
         with history.operation(
             node, f"plugin.write:{what}", {"method": method, "body": body}
@@ -114,5 +116,8 @@ def record_plugin_request(
         status, answer = out[0]
         return status, answer
     status, answer = send()
-    history.observe(node, what, {"status": status, "body": answer})
+    seen: dict[str, Any] = {"status": status, "body": answer}
+    if query:
+        seen["query"] = dict(parse_qsl(query))
+    history.observe(node, what, seen)
     return status, answer

@@ -50,8 +50,7 @@ class FaultHooksMixin:
         wait that polls on (the join's or the agreement that follows it), so the next poll sees
         the truth and every checkpoint passes; only a history of every read shows it."""
         state = self.__dict__.setdefault("_flicker_state", {"peer": None, "seen": 0})
-        legion = self.spec.allowlist[-1] if len(self.spec.allowlist) > 1 else None
-        if state["seen"] >= 2 or getattr(self, "caller", None) == legion:
+        if state["seen"] >= 2 or not self._tester_asks():
             return rows  # Legion's own reads neither count nor see it: only the tester's do
         by_id = {row["node_id"]: row for row in rows}
         if state["peer"] is None:
@@ -88,13 +87,8 @@ class FaultHooksMixin:
         """decommissioned-server-flickers: the init node's ``sync.status`` lists the first
         decommissioned peer among its servers again in exactly one answer to the tester, the
         second after one that had dropped it (a wait polls on; the next answer is right)."""
-        legion = self.spec.allowlist[-1] if len(self.spec.allowlist) > 1 else None
         state = self.__dict__.setdefault("_server_flicker", {"gone": None, "seen": 0})
-        if (
-            self.spec.role != "init"
-            or state["seen"] >= 2
-            or getattr(self, "caller", None) == legion
-        ):
+        if self.spec.role != "init" or state["seen"] >= 2 or not self._tester_asks():
             return servers
         gone = state["gone"] or next(
             (
@@ -119,6 +113,59 @@ class FaultHooksMixin:
             "failing_reason": None,
         }
         return [*servers, ghost]
+
+    def _tester_asks(self) -> bool:
+        """Whether the caller is the tester, not Legion (Legion's reads never see a flicker)."""
+        legion = self.spec.allowlist[-1] if len(self.spec.allowlist) > 1 else None
+        return getattr(self, "caller", None) != legion
+
+    def reported_job(self, answer: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+        """success-report-stale-generation: the init node answers the first rollout.status that
+        reports a job succeeded with the generation the job started from (selected and running
+        both). The job's wait ends on that answer (it judges the state); the generation checks
+        after it read generation.status, which is right; only the history sees the node's
+        generation move after the job said it had succeeded."""
+        state = self.__dict__.setdefault("_stale_success", {"told": False})
+        if (
+            self.spec.role != "init"
+            or not self.config.has_fault("success-report-stale-generation")
+            or answer.get("state") != "succeeded"
+            or state["told"]
+            or not self._tester_asks()
+        ):
+            return answer
+        started_from = job["target"].get("from")
+        if not started_from or started_from == answer.get("running"):
+            return answer
+        state["told"] = True
+        return {**answer, "selected": started_from, "running": started_from}
+
+    def plugin_state_answer(self, state: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        """case-counter-flickers-back: the init node answers one plugin state read with the first
+        case it saw incremented back at counter 0 and an updated_at a second older, the second
+        answer showing that case incremented. That answer falls in the agreement wait after the
+        increment was seen (it polls on); the next answer is right."""
+        if self.spec.role != "init" or not self.config.has_fault("case-counter-flickers-back"):
+            return state
+        memory = self.__dict__.setdefault("_counter_flicker", {"case": None, "seen": 0})
+        cases = state.get("cases") or []
+        if memory["case"] is None:
+            memory["case"] = next((c["id"] for c in cases if c.get("counter")), None)
+        case = next((c for c in cases if c["id"] == memory["case"] and c.get("counter")), None)
+        if case is None or memory["seen"] >= 2:
+            return state
+        memory["seen"] += 1
+        if memory["seen"] != 2:
+            return state
+        older = {**case, "counter": 0, "updated_at": backdated(case["updated_at"], 1.0)}
+        return {**state, "cases": [older if c is case else c for c in cases]}
+
+    def acknowledged_event_id(self, stored_id: str) -> str:
+        """acknowledged-event-id-differs: the init node stores a new event under one id and
+        acknowledges another (a fresh token), so the acknowledged event is never seen."""
+        if self.spec.role == "init" and self.config.has_fault("acknowledged-event-id-differs"):
+            return f"event-{self.ids.token_hex('event', 8)}"
+        return stored_id
 
     def stop_sync_client(self, reason: str) -> None:
         """sync-stopped-after-rollback: subscriptions cancelled and never started again."""

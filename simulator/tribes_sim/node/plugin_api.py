@@ -151,7 +151,9 @@ class PluginApiMixin:
             "created_at": utc_now(),
         }
         await node.write("supertest", "event", data)
-        return _json(201, {**data, "origin_node": node.node_id})
+        acknowledged = {**data, "id": node.acknowledged_event_id(event_id)}
+        return _json(201, {**acknowledged, "origin_node": node.node_id})
 
     async def _plugin_state(self, node: SimNode, request: web.Request) -> web.Response:
-        return _json(200, node.store.plugin_state(request.query.get("run_id")))
+        state = node.store.plugin_state(request.query.get("run_id"))
+        return _json(200, node.plugin_state_answer(state))

@@ -143,6 +143,7 @@ class RolloutMixin:
 
     def _new_job(self, kind: str, target: dict[str, Any]) -> dict[str, Any]:
         job_id = f"{kind}-{self.ids.token_hex('job', 6)}"
+        target = {**target, "from": self.tree.running()}  # what the node ran when it was asked
         first = "pull" if kind == "rollout" else "switch"
         job = {
             "job_id": job_id,
@@ -173,7 +174,7 @@ class RolloutMixin:
             raise NodeRefused(
                 409, "unknown-job", f"rollout.status: no job {job_id!r} on {self.name}"
             )
-        return {
+        answer = {
             "job_id": job["job_id"],
             "kind": job["kind"],
             "state": job["state"],
@@ -183,6 +184,7 @@ class RolloutMixin:
             "error": job["error"],
             "log": job["log"],
         }
+        return self.reported_job(answer, job)
 
     async def _run_job(self, job_id: str) -> None:
         job = self.store.job(job_id)

@@ -1,0 +1,324 @@
+"""Invariants over the plugin's generations and data, in the style of ``invariants``: pure
+functions, a suite's records in (``seq`` order), violations out, each naming two records.
+
+- After a rollout or rollback job reported success, the node's selected and running agree and
+  stay at that generation until its next rollout or rollback.
+- Every acknowledged plugin write is seen by every active node whose last read (of the write's
+  run, in the same life of its plugin tables) came after the last heal: no lost write.
+- Per observer, no plugin row goes back to an older version: no case counter or ``updated_at``
+  moves back, no row once seen disappears.
+
+A node's plugin tables start a new life at each rollout or rollback (the migrations create or
+drop them) and when Legion destroys, replaces or reactivates it; reads are compared within one
+life only. A full resync licenses going back (as for membership rows), never losing a write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tribesqa.history.invariants import Licenses, Record, Violation, _stamp, node_ids
+
+JOB_STARTS = frozenset({"rollout.start", "generation.rollback"})
+# Operations after which a node's generations and plugin tables legitimately start over.
+NODE_RESETS = frozenset({"legion.destroy", "legion.replace", "legion.reactivate"})
+_FAULTS = frozenset({"fault.partition", "fault.crash", "fault.outage"})
+_CREATES = {"plugin.write:plugin.cases": "case", "plugin.write:plugin.events": "event"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Generations
+# ---------------------------------------------------------------------------------------------
+
+
+def _generations(record: Record) -> tuple[str, str] | None:
+    value = record.get("value")
+    if not isinstance(value, Mapping):
+        return None
+    selected, running = value.get("selected"), value.get("running")
+    if not isinstance(selected, str) or not isinstance(running, str):
+        return None
+    return selected, running
+
+
+def generation_holds_after_success(records: Sequence[Record]) -> list[Violation]:
+    """After a job's success report, every report of the node's generations (``generation.status``,
+    that job's ``rollout.status``) shows selected == running == the generation it succeeded at,
+    until the node's next rollout or rollback."""
+    held: dict[str, Record] = {}  # node -> the success report its generations must hold to
+    last: dict[str, Record] = {}  # node -> its latest generation report
+    found: list[Violation] = []
+    for record in records:
+        node, what = record.get("node"), record.get("what")
+        if node is None:
+            continue
+        node = str(node)
+        if record.get("type") == "invoke" and (what in JOB_STARTS or what in NODE_RESETS):
+            held.pop(node, None)
+            continue
+        seen = _generations(record)
+        if record.get("type") != "observation" or seen is None:
+            continue
+        if what not in ("generation.status", "rollout.status"):
+            continue
+        value = record["value"]
+        success = held.get(node)
+        if success is None:
+            if what == "rollout.status" and value.get("state") == "succeeded":
+                held[node] = record
+                if seen[0] != seen[1]:
+                    found.append(_split(node, last.get(node), record, seen))
+            last[node] = record
+            continue
+        if what == "rollout.status" and value.get("job_id") != success["value"].get("job_id"):
+            continue  # an older job's report says nothing about the generation now
+        want = success["value"]["running"]
+        if seen != (want, want):
+            found.append(_moved(node, success, record, seen))
+            held.pop(node)  # one violation per success: the next reports repeat it
+        last[node] = record
+    return found
+
+
+def _split(node: str, before: Record | None, success: Record, seen: tuple[str, str]) -> Violation:
+    value = success["value"]
+    return Violation(
+        "generation holds after success",
+        node,
+        None,
+        before,
+        success,
+        f"{value.get('kind', 'job')} job {value.get('job_id')} reported succeeded on {node} "
+        f"with selected {seen[0]} but running {seen[1]}",
+    )
+
+
+def _moved(node: str, success: Record, record: Record, seen: tuple[str, str]) -> Violation:
+    value = success["value"]
+    return Violation(
+        "generation holds after success",
+        node,
+        None,
+        success,
+        record,
+        f"after {value.get('kind', 'job')} job {value.get('job_id')} reported succeeded on {node} "
+        f"at {value.get('running')}, {node} reported selected {seen[0]}, running {seen[1]} "
+        "with no rollout or rollback in between",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Plugin data
+# ---------------------------------------------------------------------------------------------
+
+
+def _plugin_rows(record: Record) -> dict[str, Mapping[str, Any]] | None:
+    """A successful ``plugin.state`` read as row id -> row (cases and events); None otherwise."""
+    if record.get("type") != "observation" or record.get("what") != "plugin.state":
+        return None
+    value = record.get("value")
+    if not isinstance(value, Mapping) or value.get("status") != 200:
+        return None
+    body = value.get("body")
+    if not isinstance(body, Mapping):
+        return None
+    rows: dict[str, Mapping[str, Any]] = {}
+    for kind in ("cases", "events"):
+        for item in body.get(kind) or []:
+            if isinstance(item, Mapping) and item.get("id") is not None:
+                rows[str(item["id"])] = item
+    return rows
+
+
+def _covers(read: Record, run: Any) -> bool:
+    """Whether a read would hold rows of ``run`` (it filters on that run, or on none)."""
+    query = (read.get("value") or {}).get("query") or {}
+    return query.get("run_id") in (None, run)
+
+
+class _Lives:
+    """Per node, which life of its plugin tables a seq falls in, whether a fault was in effect and
+    whether Legion had decommissioned it: walked once, in order, alongside the records."""
+
+    def __init__(self) -> None:
+        self.life: dict[str, int] = {}
+        self.decommissioned: set[str] = set()
+        self.faults: set[tuple[str, str]] = set()
+
+    def step(self, record: Record) -> None:
+        what, node = record.get("what"), str(record.get("node"))
+        if record.get("type") == "ok" and what == "legion.decommission":
+            self.decommissioned.add(node)  # a refused decommission leaves the node active
+        elif record.get("type") == "ok" and what == "legion.reactivate":
+            self.decommissioned.discard(node)
+        if record.get("type") != "invoke":
+            return
+        if what in JOB_STARTS or what in NODE_RESETS:
+            self.life[node] = self.life.get(node, 0) + 1
+        if what == "heal.all":
+            self.faults.clear()
+        elif what == "fault.restart":
+            self.faults.discard(("fault.crash", node))
+        elif what == "fault.outage" and not _outage_starts(record):
+            self.faults.discard(("fault.outage", node))
+        elif what in _FAULTS:
+            self.faults.add((str(what), node))
+
+    def key(self, node: str) -> tuple[str, int]:
+        return node, self.life.get(node, 0)
+
+
+def _outage_starts(record: Record) -> bool:
+    args = (record.get("value") or {}).get("args") or []
+    return len(args) < 2 or bool(args[1])
+
+
+def _acknowledged(records: Sequence[Record]) -> list[tuple[Record, str, Any, int | None]]:
+    """Acknowledged plugin writes: (ok record, row id, run id, increment or None for a create)."""
+    invoked = {r.get("op"): r for r in records if r.get("type") == "invoke"}
+    writes: list[tuple[Record, str, Any, int | None]] = []
+    for record in records:
+        what = str(record.get("what") or "")
+        value = record.get("value")
+        if record.get("type") != "ok" or not what.startswith("plugin.write:"):
+            continue
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            continue
+        status, row = value
+        if not isinstance(status, int) or not 200 <= status < 300 or not isinstance(row, Mapping):
+            continue
+        if what in _CREATES and row.get("id") is not None:
+            writes.append((record, str(row["id"]), row.get("run_id"), None))
+        elif what.endswith("/increment") and row.get("id") is not None:
+            body = (invoked.get(record.get("op"), {}).get("value") or {}).get("body") or {}
+            by = body.get("by", 1)
+            if isinstance(by, int) and not isinstance(by, bool):
+                writes.append((record, str(row["id"]), row.get("run_id"), by))
+    return writes
+
+
+def acknowledged_writes_survive(records: Sequence[Record]) -> list[Violation]:
+    """Each node's last read of a write's run (in the life of its tables the write's
+    acknowledgement fell in), when no fault was in effect and Legion had not decommissioned it,
+    holds every row a node acknowledged creating before it, and each case's counter is at least
+    the sum of the increments acknowledged before it (when none of them was negative)."""
+    lives = _Lives()
+    life_at_ack: dict[tuple[int, str], tuple[str, int]] = {}  # (ack seq, node) -> life key
+    last_read: dict[tuple[str, int, Any], tuple[Record, bool]] = {}  # (node, life, run) -> read
+    runs = {run for _, _, run, _ in _acknowledged(records)}
+    nodes = {str(r.get("node")) for r in records if _plugin_rows(r) is not None}
+    for record in records:
+        lives.step(record)
+        if record.get("type") == "ok" and str(record.get("what", "")).startswith("plugin.write:"):
+            for node in nodes:
+                life_at_ack[(record["seq"], node)] = lives.key(node)
+        rows = _plugin_rows(record)
+        if rows is None:
+            continue
+        node = str(record.get("node"))
+        judged = not lives.faults and node not in lives.decommissioned
+        for run in runs:
+            if _covers(record, run):
+                last_read[(*lives.key(node), run)] = (record, judged)
+    writes = _acknowledged(records)
+    found: list[Violation] = []
+    for node in sorted(nodes):
+        for ack, row_id, run, by in writes:
+            if by is not None:
+                continue
+            life = life_at_ack.get((ack["seq"], node))
+            read, judged = last_read.get((*life, run), (None, False)) if life else (None, False)
+            if read is None or not judged or read["seq"] < ack["seq"]:
+                continue
+            rows = _plugin_rows(read) or {}
+            if row_id not in rows:
+                found.append(_lost(node, row_id, ack, read, f"{row_id} is missing"))
+                continue
+            total, negative = _increments_before(writes, row_id, read["seq"])
+            counter = rows[row_id].get("counter")
+            if not negative and isinstance(counter, int) and counter < total:
+                found.append(
+                    _lost(
+                        node,
+                        row_id,
+                        ack,
+                        read,
+                        f"{row_id} has counter {counter}, below the {total} "
+                        "its acknowledged increments add up to",
+                    )
+                )
+    return found
+
+
+def _increments_before(
+    writes: Sequence[tuple[Record, str, Any, int | None]], row_id: str, seq: int
+) -> tuple[int, bool]:
+    steps = [
+        by for ack, rid, _, by in writes if rid == row_id and by is not None and ack["seq"] < seq
+    ]
+    return sum(steps), any(step < 0 for step in steps)
+
+
+def _lost(node: str, row_id: str, ack: Record, read: Record, what: str) -> Violation:
+    return Violation(
+        "acknowledged writes survive",
+        node,
+        None,
+        ack,
+        read,
+        f"{ack.get('node')} acknowledged {ack.get('what', '').split(':', 1)[-1]} "
+        f"(#{ack.get('seq')}), but {node}'s last read after the last heal (#{read.get('seq')}) "
+        f"says {what}",
+        row_id,
+    )
+
+
+def plugin_values_never_go_back(records: Sequence[Record]) -> list[Violation]:
+    """Per observer and life of its tables: a row once seen stays in every later read of its run,
+    and a case's counter and ``updated_at`` never move back (a full resync licenses it; a case
+    with a negative increment keeps only the ``updated_at`` rule)."""
+    ids = node_ids(records)
+    resyncs = Licenses(records, frozenset({"sync.resync"}))
+    negative = {rid for _, rid, _, by in _acknowledged(records) if by is not None and by < 0}
+    lives = _Lives()
+    seen: dict[tuple[str, int], dict[str, tuple[Record, Mapping[str, Any]]]] = {}
+    reported: set[tuple[str, int, str]] = set()
+    found: list[Violation] = []
+    for record in records:
+        lives.step(record)
+        rows = _plugin_rows(record)
+        if rows is None:
+            continue
+        node = str(record.get("node"))
+        life = lives.key(node)
+        known = seen.setdefault(life, {})
+        for row_id, (before, old) in list(known.items()):
+            if not _covers(record, old.get("run_id")) or (*life, row_id) in reported:
+                continue
+            reason = _went_back(row_id, old, rows.get(row_id), row_id not in negative)
+            if reason and not resyncs.covers((ids.get(node, node),), before, record):
+                reported.add((*life, row_id))
+                found.append(
+                    Violation(
+                        "plugin values never go back", node, None, before, record, reason, row_id
+                    )
+                )
+        for row_id, row in rows.items():
+            known[row_id] = (record, row)
+    return found
+
+
+def _went_back(
+    row_id: str, old: Mapping[str, Any], new: Mapping[str, Any] | None, counts: bool
+) -> str:
+    if new is None:
+        return f"{row_id} disappeared after it had been read"
+    stamp = "updated_at" if "updated_at" in old else "created_at"
+    was, now = _stamp(old.get(stamp)), _stamp(new.get(stamp))
+    if was is not None and now is not None and now < was:
+        return f"{stamp} of {row_id} went back from {old.get(stamp)} to {new.get(stamp)}"
+    before, after = old.get("counter"), new.get("counter")
+    if counts and isinstance(before, int) and isinstance(after, int) and after < before:
+        return f"counter of {row_id} went back from {before} to {after}"
+    return ""

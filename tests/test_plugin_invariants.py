@@ -1,0 +1,219 @@
+"""The generation and plugin data invariants (issue 14 item 2) over hand-made histories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.test_history_invariants import History
+from tribesqa.history import check, failure_message
+from tribesqa.history.plugin_invariants import (
+    acknowledged_writes_survive,
+    generation_holds_after_success,
+    plugin_values_never_go_back,
+)
+
+G1, G2 = "/gnu/store/aaa-system", "/gnu/store/bbb-system"
+RUN = "run-1"
+T1, T2, T3 = "2026-01-01T00:00:01.000Z", "2026-01-01T00:00:02.000Z", "2026-01-01T00:00:03.000Z"
+
+
+def job(h: History, node: str, state: str, selected: str, running: str, job_id: str = "j1") -> None:
+    value = {"job_id": job_id, "kind": "rollout", "state": state, "stage": "done"}
+    h.add(
+        "observation", node, "rollout.status", {**value, "selected": selected, "running": running}
+    )
+
+
+def generation(h: History, node: str, selected: str, running: str) -> None:
+    h.add("observation", node, "generation.status", {"selected": selected, "running": running})
+
+
+def case(case_id: str, counter: int = 0, updated: str = T1, run: str = RUN) -> dict[str, Any]:
+    return {"id": case_id, "run_id": run, "counter": counter, "updated_at": updated}
+
+
+def read(h: History, node: str, *cases: dict[str, Any], run: str | None = RUN) -> None:
+    value: dict[str, Any] = {"status": 200, "body": {"cases": list(cases), "events": []}}
+    if run is not None:
+        value["query"] = {"run_id": run}
+    h.add("observation", node, "plugin.state", value)
+
+
+def write(h: History, node: str, what: str, row: dict[str, Any], body: Any = None) -> None:
+    h.add("invoke", node, f"plugin.write:{what}", {"method": "POST", "body": body or {}})
+    h.records[-1]["op"] = f"op-{h.records[-1]['seq']}"
+    h.add("ok", node, f"plugin.write:{what}", [201, row])
+    h.records[-1]["op"] = h.records[-2]["op"]
+
+
+def increment(h: History, node: str, row: dict[str, Any], by: int) -> None:
+    write(h, node, f"plugin.cases/{row['id']}/increment", row, {"by": by})
+
+
+# -- generations --------------------------------------------------------------------------------
+
+
+@pytest.mark.req("HIST-5")
+def test_a_generation_that_moves_after_a_success_report_is_named_with_both_reports() -> None:
+    h = History()
+    h.add("invoke", "a", "rollout.start", {"plan_id": "p"})
+    job(h, "a", "running", G2, G1)
+    job(h, "a", "succeeded", G1, G1)  # the job says it is done at G1 ...
+    generation(h, "a", G2, G2)  # ... and the node runs G2 with no job in between
+    generation(h, "a", G2, G2)
+    [violation] = generation_holds_after_success(h.records)
+    assert (violation.node, violation.first["seq"], violation.second["seq"]) == ("a", 3, 4)
+    assert "no rollout or rollback in between" in violation.reason
+
+
+@pytest.mark.req("HIST-5")
+def test_a_success_report_with_selected_and_running_apart_is_named() -> None:
+    h = History()
+    job(h, "a", "running", G2, G1)
+    job(h, "a", "succeeded", G2, G1)
+    [violation] = generation_holds_after_success(h.records)
+    assert (violation.first["seq"], violation.second["seq"]) == (1, 2)
+    assert "selected /gnu/store/bbb-system but running /gnu/store/aaa-system" in violation.reason
+
+
+@pytest.mark.req("HIST-5")
+def test_the_next_rollout_or_rollback_releases_the_generation_and_a_restart_does_not() -> None:
+    h = History()
+    job(h, "a", "succeeded", G2, G2)
+    generation(h, "a", G2, G2)
+    h.add("invoke", "a", "generation.rollback", {"generation": 1})
+    job(h, "a", "running", G1, G2, job_id="j2")  # mid-rollback: apart, and not at G2
+    job(h, "a", "succeeded", G1, G1, job_id="j2")
+    job(h, "a", "succeeded", G2, G2, job_id="j1")  # the old job's report is not about now
+    assert generation_holds_after_success(h.records) == []
+    h.add("invoke", "a", "fault.restart", {"args": ["a"]})
+    generation(h, "a", G2, G1)  # a restart that replays the old plan moves it: a violation
+    [violation] = generation_holds_after_success(h.records)
+    assert violation.first["seq"] == 5 and violation.second["seq"] == 8
+
+
+# -- lost writes ----------------------------------------------------------------------------------
+
+
+@pytest.mark.req("HIST-6")
+def test_an_acknowledged_case_missing_from_a_nodes_last_read_is_a_lost_write() -> None:
+    h = History()
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    read(h, "b")  # not there yet: a later read decides
+    read(h, "a", case("c1"))
+    read(h, "b")  # b's last read: still missing
+    [violation] = acknowledged_writes_survive(h.records)
+    assert (violation.node, violation.row) == ("b", "c1")
+    assert (violation.first["seq"], violation.second["seq"]) == (2, 5)
+    assert "c1 is missing" in violation.reason
+
+
+@pytest.mark.req("HIST-6")
+def test_a_write_seen_eventually_by_every_node_is_no_loss() -> None:
+    h = History()
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    read(h, "b")
+    read(h, "b", case("c1"))
+    read(h, "a", case("c1"))
+    read(h, "a", run="run-2")  # another run's read holds none of run-1's rows
+    assert acknowledged_writes_survive(h.records) == []
+
+
+@pytest.mark.req("HIST-6")
+def test_only_reads_after_the_last_heal_of_active_nodes_in_the_same_table_life_count() -> None:
+    h = History()
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    h.add("invoke", "b", "fault.partition", {"args": ["b", []]})
+    read(h, "b")  # cut off: not after the last heal
+    h.add("invoke", "c", "legion.decommission", {"args": ["c"]})
+    h.add("ok", "c", "legion.decommission", {})
+    read(h, "c")  # decommissioned: receives no new writes
+    h.add("invoke", "d", "generation.rollback", {"generation": 1})
+    read(h, "d")  # its tables started a new life after the write
+    assert acknowledged_writes_survive(h.records) == []
+    h.add("invoke", None, "heal.all", {"args": []})
+    read(h, "b")  # healed and still missing: lost
+    assert [v.node for v in acknowledged_writes_survive(h.records)] == ["b"]
+
+
+@pytest.mark.req("HIST-6")
+def test_a_refused_decommission_leaves_the_node_judged() -> None:
+    h = History()
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    h.add("invoke", "c", "legion.decommission", {"args": ["c"]})
+    h.add("fail", "c", "legion.decommission", {"error": "unsafe-operation"})
+    read(h, "c")
+    assert [v.node for v in acknowledged_writes_survive(h.records)] == ["c"]
+
+
+@pytest.mark.req("HIST-6")
+def test_a_counter_below_its_acknowledged_increments_is_a_lost_write() -> None:
+    h = History()
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    increment(h, "a", case("c1", 3), 3)
+    increment(h, "b", case("c1", 10), 10)
+    read(h, "a", case("c1", 3))  # the 10 from b never arrived
+    read(h, "b", case("c1", 13))
+    [violation] = acknowledged_writes_survive(h.records)
+    assert violation.node == "a" and "counter 3, below the 13" in violation.reason
+
+
+@pytest.mark.req("HIST-6")
+def test_a_negative_increment_leaves_the_counter_unjudged() -> None:
+    h = History()
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    increment(h, "a", case("c1", 3), 3)
+    increment(h, "a", case("c1", 1), -2)
+    read(h, "a", case("c1", 0))
+    assert acknowledged_writes_survive(h.records) == []
+
+
+# -- values never go back -------------------------------------------------------------------------
+
+
+@pytest.mark.req("HIST-7")
+@pytest.mark.parametrize(
+    ("later", "words"),
+    [
+        (case("c1", 2, T3), "counter of c1 went back from 3 to 2"),
+        (case("c1", 3, T1), "updated_at of c1 went back"),
+        (None, "c1 disappeared"),
+    ],
+)
+def test_a_plugin_row_that_goes_back_is_named_with_both_reads(
+    later: dict[str, Any] | None, words: str
+) -> None:
+    h = History()
+    read(h, "a", case("c1", 3, T2))
+    read(h, "a", *([later] if later else []))
+    read(h, "a", case("c1", 3, T2))
+    [violation] = plugin_values_never_go_back(h.records)
+    assert (violation.node, violation.row) == ("a", "c1")
+    assert (violation.first["seq"], violation.second["seq"]) == (1, 2)
+    assert words in violation.reason
+
+
+@pytest.mark.req("HIST-7")
+def test_other_runs_other_observers_resyncs_and_new_table_lives_are_no_going_back() -> None:
+    h = History()
+    read(h, "a", case("c1", 3, T2))
+    read(h, "b", case("c1", 1, T1))  # another observer lagging
+    read(h, "a", run="run-2")  # a read of another run
+    h.add("invoke", "a", "sync.resync", {"full": True})
+    read(h, "a", case("c1", 1, T1))  # mid-resync, in the resync's test
+    h.add("invoke", "a", "generation.rollback", {"generation": 1})
+    read(h, "a")  # the rollback dropped the tables
+    assert plugin_values_never_go_back(h.records) == []
+
+
+@pytest.mark.req("HIST-6")
+def test_the_failure_message_shows_the_acknowledgement_and_the_read_without_the_row() -> None:
+    h = History()
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    read(h, "a", case("c2"))
+    message = failure_message(check(h.records), "artifacts/S/history.jsonl")
+    assert "invariant 'acknowledged writes survive', node a: a acknowledged plugin.cases" in message
+    assert '"without": "c1"' in message and '"cases": 1' in message
+    assert "history: artifacts/S/history.jsonl" in message
