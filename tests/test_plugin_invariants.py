@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.test_history_invariants import History
-from tribesqa.history import check, failure_message
+from tribesqa.history import HistoryCheckError, check, failure_message
 from tribesqa.history.plugin_invariants import (
     acknowledged_writes_survive,
     generation_holds_after_success,
@@ -217,3 +217,14 @@ def test_the_failure_message_shows_the_acknowledgement_and_the_read_without_the_
     assert "invariant 'acknowledged writes survive', node a: a acknowledged plugin.cases" in message
     assert '"without": "c1"' in message and '"cases": 1' in message
     assert "history: artifacts/S/history.jsonl" in message
+
+
+@pytest.mark.req("HIST-1")
+def test_an_invariant_that_cannot_read_a_record_is_named_not_a_traceback() -> None:
+    def broken(records: Any) -> list[Any]:
+        raise KeyError("seq")
+
+    with pytest.raises(
+        HistoryCheckError, match="invariant 'broken' could not judge the history: KeyError"
+    ):
+        check([], {"broken": broken})

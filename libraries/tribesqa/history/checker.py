@@ -42,7 +42,19 @@ def check(
     """Every violation of every invariant (or of the ``invariants`` given), in invariant order."""
     chosen = INVARIANTS if invariants is None else invariants
     ordered = sorted(records, key=lambda r: r.get("seq", 0))
-    return [violation for invariant in chosen.values() for violation in invariant(ordered)]
+    found: list[Violation] = []
+    for name, invariant in chosen.items():
+        try:
+            found += invariant(ordered)
+        except Exception as error:  # a record of a shape no invariant foresaw: say which
+            raise HistoryCheckError(
+                f"invariant '{name}' could not judge the history: {type(error).__name__}: {error}"
+            ) from None
+    return found
+
+
+class HistoryCheckError(ValueError):
+    """An invariant met a record it cannot read (the message names the invariant)."""
 
 
 def describe_record(record: Record | None, node: str | None = None) -> str:

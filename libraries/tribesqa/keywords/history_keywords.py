@@ -9,7 +9,7 @@ from robot.api import logger
 from robot.api.deco import keyword
 
 from tribesqa.diagnostics import TribesFailure
-from tribesqa.history import HISTORY_FILE, check, failure_message
+from tribesqa.history import HISTORY_FILE, HistoryCheckError, check, failure_message
 from tribesqa.keywords.component import Component
 from tribesqa.reporting.snapshot import safe_name
 
@@ -42,7 +42,11 @@ class HistoryKeywords(Component):
         ended = self.ctx.history.end_suite()
         if ended is None or not ended.records:
             return
-        violations = check(ended.records)
+        try:
+            violations = check(ended.records)
+        except HistoryCheckError as error:
+            logger.warn(f"{ended.suite}: {error}")
+            return
         if violations:
             link = str(ended.path) if ended.path else None
             logger.warn(failure_message(violations, link, limit=2))
@@ -52,11 +56,13 @@ class HistoryKeywords(Component):
         """Fail when the suite's history so far breaks an invariant, naming the invariant, the
         node and the two observations that contradict each other, with a link to the history.
 
-        The invariants (``tribesqa.history.invariants``): membership rows move forward per
-        observer; activation stamps never decrease; no row for a node Legion never
-        materialized; a decommissioned node's transport address never comes back into an
-        observer's sync servers. Resync, reactivation, crash and restart operations license
-        their nodes' rows.
+        The invariants (``tribesqa.history.invariants`` and ``plugin_invariants``): membership
+        rows move forward per observer; activation stamps never decrease; no row for a node
+        Legion never materialized; a decommissioned node's transport address never comes back
+        into an observer's sync servers; after a job reported success, selected and running
+        stay at its generation; every acknowledged plugin write is in each active node's last
+        read after the last heal; no plugin value goes back. Resync, reactivation, crash and
+        restart operations license their nodes' rows.
 
         Example:
         | History Should Satisfy Invariants
@@ -70,8 +76,11 @@ class HistoryKeywords(Component):
         # The test judges every node the suite observed: its row in the fleet matrix.
         for node in sorted({r["node"] for r in records if isinstance(r.get("node"), str)}):
             self.ctx.note_node(node)
-        violations = check(records)
         link = self.history_link()
+        try:
+            violations = check(records)
+        except HistoryCheckError as error:
+            raise TribesFailure(f"{error} ({link})") from None
         if violations:
             logger.info(f'<a href="{html.escape(link)}">{html.escape(link)}</a>', html=True)
             raise TribesFailure(failure_message(violations, link))
