@@ -276,11 +276,19 @@ def test_a_fault_between_checkpoints_is_caught_by_the_history_alone(
     fault_runs: dict[tuple[str, str], SuiteRun], fault: str, suite: str
 ) -> None:
     """Every checkpoint of the suite passes under the fault; only the checker over the whole
-    history goes red: what the history adds over checkpoints, proven per fault."""
-    red = sorted(_real_failures(fault_runs[(fault, suite)]))
+    history goes red: what the history adds over checkpoints, proven per fault. Its message
+    links the two contradicting records, each in its own artifact."""
+    run = fault_runs[(fault, suite)]
+    red = _real_failures(run)
     assert [name.rsplit(".", 1)[-1] for name in red] == [HISTORY_TEST], (
-        f"fault {fault} should break no checkpoint of {suite}, only the history check; red: {red}"
+        f"fault {fault} should break no checkpoint of {suite}, only the history check; "
+        f"red: {sorted(red)}"
     )
+    [message] = red.values()
+    records = re.search(r"records: (.+)", message)
+    assert records, message
+    for link in records.group(1).split(", "):
+        assert (run.outputdir / link).is_file(), link
 
 
 @pytest.mark.parametrize(("fault", "requirement"), REQUIREMENT_PAIRS)

@@ -92,12 +92,18 @@ def _plugin_row(value: Any, row_id: str) -> Any:
     return {"status": value.get("status"), "query": value.get("query"), "without": row_id, **counts}
 
 
-def failure_message(violations: Sequence[Violation], artifact: str | None, limit: int = 5) -> str:
-    """The failure text: a count, then per violation the invariant, the node and both records."""
+def failure_message(
+    violations: Sequence[Violation],
+    artifact: str | None,
+    limit: int = 5,
+    record_links: Sequence[Sequence[str]] = (),
+) -> str:
+    """The failure text: a count, then per violation the invariant, the node, both records and
+    (``record_links``, one entry per violation) the artifacts holding them."""
     if not violations:
         return ""
     lines = [f"the suite history breaks {len(violations)} invariant check(s):"]
-    for violation in violations[:limit]:
+    for index, violation in enumerate(violations[:limit]):
         where = f" on {violation.observer}" if violation.observer else ""
         lines.append(
             f"- invariant '{violation.invariant}', node {violation.node}{where}: {violation.reason}"
@@ -105,6 +111,8 @@ def failure_message(violations: Sequence[Violation], artifact: str | None, limit
         row = violation.row or violation.node
         lines.append(f"    first:  {describe_record(violation.first, row)}")
         lines.append(f"    second: {describe_record(violation.second, row)}")
+        if index < len(record_links) and record_links[index]:
+            lines.append(f"    records: {', '.join(record_links[index])}")
     if len(violations) > limit:
         lines.append(f"... and {len(violations) - limit} more")
     if artifact:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import html
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from robot.api import logger
 from robot.api.deco import keyword
 
 from tribesqa.diagnostics import TribesFailure
-from tribesqa.history import HISTORY_FILE, HistoryCheckError, check, failure_message
+from tribesqa.history import HISTORY_FILE, HistoryCheckError, Violation, check, failure_message
 from tribesqa.keywords.component import Component
 from tribesqa.reporting.snapshot import safe_name
 
@@ -26,7 +28,28 @@ class HistoryKeywords(Component):
         return labels.output_dir / "artifacts" / safe_name(labels.suite, "suite") / HISTORY_FILE
 
     def history_link(self) -> str:
-        path = self.history_path()
+        return self._relative(self.history_path())
+
+    def _record_artifacts(self, violations: Sequence[Violation], limit: int = 5) -> list[list[str]]:
+        """Each shown violation's two records as their own files (scrubbed) next to the
+        history: ``history-violations/<n>-first-seq<seq>.json``; the links, relative to the
+        output directory, one list per violation."""
+        folder = self.history_path().parent / "history-violations"
+        links: list[list[str]] = []
+        for number, violation in enumerate(violations[:limit], 1):
+            pair: list[str] = []
+            for side, record in (("first", violation.first), ("second", violation.second)):
+                if record is None:
+                    continue
+                path = folder / f"{number}-{side}-seq{record.get('seq')}.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                clean = self.ctx.history.scrub(dict(record))
+                path.write_text(json.dumps(clean, indent=2, sort_keys=True, default=str))
+                pair.append(self._relative(path))
+            links.append(pair)
+        return links
+
+    def _relative(self, path: Path) -> str:
         try:
             return str(path.relative_to(self.ctx.labels.output_dir))
         except ValueError:
@@ -82,6 +105,11 @@ class HistoryKeywords(Component):
         except HistoryCheckError as error:
             raise TribesFailure(f"{error} ({link})") from None
         if violations:
-            logger.info(f'<a href="{html.escape(link)}">{html.escape(link)}</a>', html=True)
-            raise TribesFailure(failure_message(violations, link))
+            records = self._record_artifacts(violations)
+            anchors = [link, *(path for pair in records for path in pair)]
+            logger.info(
+                " ".join(f'<a href="{html.escape(a)}">{html.escape(a)}</a>' for a in anchors),
+                html=True,
+            )
+            raise TribesFailure(failure_message(violations, link, record_links=records))
         logger.info(f"{len(records)} history records hold every invariant ({link})")
