@@ -228,3 +228,289 @@ def test_an_invariant_that_cannot_read_a_record_is_named_not_a_traceback() -> No
         HistoryCheckError, match="invariant 'broken' could not judge the history: KeyError"
     ):
         check([], {"broken": broken})
+
+
+# -- every rule on its own (the mutation run's survivors showed which were only implied) ----------
+
+
+@pytest.mark.req("HIST-5")
+def test_the_exact_wording_of_a_generation_that_moved_and_of_a_split_success() -> None:
+    h = History()
+    job(h, "a", "succeeded", G2, G2)
+    generation(h, "a", G2, G1)
+    job(h, "b", "succeeded", G2, G1, job_id="j9")
+    moved, split = generation_holds_after_success(h.records)
+    assert moved.reason == (
+        f"after rollout job j1 reported succeeded on a at {G2}, a reported selected {G2}, "
+        f"running {G1} with no rollout or rollback in between"
+    )
+    assert (moved.invariant, moved.node, moved.observer) == (
+        "generation holds after success",
+        "a",
+        None,
+    )
+    assert (
+        split.reason
+        == f"rollout job j9 reported succeeded on b with selected {G2} but running {G1}"
+    )
+    assert (split.node, split.first, split.second["seq"]) == ("b", None, 3)
+
+
+@pytest.mark.req("HIST-5")
+def test_the_same_jobs_later_report_is_judged_and_one_violation_is_named_per_success() -> None:
+    h = History()
+    job(h, "a", "succeeded", G2, G2)
+    job(h, "a", "succeeded", G1, G1)  # the same job, now at another generation
+    generation(h, "a", G1, G1)  # repeats it: not a second violation
+    [violation] = generation_holds_after_success(h.records)
+    assert (violation.first["seq"], violation.second["seq"]) == (1, 2)
+
+
+@pytest.mark.req("HIST-5")
+def test_a_split_success_after_a_new_job_names_the_report_before_it() -> None:
+    h = History()
+    job(h, "a", "succeeded", G1, G1)
+    generation(h, "a", G1, G1)
+    h.add("invoke", "a", "rollout.start", {"plan_id": "p"})
+    job(h, "a", "succeeded", G2, G1, job_id="j2")
+    [violation] = generation_holds_after_success(h.records)
+    assert (violation.first["seq"], violation.second["seq"]) == (2, 4)
+
+
+@pytest.mark.req("HIST-5")
+@pytest.mark.parametrize("reset", ["legion.destroy", "legion.replace", "legion.reactivate"])
+def test_legion_resets_release_the_generation_and_unreadable_reports_are_skipped(
+    reset: str,
+) -> None:
+    h = History()
+    job(h, "a", "succeeded", G2, G2)
+    h.add("observation", "a", "generation.status", {"error": "connection refused"})
+    h.add("info", "a", "generation.status", {"selected": G1, "running": G2})
+    h.add("observation", None, "generation.status", {"selected": G1, "running": G2})
+    generation(h, "b", G1, G1)  # another node
+    assert generation_holds_after_success(h.records) == []
+    h.add("invoke", "a", reset, {"args": ["a"]})
+    generation(h, "a", G1, G1)
+    assert generation_holds_after_success(h.records) == []
+
+
+@pytest.mark.req("HIST-6")
+def test_the_exact_wording_of_a_lost_write() -> None:
+    h = History()
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    read(h, "b")
+    [violation] = acknowledged_writes_survive(h.records)
+    assert violation.reason == (
+        "a acknowledged plugin.cases (#2), but b's last read after the last heal (#3) "
+        "says c1 is missing"
+    )
+    assert (violation.invariant, violation.node, violation.observer, violation.row) == (
+        "acknowledged writes survive",
+        "b",
+        None,
+        "c1",
+    )
+
+
+def _lost_on_b(*between: tuple[str, str | None, str, Any]) -> list[str]:
+    """Nodes that lost c1 when ``between`` (records: type, node, what, value) happen after the
+    write and before b's last read, which lacks it."""
+    h = History()
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    for kind, node, what, value in between:
+        h.add(kind, node, what, value)
+    read(h, "b")
+    return [v.node for v in acknowledged_writes_survive(h.records)]
+
+
+@pytest.mark.req("HIST-6")
+@pytest.mark.parametrize(
+    ("between", "lost"),
+    [
+        ([], ["b"]),
+        ([("invoke", "b", "fault.partition", {"args": ["b", []]})], []),
+        ([("invoke", "c", "fault.partition", {"args": ["c", []]})], []),  # any fault in effect
+        (
+            [
+                ("invoke", "b", "fault.partition", {"args": ["b", []]}),
+                ("invoke", None, "heal.all", {"args": []}),
+            ],
+            ["b"],
+        ),
+        ([("invoke", "b", "fault.crash", {"args": ["b"]})], []),
+        (
+            [
+                ("invoke", "b", "fault.crash", {"args": ["b"]}),
+                ("invoke", "c", "fault.restart", {"args": ["c"]}),
+            ],
+            [],
+        ),
+        (
+            [
+                ("invoke", "b", "fault.crash", {"args": ["b"]}),
+                ("invoke", "b", "fault.restart", {"args": ["b"]}),
+            ],
+            ["b"],
+        ),
+        ([("invoke", "b", "fault.outage", {"args": ["b", True]})], []),
+        (
+            [
+                ("invoke", "b", "fault.outage", {"args": ["b", True]}),
+                ("invoke", "b", "fault.outage", {"args": ["b", False]}),
+            ],
+            ["b"],
+        ),
+        ([("ok", "b", "legion.decommission", {})], []),
+        ([("fail", "b", "legion.decommission", {"error": "refused"})], ["b"]),
+        ([("ok", "b", "legion.decommission", {}), ("ok", "b", "legion.reactivate", {})], ["b"]),
+        ([("ok", "b", "legion.decommission", {}), ("fail", "b", "legion.reactivate", {})], []),
+        ([("invoke", "b", "rollout.start", {})], []),
+        ([("invoke", "b", "generation.rollback", {})], []),
+        ([("invoke", "b", "legion.destroy", {})], []),
+        ([("invoke", "b", "legion.replace", {})], []),
+        ([("invoke", "c", "generation.rollback", {})], ["b"]),  # another node's tables
+        ([("ok", "b", "rollout.start", {})], ["b"]),  # the invoke starts the new life
+    ],
+)
+def test_which_reads_are_after_the_last_heal_of_an_active_node_in_the_same_life(
+    between: list[tuple[str, str | None, str, Any]], lost: list[str]
+) -> None:
+    assert _lost_on_b(*between) == lost
+
+
+@pytest.mark.req("HIST-6")
+def test_a_reactivated_node_is_judged_again() -> None:
+    h = History()
+    h.add("ok", "b", "legion.decommission", {})
+    h.add("ok", "b", "legion.reactivate", {})
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    read(h, "b")
+    assert [v.node for v in acknowledged_writes_survive(h.records)] == ["b"]
+
+
+@pytest.mark.req("HIST-6")
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [500, {"id": "c1", "run_id": RUN}],
+        ["201", {"id": "c1", "run_id": RUN}],
+        [201, "c1"],
+        [201, {"run_id": RUN}],
+        [201],
+        {"status": 201},
+    ],
+)
+def test_only_a_2xx_answer_with_a_row_id_is_an_acknowledgement(answer: Any) -> None:
+    h = History()
+    h.add("ok", "a", "plugin.write:plugin.cases", answer)
+    read(h, "b")
+    assert acknowledged_writes_survive(h.records) == []
+
+
+@pytest.mark.req("HIST-6")
+def test_events_are_acknowledged_writes_too_and_reads_before_the_ack_say_nothing() -> None:
+    h = History()
+    read(h, "b")
+    write(h, "a", "plugin.events", {"id": "e1", "run_id": RUN, "created_at": T1})
+    write(h, "a", "plugin.other", {"id": "o1", "run_id": RUN})  # not a create this checks
+    assert acknowledged_writes_survive(h.records) == []
+    event = {"id": "e1", "run_id": RUN, "created_at": T1}
+    h.add("observation", "b", "plugin.state", {"status": 200, "body": {"events": [event]}})
+    h.records[-1]["value"]["query"] = {"run_id": RUN}
+    assert acknowledged_writes_survive(h.records) == []
+    h.add("observation", "c", "plugin.state", {"status": 200, "body": {"events": []}})
+    assert [v.row for v in acknowledged_writes_survive(h.records)] == ["e1"]
+
+
+@pytest.mark.req("HIST-6")
+@pytest.mark.parametrize(
+    ("steps", "shown", "lost"),
+    [
+        ([3, 10], 13, False),
+        ([3, 10], 12, True),
+        ([2], 2, False),
+        ([True], 0, False),  # not an increment count
+        ([3, -1], 0, False),
+    ],
+)
+def test_the_counter_is_at_least_its_acknowledged_increments(
+    steps: list[Any], shown: int, lost: bool
+) -> None:
+    h = History()
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    for by in steps:
+        increment(h, "a", case("c1", 0), by)
+    read(h, "a", case("c1", shown))
+    increment(h, "a", case("c1", 0), 100)  # after the last read: not yet owed
+    found = acknowledged_writes_survive(h.records)
+    assert bool(found) is lost
+    if lost:
+        assert found[0].reason.endswith(
+            f"says c1 has counter {shown}, below the {sum(steps)} its acknowledged increments "
+            "add up to"
+        )
+
+
+@pytest.mark.req("HIST-6")
+def test_an_increment_without_by_counts_one_and_a_counter_that_is_not_a_number_is_skipped() -> None:
+    h = History()
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    increment(h, "a", case("c1", 1), 1)
+    h.records[-2]["value"]["body"] = {}  # the invoke's body: no `by`
+    read(h, "a", case("c1", 0))
+    assert [v.row for v in acknowledged_writes_survive(h.records)] == ["c1"]
+    read(h, "a", {**case("c1"), "counter": None})
+    assert acknowledged_writes_survive(h.records) == []
+
+
+@pytest.mark.req("HIST-7")
+def test_one_violation_per_row_and_life_and_events_keep_their_created_at() -> None:
+    h = History()
+    read(h, "a", case("c1", 3, T2))
+    read(h, "a", case("c1", 2, T2))
+    read(h, "a", case("c1", 1, T2))  # the same row again: not a second violation
+    event = {"id": "e1", "run_id": RUN, "created_at": T2}
+    h.add("observation", "a", "plugin.state", {"status": 200, "body": {"events": [event]}})
+    h.add("observation", "a", "plugin.state", {"status": 200, "body": {"events": []}})
+    found = plugin_values_never_go_back(h.records)
+    assert [(v.row, v.reason) for v in found] == [
+        ("c1", "counter of c1 went back from 3 to 2"),
+        ("e1", "e1 disappeared after it had been read"),
+    ]
+    assert (found[0].invariant, found[0].node, found[0].observer) == (
+        "plugin values never go back",
+        "a",
+        None,
+    )
+
+
+@pytest.mark.req("HIST-7")
+def test_a_negative_increment_frees_the_counter_not_the_stamp_and_failed_reads_say_nothing() -> (
+    None
+):
+    h = History()
+    increment(h, "a", case("c1", 1), -2)
+    read(h, "a", case("c1", 3, T2))
+    h.add("observation", "a", "plugin.state", {"status": 503, "body": {}})
+    h.add("observation", "a", "plugin.state", {"status": 200, "body": "busy"})
+    read(h, "a", case("c1", 1, T3))
+    assert plugin_values_never_go_back(h.records) == []
+    read(h, "a", case("c1", 1, T1))
+    assert [v.reason for v in plugin_values_never_go_back(h.records)] == [
+        f"updated_at of c1 went back from {T3} to {T1}"
+    ]
+
+
+@pytest.mark.req("HIST-7")
+def test_a_resync_licenses_only_its_own_node_and_test() -> None:
+    h = History()
+    read(h, "a", case("c1", 3, T2))
+    h.add("invoke", "b", "sync.resync", {"full": True})
+    read(h, "a", case("c1", 1, T2))
+    assert [v.node for v in plugin_values_never_go_back(h.records)] == ["a"]
+    h = History()
+    h.add("invoke", "a", "sync.resync", {"full": True})
+    h.test = "S.T2"  # the resync's license ended with its test
+    read(h, "a", case("c1", 3, T2))
+    read(h, "a", case("c1", 1, T2))
+    assert [v.node for v in plugin_values_never_go_back(h.records)] == ["a"]
