@@ -514,3 +514,88 @@ def test_a_resync_licenses_only_its_own_node_and_test() -> None:
     read(h, "a", case("c1", 3, T2))
     read(h, "a", case("c1", 1, T2))
     assert [v.node for v in plugin_values_never_go_back(h.records)] == ["a"]
+
+
+@pytest.mark.req("HIST-5")
+def test_a_report_without_both_generations_says_nothing() -> None:
+    h = History()
+    job(h, "a", "succeeded", G2, G2)
+    h.add("observation", "a", "generation.status", {"selected": G1, "running": None})
+    h.add("observation", "a", "generation.status", {"selected": None, "running": G1})
+    assert generation_holds_after_success(h.records) == []
+
+
+@pytest.mark.req("HIST-6")
+@pytest.mark.parametrize(("status", "owed"), [(200, True), (299, True), (300, False), (199, False)])
+def test_every_2xx_status_and_only_those_acknowledge(status: int, owed: bool) -> None:
+    h = History()
+    h.add("ok", "a", "plugin.write:plugin.cases", [status, case("c1")])
+    read(h, "b")
+    assert bool(acknowledged_writes_survive(h.records)) is owed
+
+
+@pytest.mark.req("HIST-6")
+def test_a_later_lost_write_is_found_after_writes_that_say_nothing() -> None:
+    h = History()
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    increment(h, "a", case("c1", 1), 1)
+    read(h, "b", case("c1", 1))  # c2 is not acknowledged yet: this read owes it nothing
+    write(h, "a", "plugin.cases", case("c2"), {"run_id": RUN})
+    write(h, "a", "plugin.cases", case("c3"), {"run_id": RUN})
+    read(h, "b", case("c1", 1), case("c3"))
+    assert [(v.node, v.row) for v in acknowledged_writes_survive(h.records)] == [("b", "c2")]
+
+
+@pytest.mark.req("HIST-6")
+def test_increments_count_by_their_own_row_and_one_without_by_or_invoke_counts_one() -> None:
+    h = History()
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    write(h, "a", "plugin.cases/c1/rename", case("c1"), {"name": "x"})  # not an increment
+    h.add("ok", "a", "plugin.write:plugin.cases/c1/increment", [200, case("c1", 1)])  # no invoke
+    increment(h, "a", case("c1", 2), 1)
+    h.records[-2]["value"]["body"] = {}  # the invoke's body: no `by`
+    increment(h, "a", case("c1", 2), 0)  # zero is not negative: still counted
+    read(h, "a", case("c1", 2))
+    assert acknowledged_writes_survive(h.records) == []
+    read(h, "a", case("c1", 1))
+    [violation] = acknowledged_writes_survive(h.records)
+    assert "counter 1, below the 2" in violation.reason
+
+
+@pytest.mark.req("HIST-6")
+def test_each_rollout_or_rollback_starts_a_new_life_of_the_tables() -> None:
+    h = History()
+    h.add("invoke", "b", "rollout.start", {})
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    h.add("invoke", "b", "generation.rollback", {})
+    read(h, "b")  # b's tables are not the ones the write was acknowledged in
+    assert acknowledged_writes_survive(h.records) == []
+
+
+@pytest.mark.req("HIST-7")
+def test_equal_reads_other_runs_rows_and_odd_items_are_no_going_back() -> None:
+    h = History()
+    read(h, "a", case("c0", run="run-0"), case("c1", 3, T2), "not a row", {"id": None})
+    read(h, "a", case("c1", 3, T2))  # run-1's read: c0 of run-0 is not expected in it
+    read(h, "a", case("c1", 2, T2))
+    assert [v.row for v in plugin_values_never_go_back(h.records)] == ["c1"]
+
+
+@pytest.mark.req("HIST-7")
+def test_an_events_created_at_that_moves_back_is_named() -> None:
+    h = History()
+    for stamp in (T2, T1):
+        event = {"id": "e1", "run_id": RUN, "created_at": stamp}
+        h.add("observation", "a", "plugin.state", {"status": 200, "body": {"events": [event]}})
+    [violation] = plugin_values_never_go_back(h.records)
+    assert violation.reason == f"created_at of e1 went back from {T2} to {T1}"
+
+
+@pytest.mark.req("HIST-7")
+def test_a_resync_is_matched_to_the_reader_through_legions_node_ids() -> None:
+    h = History()
+    h.add("info", None, "node_ids", {"a": "node-a"})
+    read(h, "a", case("c1", 3, T2))
+    h.add("invoke", "a", "sync.resync", {"full": True})
+    read(h, "a", case("c1", 1, T2))
+    assert plugin_values_never_go_back(h.records) == []

@@ -15,6 +15,7 @@ life only. A full resync licenses going back (as for membership rows), never los
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -89,7 +90,7 @@ def _split(node: str, before: Record | None, success: Record, seen: tuple[str, s
         None,
         before,
         success,
-        f"{value.get('kind', 'job')} job {value.get('job_id')} reported succeeded on {node} "
+        f"{value.get('kind')} job {value.get('job_id')} reported succeeded on {node} "
         f"with selected {seen[0]} but running {seen[1]}",
     )
 
@@ -102,7 +103,7 @@ def _moved(node: str, success: Record, record: Record, seen: tuple[str, str]) ->
         None,
         success,
         record,
-        f"after {value.get('kind', 'job')} job {value.get('job_id')} reported succeeded on {node} "
+        f"after {value.get('kind')} job {value.get('job_id')} reported succeeded on {node} "
         f"at {value.get('running')}, {node} reported selected {seen[0]}, running {seen[1]} "
         "with no rollout or rollback in between",
     )
@@ -142,7 +143,8 @@ class _Lives:
     whether Legion had decommissioned it: walked once, in order, alongside the records."""
 
     def __init__(self) -> None:
-        self.life: dict[str, int] = {}
+        self.life: dict[str, int] = {}  # node -> which life (absent: the first)
+        self._lives = itertools.count(1)
         self.decommissioned: set[str] = set()
         self.faults: set[tuple[str, str]] = set()
 
@@ -155,7 +157,7 @@ class _Lives:
         if record.get("type") != "invoke":
             return
         if what in JOB_STARTS or what in NODE_RESETS:
-            self.life[node] = self.life.get(node, 0) + 1
+            self.life[node] = next(self._lives)
         if what == "heal.all":
             self.faults.clear()
         elif what == "fault.restart":
@@ -164,9 +166,6 @@ class _Lives:
             self.faults.discard(("fault.outage", node))
         elif what in _FAULTS:
             self.faults.add((str(what), node))
-
-    def key(self, node: str) -> tuple[str, int]:
-        return node, self.life.get(node, 0)
 
 
 def _outage_starts(record: Record) -> bool:
@@ -179,7 +178,7 @@ def _acknowledged(records: Sequence[Record]) -> list[tuple[Record, str, Any, int
     invoked = {r.get("op"): r for r in records if r.get("type") == "invoke"}
     writes: list[tuple[Record, str, Any, int | None]] = []
     for record in records:
-        what = str(record.get("what") or "")
+        what = str(record.get("what"))
         value = record.get("value")
         if record.get("type") != "ok" or not what.startswith("plugin.write:"):
             continue
@@ -204,32 +203,27 @@ def acknowledged_writes_survive(records: Sequence[Record]) -> list[Violation]:
     holds every row a node acknowledged creating before it, and each case's counter is at least
     the sum of the increments acknowledged before it (when none of them was negative)."""
     lives = _Lives()
-    life_at_ack: dict[tuple[int, str], tuple[str, int]] = {}  # (ack seq, node) -> life key
+    writes = _acknowledged(records)
+    creates = {ack["seq"]: (ack, row_id, run) for ack, row_id, run, by in writes if by is None}
+    lives_then: dict[int, dict[str, int]] = {}  # ack seq -> each node's table life at the ack
     last_read: dict[tuple[str, int, Any], tuple[Record, bool]] = {}  # (node, life, run) -> read
-    runs = {run for _, _, run, _ in _acknowledged(records)}
-    nodes = {str(r.get("node")) for r in records if _plugin_rows(r) is not None}
     for record in records:
         lives.step(record)
-        if record.get("type") == "ok" and str(record.get("what", "")).startswith("plugin.write:"):
-            for node in nodes:
-                life_at_ack[(record["seq"], node)] = lives.key(node)
+        if record.get("seq") in creates:
+            lives_then[record["seq"]] = dict(lives.life)
         rows = _plugin_rows(record)
         if rows is None:
             continue
         node = str(record.get("node"))
         judged = not lives.faults and node not in lives.decommissioned
-        for run in runs:
+        for _, _, run in creates.values():
             if _covers(record, run):
-                last_read[(*lives.key(node), run)] = (record, judged)
-    writes = _acknowledged(records)
+                last_read[(node, lives.life.get(node, 0), run)] = (record, judged)
     found: list[Violation] = []
-    for node in sorted(nodes):
-        for ack, row_id, run, by in writes:
-            if by is not None:
-                continue
-            life = life_at_ack.get((ack["seq"], node))
-            read, judged = last_read.get((*life, run), (None, False)) if life else (None, False)
-            if read is None or not judged or read["seq"] < ack["seq"]:
+    for node in sorted({key[0] for key in last_read}):
+        for seq, (ack, row_id, run) in creates.items():
+            read, judged = last_read.get((node, lives_then[seq].get(node, 0), run), (ack, False))
+            if not judged or read["seq"] < seq:
                 continue
             rows = _plugin_rows(read) or {}
             if row_id not in rows:
@@ -267,7 +261,7 @@ def _lost(node: str, row_id: str, ack: Record, read: Record, what: str) -> Viola
         None,
         ack,
         read,
-        f"{ack.get('node')} acknowledged {ack.get('what', '').split(':', 1)[-1]} "
+        f"{ack.get('node')} acknowledged {str(ack.get('what')).removeprefix('plugin.write:')} "
         f"(#{ack.get('seq')}), but {node}'s last read after the last heal (#{read.get('seq')}) "
         f"says {what}",
         row_id,
@@ -291,7 +285,7 @@ def plugin_values_never_go_back(records: Sequence[Record]) -> list[Violation]:
         if rows is None:
             continue
         node = str(record.get("node"))
-        life = lives.key(node)
+        life = (node, lives.life.get(node, 0))
         known = seen.setdefault(life, {})
         for row_id, (before, old) in list(known.items()):
             if not _covers(record, old.get("run_id")) or (*life, row_id) in reported:
