@@ -4,14 +4,32 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Any
 
 from robot.api import logger
 from robot.api.deco import keyword
 
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.history import HISTORY_FILE, check, failure_message
+from tribesqa.history.invariants import Violation
 from tribesqa.keywords.component import Component
 from tribesqa.reporting.snapshot import safe_name
+
+CHECK_WHAT = "history.check"
+_VERDICT_VIOLATIONS = 5
+
+
+def verdict(checked: int, violations: list[Violation]) -> dict[str, Any]:
+    """The ``history.check`` info value: how many records were judged, whether every invariant
+    held, and the first violations (invariant and node; the failure message has the rest)."""
+    return {
+        "records": checked,
+        "held": not violations,
+        "violations": len(violations),
+        "broken": [
+            {"invariant": v.invariant, "node": v.node} for v in violations[:_VERDICT_VIOLATIONS]
+        ],
+    }
 
 
 class HistoryKeywords(Component):
@@ -56,7 +74,8 @@ class HistoryKeywords(Component):
         observer; activation stamps never decrease; no row for a node Legion never
         materialized; a decommissioned node's transport address never comes back into an
         observer's sync servers. Resync, reactivation, crash and restart operations license
-        their nodes' rows.
+        their nodes' rows. The verdict is recorded too (``history.check``): the test's
+        timeline picture shows it.
 
         Example:
         | History Should Satisfy Invariants
@@ -71,6 +90,8 @@ class HistoryKeywords(Component):
         for node in sorted({r["node"] for r in records if isinstance(r.get("node"), str)}):
             self.ctx.note_node(node)
         violations = check(records)
+        # The verdict goes into the history too: the test's picture shows it (it calls no node).
+        history.info(None, CHECK_WHAT, verdict(len(records), violations))
         link = self.history_link()
         if violations:
             logger.info(f'<a href="{html.escape(link)}">{html.escape(link)}</a>', html=True)
