@@ -250,3 +250,59 @@ def test_tribes_qa_timeline_draws_a_run_again_or_says_there_is_no_history(tmp_pa
     assert done.exit_code == 0 and f"Timeline: {page}" in done.output
     [svg] = re.findall(r"<svg .*?</svg>", page.read_text(), re.S)
     assert ET.fromstring(svg).get("data-title") == TEST
+
+
+def test_hand_made_requests_are_marked_accepted_refused_or_unanswered() -> None:
+    records = [
+        rec(1, "observation", 0.0, "probe.node.info", "hetzner-1", {"status": 200, "ok": True}),
+        rec(2, "observation", 0.1, "probe.node.info", "hetzner-1", {"status": 401, "error": "x"}),
+        rec(3, "observation", 0.2, "healthz", "ovh-1", {"error": "unreachable: refused"}),
+        rec(4, "invoke", 0.3, "probe.sync.resync", "ovh-1", {}, "op-1"),
+        rec(5, "fail", 0.4, "probe.sync.resync", "ovh-1", {"status": 409, "error": "unsafe"}, "op-1"),
+        rec(6, "observation", 0.5, "node.info", "hetzner-1", {"node_id": "hetzner-1"}),
+    ]  # fmt: skip
+    root = ET.fromstring(render_timeline(records, title="t"))
+    marks = [
+        (m.get("data-node"), m.get("data-what"), m.get("data-outcome"))
+        for m in find(root, "request")
+    ]
+    assert marks == [
+        ("hetzner-1", "probe.node.info", "accepted"),
+        ("hetzner-1", "probe.node.info", "refused"),
+        ("ovh-1", "healthz", "no-answer"),
+    ]  # a plain read (node.info) is no request mark
+    fills = [m.find(f"{SVG}polygon").get("fill") for m in find(root, "request")]
+    assert fills == ["#00897b", "#ef6c00", "#d32f2f"]
+    [write] = find(root, "op", what="probe.sync.resync")
+    assert write.get("data-outcome") == "fail" and "unsafe" in write.find(f"{SVG}title").text
+    assert find(root, "empty") == []
+
+
+def test_the_checker_verdict_is_a_mark_on_the_run_lane() -> None:
+    held = {"records": 30, "held": True, "violations": 0, "broken": []}
+    broken = {"records": 31, "held": False, "violations": 1, "broken": [{"node": "n"}]}
+    records = [
+        rec(1, "info", 0.0, "history.check", None, held),
+        rec(2, "info", 1.0, "history.check", None, broken),
+    ]
+    root = ET.fromstring(render_timeline(records, title="t"))
+    assert [g.get("data-lane") for g in find(root, "lane")] == ["node:run"]
+    verdicts = [
+        (m.get("data-outcome"), m.find(f"{SVG}polygon").get("fill")) for m in find(root, "check")
+    ]
+    assert verdicts == [("held", "#2e7d32"), ("broken", "#d32f2f")]
+
+
+def test_a_test_without_a_lane_gets_a_picture_that_says_why(tmp_path: Path) -> None:
+    empty = ET.fromstring(render_timeline([], title="t", start=T0, failure_at=T0 + 2.0))
+    [note] = find(empty, "empty", records="0")
+    assert "nothing recorded" in note.text
+    [failure] = find(empty, "failure")
+    assert failure.get("data-at") == "2.000"
+    reads = [rec(1, "observation", 0.0, "rollout.preview", "hetzner-1", {"missing": []})]
+    [note] = find(ET.fromstring(render_timeline(reads, title="t")), "empty", records="1")
+    assert note.text == "1 record(s), none drawn as a lane: rollout.preview"
+    # Only when asked (the history is on): otherwise a test without records stays without.
+    assert timeline_of_test(tmp_path, "Suite", TEST) is None
+    svg = timeline_of_test(tmp_path, "Suite", TEST, started=T0, draw_empty=True)
+    assert ET.fromstring(svg).get("data-title") == TEST and 'class="empty"' in svg

@@ -185,7 +185,7 @@ class TribesLibrary(DynamicCore):
         self.ctx.history.test = None
 
     def _log_timeline(self, result: Any) -> None:
-        """The test's timeline picture (from its suite's history.jsonl) into log.html, if any."""
+        """The test's timeline picture (from its suite's history.jsonl) into log.html."""
         failed = getattr(result, "status", "") == "FAIL"
         try:
             svg = timeline_of_test(
@@ -195,6 +195,9 @@ class TribesLibrary(DynamicCore):
                 started=self._test_started,
                 failed_at=(self._failed_at or time.monotonic()) if failed else None,
                 message=getattr(result, "message", ""),
+                # The history is on and this suite's is open: a test with no record truly
+                # touched nothing, and its picture says so (every test has a picture).
+                draw_empty=self.ctx.history.enabled and self.ctx.history.current is not None,
             )
         except Exception as error:  # a picture never changes a verdict
             logger.warn(f"{result.full_name}: timeline not drawn: {error}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,7 @@ The Running Generation Link Read Over SSH Matches The API
     Should Be Equal    ${result.stdout}    ${status.running}\n
     Should Be Equal    ${result.stderr}    ${EMPTY}
     Should Be Equal    ${result.node}    ${NODE}
+    Generation Links Should Match API    ${NODE}
 
 Stdout Stderr And Exit Status Come Back Apart
     ${result}=    Run Command On Node    ${NODE}    echo out; echo err >&2; exit 3
@@ -108,6 +110,17 @@ def _check(result: object) -> None:
     for path in (out / "log.html", out / "output.xml"):
         assert OPENSSH_KEY_BODY not in _readable(path), path.name
     assert "&lt;redacted&gt;" in log or "<redacted>" in log
+    # Every command is an operation in the run history (its exit status, never its output);
+    # the generation links read over SSH are an observation.
+    [history] = (out / "artifacts").glob("*/history.jsonl")
+    assert OPENSSH_KEY_BODY not in history.read_text()
+    records = [json.loads(line) for line in history.read_text().splitlines()]
+    commands = [(r["type"], r["value"]) for r in records if r["what"] == "ssh.command"]
+    assert ("ok", {"rc": 3}) in commands
+    assert ("invoke", {"command": "echo out; echo err >&2; exit 3"}) in commands
+    assert any(kind == "fail" and "SSH login" in value["error"] for kind, value in commands)
+    [links] = [r["value"] for r in records if r["what"] == "ssh.generation_links"]
+    assert set(links) == {"selected", "running"}
 
 
 @pytest.mark.slow

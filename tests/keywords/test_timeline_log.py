@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from tests.keywords.conftest import RunRobot
+import robot
+from robot.api import ExecutionResult
+
+from tests.keywords.conftest import ROOT, SIM_VARIABLES, RunRobot
 
 SUITE = """\
 *** Settings ***
@@ -38,7 +42,7 @@ def html_messages(test: Any) -> list[str]:
     return [item.message for item in test.body if item.type == "MESSAGE" and item.html]
 
 
-def test_a_test_with_history_gets_its_svg_in_log_html_and_one_without_gets_none(
+def test_a_test_with_history_gets_its_svg_in_log_html_and_one_without_a_picture_saying_so(
     run_robot: RunRobot, tmp_path: Any
 ) -> None:
     artifacts = tmp_path / "timeline-out" / "artifacts" / "Timeline"
@@ -53,8 +57,20 @@ def test_a_test_with_history_gets_its_svg_in_log_html_and_one_without_gets_none(
     assert svg.get("data-title") == "Timeline.Drawn Test"
     classes = [element.get("class") for element in svg.iter()]
     assert {"band", "op", "failure"} <= set(classes)
-    assert html_messages(without) == []
+    # No record: the test truly touched nothing, and its picture says so.
+    [nothing] = html_messages(without)
+    empty = ET.fromstring(nothing)[0]
+    assert empty.get("data-title") == "Timeline.Test Without History"
+    assert [e.get("data-records") for e in empty.iter() if e.get("class") == "empty"] == ["0"]
     assert "<svg" in (result.output_dir / "log.html").read_text()
+
+
+def test_with_the_history_switched_off_no_picture_is_drawn(
+    run_robot: RunRobot, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("TRIBES_QA_HISTORY", "0")
+    result = run_robot(SUITE, name="timeline")
+    assert [html_messages(test) for test in result.suite.tests] == [[], []]
 
 
 def test_the_run_page_marks_where_each_failed_test_failed_and_skips_old_histories(
@@ -111,3 +127,35 @@ def test_the_recorded_history_of_a_test_is_drawn_in_its_own_log(run_robot: RunRo
     whats = {element.get("data-what") for element in svg.iter()}
     assert "legion.provision_init" in whats, whats
     assert any(element.get("class") == "band" for element in svg.iter())
+
+
+def test_every_test_of_the_security_suite_gets_a_picture_of_what_it_did(tmp_path: Any) -> None:
+    # The suite's tests send hand-made requests only (and one checks the history): each picture
+    # must show them, not just exist. One cheap suite of the matrix, run as the matrix runs it.
+    out = tmp_path / "security-out"
+    robot.run(
+        str(ROOT / "suites" / "admin_api_security.robot"),
+        variablefile=[str(SIM_VARIABLES)],
+        outputdir=str(out),
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    tests = list(ExecutionResult(str(out / "output.xml")).suite.all_tests)
+    assert len(tests) >= 18 and all(test.status == "PASS" for test in tests)
+    for test in tests:
+        pictures = html_messages(test)
+        assert len(pictures) == 1, test.name
+        svg = ET.fromstring(pictures[0])[0]
+        classes = [element.get("class") for element in svg.iter()]
+        assert "lane" in classes and "empty" not in classes, test.name
+        marks = [e for e in svg.iter() if e.get("class") in ("request", "check")]
+        assert marks, test.name
+        if test.name == "The Suite History Holds Every Invariant":
+            assert [m.get("data-outcome") for m in marks] == ["held"]
+        else:
+            assert {m.get("data-what") for m in marks} == {"probe.node.info"}, test.name
+            assert "refused" in {m.get("data-outcome") for m in marks}, test.name
+    # The probes' headers never reach the history: no NIP-98 header, event or signature.
+    written = "".join(path.read_text() for path in (out / "artifacts").glob("*/history.jsonl"))
+    assert "probe.node.info" in written
+    assert "Nostr " not in written and '"sig"' not in written

@@ -74,13 +74,21 @@ def send(
     """POST ``body`` with exactly ``headers`` to the client's management endpoint.
 
     Returns (HTTP status, the JSON answer or at most 200 characters of its text); ``what``
-    names the request if the node cannot be reached.
+    names the request if the node cannot be reached. With the client's recorder, the request
+    goes into the run history as ``probe.<method>`` with its status and error code (the body's
+    method and params only: the headers, signature and all, never reach the history).
     """
-    response = client.raw(body, headers, what=what)
-    try:
-        return response.status_code, response.json()
-    except ValueError:
-        return response.status_code, response.text[:200]
+
+    def post() -> tuple[int, Any]:
+        response = client.raw(body, headers, what=what)
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, response.text[:200]
+
+    if client.recorder is None:
+        return post()
+    return client.recorder.probe(client.node, body, post)
 
 
 def with_bad_signature(event: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ method and the cause, e.g. ``node ovh-1 / rollout.start refused: substitutes-mis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import httpx
@@ -46,6 +47,20 @@ class CallRecorder(Protocol):
 
     def call(self, node: str, method: str, params: dict[str, Any], run: Any) -> Any: ...
 
+    def exchange(
+        self,
+        node: str,
+        what: str,
+        params: Any,
+        send: Callable[[], tuple[int, Any]],
+        *,
+        write: bool = False,
+    ) -> tuple[int, Any]: ...
+
+    def probe(
+        self, node: str, body: bytes, send: Callable[[], tuple[int, Any]]
+    ) -> tuple[int, Any]: ...
+
 
 class ManagementClient:
     """Calls ``POST <admin_url>/api/admin/management`` on one node."""
@@ -82,6 +97,12 @@ class ManagementClient:
         self.http.close()
 
     def healthz(self) -> tuple[int, Any]:
+        """``GET /healthz``: (HTTP status, JSON answer or text); recorded as ``healthz``."""
+        if self.recorder is not None:
+            return self.recorder.exchange(self.node, "healthz", None, self._healthz)
+        return self._healthz()
+
+    def _healthz(self) -> tuple[int, Any]:
         try:
             response = self.http.get(f"{self.admin_url}/healthz", auth=None)
         except httpx.HTTPError as error:

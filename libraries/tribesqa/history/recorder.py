@@ -3,7 +3,8 @@
 ``results/artifacts/<suite>/history.jsonl`` (the suite's artifact directory), one object per line:
 ``seq`` (per suite, from 1), ``type`` (observation | invoke | ok | fail | info), ``test``
 (full test name or null in suite setup/teardown), ``node``, ``what`` (``cluster_nodes.list``,
-``legion.decommission``, ``fault.partition``, ...), ``op`` (links invoke to ok/fail), ``mono``
+``legion.decommission``, ``fault.partition``, ``probe.node.info``, ``healthz``, ``history.check``, ...),
+``op`` (links invoke to ok/fail), ``mono``
 (the runner's ``time.monotonic()``), ``wall`` (RFC 3339 UTC), ``digest`` (first 16 hex of the
 sha256 of the canonical JSON value) and ``value`` (compact JSON).
 
@@ -41,6 +42,11 @@ OPERATION_METHODS = frozenset(
     }
 )
 _MEMBER_FIELDS = ("status", "activated_at", "decommissioned_at", "transport_address")
+# A hand-made management request is recorded as ``probe.<method>`` (never as ``<method>``: what
+# the node answered a flawed request is not what it answers the library's own call);
+# ``probe.request`` when its body names no method (not JSON, no envelope).
+PROBE_PREFIX = "probe."
+_SHOWN_TEXT_CHARS = 120
 
 
 def history_enabled() -> bool:
@@ -83,6 +89,32 @@ def compact(what: str, value: Any) -> Any:
             "reboot_required": value.get("reboot_required"),
         }
     return value
+
+
+def answer_summary(status: int, answer: Any) -> dict[str, Any]:
+    """An HTTP answer in a few fields: the status and, for a management envelope, ``ok`` or the
+    error code (never the message or the result: the history keeps what decides, compactly)."""
+    if isinstance(answer, Mapping) and ("ok" in answer or "error" in answer):
+        if answer.get("ok") is True:
+            return {"status": status, "ok": True}
+        return {"status": status, "error": str(answer.get("error") or f"http-{status}")}
+    if isinstance(answer, Mapping):
+        return {"status": status, "body": dict(answer)}
+    return {"status": status, "text": str(answer)[:_SHOWN_TEXT_CHARS]}
+
+
+def probe_envelope(body: bytes) -> tuple[str, dict[str, Any] | None]:
+    """``(what, params)`` of a hand-made management request body: ``probe.<method>`` and the
+    envelope's params (when they are an object), ``probe.request`` when it names no method."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return f"{PROBE_PREFIX}request", None
+    method = envelope.get("method") if isinstance(envelope, dict) else None
+    if not isinstance(method, str) or not method or len(method) > 64 or " " in method:
+        return f"{PROBE_PREFIX}request", None
+    params = envelope.get("params")
+    return f"{PROBE_PREFIX}{method}", dict(params) if isinstance(params, dict) else None
 
 
 def wall_now() -> str:
@@ -204,6 +236,47 @@ class HistoryRecorder:
             raise
         self.observe(node, method, result)
         return result
+
+    def exchange(
+        self,
+        node: str,
+        what: str,
+        params: Any,
+        send: Callable[[], tuple[int, Any]],
+        *,
+        write: bool = False,
+    ) -> tuple[int, Any]:
+        """A hand-made HTTP request (``send`` returns its status and answer), summarised by
+        ``answer_summary``: a read is an observation; a ``write`` is an operation, ok when the
+        node accepted it (200, ``ok: true``) and fail (status and error code) when it refused.
+        A request that gets no answer is observed (or fails) as ``{"error": ...}``, re-raised."""
+        if not self.enabled:
+            return send()
+        if not write:
+            try:
+                status, answer = send()
+            except Exception as error:
+                self._append("observation", node, what, {"error": _one_line(error)}, None)
+                raise
+            self._append("observation", node, what, answer_summary(status, answer), None)
+            return status, answer
+        op = self.invoke(node, what, params)
+        try:
+            status, answer = send()
+        except BaseException as error:
+            self.failed(op, node, what, error)
+            raise
+        summary = answer_summary(status, answer)
+        self._append("ok" if summary.get("ok") is True else "fail", node, what, summary, op)
+        return status, answer
+
+    def probe(self, node: str, body: bytes, send: Callable[[], tuple[int, Any]]) -> tuple[int, Any]:
+        """A hand-made management request (``body`` as sent; its headers never reach the
+        history): ``probe.<method>``, an operation when the method changes a node
+        (``OPERATION_METHODS``: a node that wrongly accepts it changes), else an observation."""
+        what, params = probe_envelope(body)
+        write = what.removeprefix(PROBE_PREFIX) in OPERATION_METHODS
+        return self.exchange(node, what, params, send, write=write)
 
     # -- writing -------------------------------------------------------------------------------
     def flush(self) -> Path | None:

@@ -6,6 +6,7 @@ import html
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from robot.api import logger
 from robot.api.deco import keyword
@@ -14,6 +15,22 @@ from tribesqa.diagnostics import TribesFailure
 from tribesqa.history import HISTORY_FILE, HistoryCheckError, Violation, check, failure_message
 from tribesqa.keywords.component import Component
 from tribesqa.reporting.snapshot import safe_name
+
+CHECK_WHAT = "history.check"
+_VERDICT_VIOLATIONS = 5
+
+
+def verdict(checked: int, violations: list[Violation]) -> dict[str, Any]:
+    """The ``history.check`` info value: how many records were judged, whether every invariant
+    held, and the first violations (invariant and node; the failure message has the rest)."""
+    return {
+        "records": checked,
+        "held": not violations,
+        "violations": len(violations),
+        "broken": [
+            {"invariant": v.invariant, "node": v.node} for v in violations[:_VERDICT_VIOLATIONS]
+        ],
+    }
 
 
 class HistoryKeywords(Component):
@@ -85,7 +102,8 @@ class HistoryKeywords(Component):
         into an observer's sync servers; after a job reported success, selected and running
         stay at its generation; every acknowledged plugin write is in each active node's last
         read after the last heal; no plugin value goes back. Resync, reactivation, crash and
-        restart operations license their nodes' rows.
+        restart operations license their nodes' rows. The verdict is recorded too
+        (``history.check``): the test's timeline picture shows it.
 
         Example:
         | History Should Satisfy Invariants
@@ -103,13 +121,18 @@ class HistoryKeywords(Component):
         try:
             violations = check(records)
         except HistoryCheckError as error:
+            history.info(
+                None, CHECK_WHAT, {"records": len(records), "held": False, "error": str(error)}
+            )
             raise TribesFailure(f"{error} ({link})") from None
+        # The verdict goes into the history too: the test's picture shows it (it calls no node).
+        history.info(None, CHECK_WHAT, verdict(len(records), violations))
         if violations:
-            records = self._record_artifacts(violations)
-            anchors = [link, *(path for pair in records for path in pair)]
+            record_links = self._record_artifacts(violations)
+            anchors = [link, *(path for pair in record_links for path in pair)]
             logger.info(
                 " ".join(f'<a href="{html.escape(a)}">{html.escape(a)}</a>' for a in anchors),
                 html=True,
             )
-            raise TribesFailure(failure_message(violations, link, record_links=records))
+            raise TribesFailure(failure_message(violations, link, record_links=record_links))
         logger.info(f"{len(records)} history records hold every invariant ({link})")

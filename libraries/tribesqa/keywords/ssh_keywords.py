@@ -14,6 +14,9 @@ from tribesqa.keywords.component import Component
 from tribesqa.reporting.snapshot import SecretScrubber
 
 _LOGGED_OUTPUT_CHARS = 4000
+_RECORDED_COMMAND_CHARS = 200
+# The run history's names for what these keywords do on a node (the recorder's format).
+LINKS_WHAT = "ssh.generation_links"
 
 
 class SshKeywords(Component):
@@ -48,7 +51,11 @@ class SshKeywords(Component):
         name = str(node)
         try:
             endpoint = self.ctx.ssh_endpoint(name)
-            result = self.ctx.ssh().run(name, endpoint, str(command), purpose="ad-hoc command")
+            # Any command may change the node: an operation in the run history (scrubbed).
+            params = {"command": str(command)[:_RECORDED_COMMAND_CHARS]}
+            with self.ctx.history.operation(name, "ssh.command", params) as out:
+                result = self.ctx.ssh().run(name, endpoint, str(command), purpose="ad-hoc command")
+                out.append({"rc": result.rc})
         except SshCommandError as error:
             raise TribesFailure(str(error)) from None
         self._log(result, str(command))
@@ -67,19 +74,26 @@ class SshKeywords(Component):
         | Should Be Equal    ${links}[selected]    ${links}[running]
         """
         commands = self.ctx.require_target().node_commands()
-        links = {}
-        for name in ("selected", "running"):
-            result = self.ctx.ssh().run(
-                node,
-                self.ctx.ssh_endpoint(node),
-                commands[f"{name}_generation"],
-                purpose=f"read {name} generation",
-            )
-            if result.rc != 0:
-                raise TribesFailure(
-                    f"node {node}: reading the {name} generation over SSH failed (exit {result.rc}): {result.stderr.strip()[-200:]}"
+        links: dict[str, str] = {}
+        try:
+            for name in ("selected", "running"):
+                result = self.ctx.ssh().run(
+                    node,
+                    self.ctx.ssh_endpoint(node),
+                    commands[f"{name}_generation"],
+                    purpose=f"read {name} generation",
                 )
-            links[name] = result.stdout.strip()
+                if result.rc != 0:
+                    raise TribesFailure(
+                        f"node {node}: reading the {name} generation over SSH failed (exit {result.rc}): {result.stderr.strip()[-200:]}"
+                    )
+                links[name] = result.stdout.strip()
+        except Exception as error:
+            self.ctx.history.observe(
+                node, LINKS_WHAT, {"error": " ".join(str(error).split())[:300]}
+            )
+            raise
+        self.ctx.history.observe(node, LINKS_WHAT, links)
         return links
 
     @keyword

@@ -5,7 +5,11 @@
 * one lane per node: operations (invoke -> ok/fail), faults and heals (``fault.*`` / ``heal.*``),
   info records, and strips for the sync mode (``sync.status``) and a selected generation that is
   not the running one (``generation.status``);
-* a ``run`` lane for records that name no node.
+* a ``run`` lane for records that name no node: the invariant checker's verdict
+  (``history.check``) is a mark there.
+
+Hand-made requests (``probe.<method>`` observations, ``healthz``) are marks on their node's
+lane, accepted or refused; a hand-made write (``probe.sync.resync``) is an operation like any.
 
 Times are seconds from the start of the picture (the records' ``mono`` minus the start).
 """
@@ -18,6 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MEMBERSHIP_WHAT = "cluster_nodes.list"
+CHECK_WHAT = "history.check"
+REQUEST_PREFIX = "probe."
+HEALTH_WHAT = "healthz"
 RUN_LANE = "run"
 ROW_H = 18
 NODE_H = 30
@@ -38,7 +45,7 @@ class Band:
 
 @dataclass
 class Mark:
-    kind: str  # op | fault | heal | info
+    kind: str  # op | fault | heal | info | request | check
     start: float
     end: float | None
     what: str
@@ -111,6 +118,7 @@ class LaneBuilder:
         )
         self._strips("generation.status", "generation", _pending_generation)
         self._operations()
+        self._requests()
         order = sorted(
             self.lanes.values(), key=lambda lane: (not lane.key.startswith("row:"), lane.key)
         )
@@ -168,12 +176,15 @@ class LaneBuilder:
                     if family in ("fault", "heal")
                     else ("op" if kind == "invoke" else "info")
                 )
+                outcome = "open" if kind == "invoke" else "info"
+                if kind == "info" and what == CHECK_WHAT:
+                    mark_kind, outcome = "check", _verdict(record.get("value"))
                 mark = Mark(
                     mark_kind,
                     self.t(record),
                     None,
                     what,
-                    "open" if kind == "invoke" else "info",
+                    outcome,
                     short(record.get("value")),
                     {"data-node": str(node or RUN_LANE), "data-what": what},
                 )
@@ -187,6 +198,39 @@ class LaneBuilder:
                 mark.outcome = str(kind)
                 if kind == "fail":
                     mark.detail = short(record.get("value"))
+
+    def _requests(self) -> None:
+        for record in self.records:
+            what = str(record.get("what") or "")
+            if record.get("type") != "observation" or not (
+                what.startswith(REQUEST_PREFIX) or what == HEALTH_WHAT
+            ):
+                continue
+            node = record.get("node")
+            self.node_lane(node).marks.append(
+                Mark(
+                    "request",
+                    self.t(record),
+                    None,
+                    what,
+                    request_outcome(record.get("value")),
+                    short(record.get("value")),
+                    {"data-node": str(node or RUN_LANE), "data-what": what},
+                )
+            )
+
+
+def request_outcome(value: Any) -> str:
+    """``accepted`` (HTTP 2xx), ``refused`` (any other status) or ``no-answer`` (no status)."""
+    status = value.get("status") if isinstance(value, Mapping) else None
+    if not isinstance(status, int) or isinstance(status, bool):
+        return "no-answer"
+    return "accepted" if 200 <= status < 300 else "refused"
+
+
+def _verdict(value: Any) -> str:
+    held = value.get("held") if isinstance(value, Mapping) else None
+    return "held" if held is True else "broken"
 
 
 def mono_of(record: Mapping[str, Any], default: Any) -> Any:

@@ -1,9 +1,10 @@
 """Timeline pictures from the history files: one per test in log.html, all of a run in a page.
 
 Reads ``<output>/artifacts/<suite dir>/history.jsonl`` (THE HISTORY FORMAT, written by the
-history recorder) and draws each test's records with :func:`render_timeline`. When a suite has
-no history file, or a test no record, nothing is drawn: the pictures are a view of the history,
-never a second source of it.
+history recorder) and draws each test's records with :func:`render_timeline`. The pictures are
+a view of the history, never a second source of it: a test with no record gets nothing, or, when
+the caller asks (``draw_empty``: the history is on, so the test truly recorded nothing), a picture
+that says so.
 
 * :func:`timeline_of_test` - the SVG the library's listener logs (``html=True``) at a test's end;
 * :func:`write_timeline_page` - ``results/timeline.html``, one section per suite and test, the
@@ -67,10 +68,12 @@ def timeline_of_test(
     started: float | None = None,
     failed_at: float | None = None,
     message: str = "",
+    draw_empty: bool = False,
 ) -> str | None:
-    """The SVG of ``test`` (its full name) from its suite's history; ``None`` when it has none."""
+    """The SVG of ``test`` (its full name) from its suite's history; ``None`` when it has none,
+    unless ``draw_empty``: then a picture saying it recorded nothing (and where it failed)."""
     records = records_of(load_history(history_path(output_dir, suite)), test)
-    if not records:
+    if not records and not draw_empty:
         return None
     return render_timeline(
         records, title=test, start=started, failure_at=failed_at, failure_message=message

@@ -14,7 +14,13 @@ Lanes, top to bottom, sorted by name:
   downward triangle) and heals (green upward triangle), a thin strip for the sync mode
   (``sync.status``) and an amber strip while the selected generation is not the running one
   (``generation.status``);
-* a ``run`` lane for records that name no node.
+* hand-made requests (``probe.<method>``, ``healthz``) as small diamonds on their node's lane,
+  teal when accepted, orange when refused, red when nothing answered;
+* a ``run`` lane for records that name no node, with the invariant checker's verdict
+  (``history.check``) as a large diamond, green when every invariant held, red when not.
+
+A test that recorded nothing, or nothing drawn as a lane, gets a picture saying so (with its
+failure line, if it failed): every test has a picture.
 
 A red line marks the failure point; the axis reads seconds from the start of the test.
 Elements carry ``data-*`` attributes (``data-node``, ``data-status``, ``data-what``, ...) so a
@@ -36,6 +42,9 @@ STATUS_COLOURS = {
 }
 UNKNOWN_COLOUR = "#b39ddb"
 SYNC_COLOURS = {"live": "#64b5f6", "catching_up": "#ffb74d", "stopped": "#757575"}
+REQUEST_COLOURS = {"accepted": "#00897b", "refused": "#ef6c00", "no-answer": "#d32f2f"}
+CHECK_COLOURS = {"held": "#2e7d32", "broken": "#d32f2f"}
+NOTE_H = 24
 
 WIDTH = 980
 LABEL_W = 230
@@ -82,7 +91,8 @@ def render_timeline(
     def x(at: float) -> float:
         return LABEL_W + max(0.0, min(at, duration)) * scale
 
-    height = AXIS_H + sum(lane.height for lane in lanes) + LEGEND_H + 8
+    note = _empty_note(ordered) if not lanes else None
+    height = AXIS_H + sum(lane.height for lane in lanes) + (NOTE_H if note else 0) + LEGEND_H + 8
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="tribes-timeline" width="{WIDTH}" '
         f'height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" '
@@ -95,6 +105,12 @@ def render_timeline(
     for lane in lanes:
         out += _lane(lane, y, x)
         y += lane.height
+    if note is not None:
+        out.append(
+            f'<text class="empty" data-records="{len(ordered)}" x="{LABEL_W}" y="{y + 16}" '
+            f'fill="#555">{escape(note)}</text>'
+        )
+        y += NOTE_H
     if failure_at is not None:
         at = failure_at - origin
         out.append(
@@ -105,6 +121,13 @@ def render_timeline(
     out += _legend(y + 6)
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _empty_note(records: list[Mapping[str, Any]]) -> str:
+    if not records:
+        return "nothing recorded in this test: it called no node and no Legion operation"
+    whats = sorted({str(r.get("what")) for r in records})
+    return f"{len(records)} record(s), none drawn as a lane: {short(', '.join(whats), 90)}"
 
 
 def _axis(duration: float, x: Any, height: int) -> list[str]:
@@ -180,6 +203,14 @@ def _mark(mark: Mark, mid: int, x: Any) -> str:
         return head + shape + "</g>"
     if mark.kind == "info":
         return head + f'<circle cx="{_px(x0)}" cy="{mid}" r="3" fill="#607d8b"/></g>'
+    if mark.kind in ("request", "check"):
+        size = 4 if mark.kind == "request" else 7
+        colours = REQUEST_COLOURS if mark.kind == "request" else CHECK_COLOURS
+        colour = colours.get(mark.outcome, UNKNOWN_COLOUR)
+        return head + (
+            f'<polygon points="{_px(x0)},{mid - size} {_px(x0 + size)},{mid} {_px(x0)},'
+            f'{mid + size} {_px(x0 - size)},{mid}" fill="{colour}"/></g>'
+        )
     colour = "#d32f2f" if mark.outcome == "fail" else "#1565c0"
     x1 = x(mark.end) if mark.end is not None else x0 + 12
     dash = ' stroke-dasharray="3,2"' if mark.end is None else ""
@@ -202,6 +233,10 @@ def _legend(y: int) -> list[str]:
         ("failed op", "#d32f2f"),
         ("fault ▼", "#d32f2f"),
         ("heal ▲", "#2e7d32"),
+        ("request accepted ◆", REQUEST_COLOURS["accepted"]),
+        ("request refused ◆", REQUEST_COLOURS["refused"]),
+        ("invariants held ◆", CHECK_COLOURS["held"]),
+        ("invariant broken ◆", CHECK_COLOURS["broken"]),
     ]
     parts = [f'<g class="legend" transform="translate(4,{y})">']
     offset, row = 0, 0
