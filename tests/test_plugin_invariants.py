@@ -599,3 +599,62 @@ def test_a_resync_is_matched_to_the_reader_through_legions_node_ids() -> None:
     h.add("invoke", "a", "sync.resync", {"full": True})
     read(h, "a", case("c1", 1, T2))
     assert plugin_values_never_go_back(h.records) == []
+
+
+@pytest.mark.req("HIST-5")
+def test_records_without_a_node_and_old_jobs_reports_do_not_stop_the_judging() -> None:
+    h = History()
+    job(h, "a", "succeeded", G2, G2, job_id="j2")
+    h.add("invoke", None, "heal.all", {"args": []})
+    job(h, "a", "succeeded", G1, G1, job_id="j1")  # an older job's report
+    generation(h, "a", G1, G1)
+    [violation] = generation_holds_after_success(h.records)
+    assert violation.invariant == "generation holds after success"
+    assert (violation.first["seq"], violation.second["seq"]) == (1, 4)
+    h = History()
+    job(h, "b", "succeeded", G2, G1)
+    assert generation_holds_after_success(h.records)[0].invariant == (
+        "generation holds after success"
+    )
+
+
+@pytest.mark.req("HIST-6")
+def test_every_lost_write_is_named_whatever_came_before_it() -> None:
+    h = History()
+    h.add("ok", "a", "plugin.write:plugin.cases", "not an answer")
+    h.add("ok", "a", "plugin.write:plugin.cases", [500, case("c0")])
+    write(h, "a", "plugin.cases", case("c1", run="run-0"), {"run_id": "run-0"})
+    read(h, "b", run="run-0")  # b's last run-0 read: before c9 ...
+    write(h, "a", "plugin.cases", case("c9", run="run-0"), {"run_id": "run-0"})  # ... owes nothing
+    write(h, "a", "plugin.cases", case("c2"), {"run_id": RUN})
+    write(h, "a", "plugin.cases", case("c3"), {"run_id": RUN})
+    read(h, "b")
+    found = acknowledged_writes_survive(h.records)
+    assert [(v.node, v.row) for v in found] == [("b", "c1"), ("b", "c2"), ("b", "c3")]
+
+
+@pytest.mark.req("HIST-6")
+def test_a_write_in_the_readers_current_table_life_is_judged() -> None:
+    h = History()
+    h.add("invoke", "b", "rollout.start", {})
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    read(h, "b")
+    assert [v.node for v in acknowledged_writes_survive(h.records)] == ["b"]
+
+
+@pytest.mark.req("HIST-7")
+def test_a_rollback_starts_a_new_life_and_a_zero_increment_keeps_the_counter_rule() -> None:
+    h = History()
+    read(h, "a", case("c1", 3, T2))
+    h.test = "S.T2"
+    h.add("invoke", "a", "generation.rollback", {"generation": 1})
+    read(h, "a")  # the tables were dropped: a new life
+    assert plugin_values_never_go_back(h.records) == []
+    h = History()
+    increment(h, "a", case("c1", 3), 0)
+    read(h, "a", case("c1", 3, T2))
+    read(h, "a", case("c1", 3, T3))  # the same counter, a later stamp: fine
+    read(h, "a", case("c1", 2, T3))
+    assert [v.reason for v in plugin_values_never_go_back(h.records)] == [
+        "counter of c1 went back from 3 to 2"
+    ]
