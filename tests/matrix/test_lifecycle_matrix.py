@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from robot.api import ExecutionResult
 
 from tests.matrix.conftest import REPO, RESULTS, SuiteRun, run_matrix
 from tribes_sim.fault_catalogue import CATALOGUE
@@ -217,12 +218,26 @@ def test_suites_run_whole_under_a_fault_have_independent_tests(suite: str) -> No
     )
 
 
+def _tests_without_a_picture(outputdir: Path) -> list[str]:
+    """Tests of a run whose log.html holds no timeline picture (issue 14: every test has one)."""
+    tests = ExecutionResult(str(outputdir / "output.xml")).suite.all_tests
+    return [
+        test.full_name
+        for test in tests
+        if not any(
+            item.type == "MESSAGE" and item.html and 'class="tribes-timeline"' in item.message
+            for item in test.body
+        )
+    ]
+
+
 def test_matrix_passes_against_the_simulator() -> None:
     run = run_matrix(RESULTS / "matrix-sim")
     assert run.failures == {}, "the matrix failed with no fault switched on:\n" + "\n".join(
         f"{name}: {message}" for name, message in run.failures.items()
     )
     assert run.passed >= 20, f"only {run.passed} tests ran"
+    assert _tests_without_a_picture(run.outputdir) == []
 
 
 def test_matrix_passes_through_the_real_fleet_strategy() -> None:
