@@ -39,3 +39,8 @@ Destructive Checks Pass On Every Gate Node
     [Tags]    destructive    req:GATE-5    req:GATE-6    req:GATE-7
     Skip Unless Destructive Checks Are Allowed    ${ALLOW_DESTRUCTIVE}
     Run The Destructive Gate Checks    ${ITERATIONS}
+
+The Suite History Holds Every Invariant
+    [Documentation]    Everything the suite observed between its checkpoints, judged as a whole.
+    [Tags]    req:HIST-1    req:HIST-2    req:HIST-3    req:HIST-4    req:HIST-5    req:HIST-6    req:HIST-7
+    History Should Satisfy Invariants

@@ -64,7 +64,8 @@ def test_allow_destructive_runs_them_and_tells_the_library(target: Path) -> None
 @pytest.mark.req("GUARD-3")
 def test_a_real_run_selects_only_the_read_only_tests(tmp_path: Path) -> None:
     """The installed command on the example real fleet, as a dry run: what would run is the
-    gate's preconditions and lifecycle checks and the admin API refusals, nothing destructive."""
+    gate's preconditions, lifecycle checks and history check and the admin API refusals, nothing
+    destructive."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     done = subprocess.run(
         [str(TRIBES_QA), "run", "--target", str(REAL), "--outputdir", str(tmp_path), "--",
@@ -80,7 +81,17 @@ def test_a_real_run_selects_only_the_read_only_tests(tmp_path: Path) -> None:
     suites = {t.parent.name for t in tests}
     assert suites == {"Admin Api Security", "Fleet Gate"}, suites
     gate = sorted(t.name for t in tests if t.parent.name == "Fleet Gate")
+    # The history test only reads what the run recorded: it runs on a real fleet too.
     assert gate == [
         "Lifecycle Checks Pass On Every Gate Node",
         "Roster Nodes Meet The Gate Preconditions",
+        "The Suite History Holds Every Invariant",
     ]
+
+
+def test_the_runner_finds_the_checkout_from_anywhere() -> None:
+    # `tribes-qa run` started outside the checkout falls back to the checkout's suites and
+    # variables: REPO must be the checkout, not a folder inside it.
+    from tribesqa.running.runner import REPO
+
+    assert (REPO / "suites").is_dir() and (REPO / "variables" / "sim.yaml").is_file(), REPO

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,3 +60,35 @@ def run_robot(tmp_path: Path) -> RunRobot:
         return result
 
     return run
+
+
+def html_messages(item: Any) -> list[str]:
+    """Every HTML message logged anywhere under ``item`` (a test or keyword)."""
+    found: list[str] = []
+    for child in getattr(item, "body", ()):
+        if getattr(child, "type", None) == "MESSAGE":
+            if child.html:
+                found.append(child.message)
+        else:
+            found += html_messages(child)
+    for extra in ("setup", "teardown"):
+        child = getattr(item, extra, None)
+        if child:
+            found += html_messages(child)
+    return found
+
+
+def wait_failure_report(result: Any, test: Any, node: str) -> str:
+    """The one failure report a wait logged under ``test``, checked for the diagnostics every
+    wait gives: the message, the per-node table, the mismatches (expected vs actual) and a
+    link to ``node``'s file of the failure snapshot, which exists."""
+    reports = [m for m in html_messages(test) if 'class="tribes-failure"' in m]
+    assert len(reports) == 1, reports
+    report = reports[0]
+    assert 'class="tribes-matrix"' in report, report
+    assert 'class="tribes-mismatches"' in report, report
+    links = re.findall(r'href="([^"]+)"', report)
+    linked = [href for href in links if href.endswith(f"/failure/{node}.json")]
+    assert linked, links
+    assert all((result.output_dir / href).is_file() for href in linked), linked
+    return report

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.keywords.conftest import SIM_VARIABLES, RunRobot
+from tests.keywords.conftest import SIM_VARIABLES, RunRobot, wait_failure_report
 
 # Waits meant to fail give up soon; the "stays" window is short but spans several polls.
 TIMEOUTS = {
@@ -79,7 +79,7 @@ Refusals Pass With Their Status And Fail Readably Otherwise
 
 The Decommissioned Node's Own View
     Run Keyword And Expect Error
-    ...    node hetzner-1 is decommissioned but cluster_status.self_status is active; its own row in cluster_nodes.list is active; sync.status mode is live, not stopped; sync.status still lists 1 sync server(s): scaleway-1 *
+    ...    decommissioned node hetzner-1 not out of the cluster: node hetzner-1 is decommissioned but cluster_status.self_status is active; its own row in cluster_nodes.list is active; sync.status mode is live, not stopped; sync.status still lists 1 sync server(s): scaleway-1 * after * s [[]timeout 2 s from membership_converged *; * polls]
     ...    Decommissioned Node Should Report Itself Out Of The Cluster    hetzner-1
     Decommission Node    scaleway-1
     Decommissioned Node Should Report Itself Out Of The Cluster    scaleway-1
@@ -164,12 +164,25 @@ def test_conformance_keywords_name_the_node_and_the_property_under_faults(
         "with a body that is not a JSON envelope: '500 Internal Server Error'"
     )
     assert failures["A Decommissioned Node That Says It Is Active"].startswith(
-        "node scaleway-1 is decommissioned but cluster_status.self_status is active (after "
+        "decommissioned node scaleway-1 not out of the cluster: node scaleway-1 is "
+        "decommissioned but cluster_status.self_status is active after "
     )
     assert failures["A Decommissioned Node That Still Receives"].startswith(
-        "node scaleway-1 is decommissioned but received "
+        "decommissioned node scaleway-1 not cut off from new writes: node scaleway-1 is "
+        "decommissioned but received "
     )
     assert "from hetzner-1" in failures["A Decommissioned Node That Still Receives"]
+    # Both fail through the one wait: the report shows the node's view, what is wrong in it
+    # (expected vs actual) and links the failure snapshot, like every other wait's.
+    tests = {t.name: t for t in result.suite.tests}
+    own_view = wait_failure_report(
+        result, tests["A Decommissioned Node That Says It Is Active"], "scaleway-1"
+    )
+    assert ">self_status<" in own_view and ">decommissioned<" in own_view and ">active<" in own_view
+    received = wait_failure_report(
+        result, tests["A Decommissioned Node That Still Receives"], "scaleway-1"
+    )
+    assert ">version_vector<" in received and ">hetzner-1<" in received
     assert failures["A Snapshot That Leaks"] == (
         "Legion's snapshot is not sanitized: secret material in the record of hetzner-1: "
         "nodes[0].ssh.private_key (and 1 more: record of scaleway-1: nodes[1].ssh.private_key)"

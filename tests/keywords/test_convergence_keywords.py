@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.keywords.conftest import html_messages
+
 SIM_VARIABLES = Path(__file__).resolve().parents[2] / "variables" / "sim.yaml"
 
 SHORT_TIMEOUTS = {
@@ -130,22 +132,6 @@ def faulty_variables(tmp_path: Path, faults: list[str]) -> Path:
 
 def by_name(result: Any) -> dict[str, Any]:
     return {test.name: test for test in result.suite.tests}
-
-
-def html_messages(item: Any) -> list[str]:
-    """Every HTML message logged anywhere under ``item`` (a test or keyword)."""
-    found: list[str] = []
-    for child in getattr(item, "body", ()):
-        if getattr(child, "type", None) == "MESSAGE":
-            if child.html:
-                found.append(child.message)
-        else:
-            found += html_messages(child)
-    for extra in ("setup", "teardown"):
-        child = getattr(item, extra, None)
-        if child:
-            found += html_messages(child)
-    return found
 
 
 def log_html_strings(path: Path) -> list[str]:

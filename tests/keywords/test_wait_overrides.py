@@ -112,7 +112,7 @@ def test_call_overrides_beat_the_table_and_the_message_says_so(
     # (the table's membership_converged is 30 s here) and says which timeout it used.
     assert newer.status == "FAIL"
     assert "is decommissioned but" in newer.message, newer.message
-    assert "[timeout 1 s from timeout=, poll 0.25 s from poll=]" in newer.message, newer.message
+    assert "[timeout 1 s from timeout=, poll 0.25 s from poll=; " in newer.message, newer.message
     assert 1.0 <= _after_s(newer.message) < TABLE_MEMBERSHIP_S / 2, newer.message
 
     stays = tests["A Stays Keyword Polls At Its Own Interval"]

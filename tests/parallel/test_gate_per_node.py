@@ -9,6 +9,8 @@ from datetime import datetime
 import pytest
 
 from tests.parallel.conftest import Env, keyword_runs, load, messages, write_target
+from tribesqa.history import read_history
+from tribesqa.reporting.snapshot import safe_name
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +41,7 @@ def test_gate_per_node_shares_one_fleet_and_serializes_destructive_checks(env: E
         "ovh-1",
         "scaleway-1",
     ]
-    assert result.statistics.total.passed == 12 and result.statistics.total.failed == 0
+    assert result.statistics.total.passed == 15 and result.statistics.total.failed == 0
 
     # ONE fleet: opened by one process (Run Setup Only Once), closed by one (Run Teardown Only
     # Once), every process attached to the same handle.
@@ -68,6 +70,27 @@ def test_gate_per_node_shares_one_fleet_and_serializes_destructive_checks(env: E
                 )
     tags = {tag for test in result.suite.all_tests for tag in test.tags if tag.startswith("node:")}
     assert tags == {"node:hetzner-1", "node:scaleway-1", "node:ovh-1"}
+
+    # Each process judged its own history. The resets the others ran while it waited for the
+    # fleet are in it, named with the process that ran them (history/shared.py): every
+    # exclusive hold after the first one takes in the earlier ones' resyncs and restarts.
+    judged = messages(result, "History Should Satisfy Invariants")
+    assert len(judged) == 3 and all(
+        re.fullmatch(r"\d+ history records hold every invariant \(artifacts/.+\)", m)
+        for m in judged
+    ), judged
+    histories = {
+        p.parent.name: read_history(p) for p in (out / "artifacts").glob("*/history.jsonl")
+    }
+    assert len(histories) == 3, sorted(histories)
+    imported = {
+        process: [r for r in records if r["type"] == "invoke" and "by" in (r["value"] or {})]
+        for process, records in histories.items()
+    }
+    assert sum(1 for records in imported.values() if records) >= 2, imported
+    for process, records in imported.items():
+        assert all(safe_name(r["value"]["suite"]) != process for r in records), records
+        assert {r["what"] for r in records} <= {"sync.resync", "fault.restart"}, records
     assert env.fleet_dirs() == []
 
 
@@ -86,7 +109,7 @@ def test_a_failing_gate_setup_fails_every_process_and_leaves_nothing(env: Env) -
     done = env.tribes_qa("run", "--gate-per-node", "--target", str(target), "--outputdir", str(out))
     assert done.returncode != 0
     result = load(out / "output.xml")
-    assert result.statistics.total.failed == 8 and result.statistics.total.passed == 0
+    assert result.statistics.total.failed == 10 and result.statistics.total.passed == 0
     reasons = {test.message for test in result.suite.all_tests}
     assert any("rename the roster entry" in reason for reason in reasons), reasons
     assert any("Setup failed in other process" in reason for reason in reasons), reasons
@@ -103,7 +126,7 @@ def test_the_same_gate_runs_sequentially_under_plain_robot(env: Env) -> None:
     assert done.returncode == 0, done.stdout[-3000:]
     assert "pabot" not in done.stderr.split("\n", 1)[0]
     result = load(out / "output.xml")
-    assert result.statistics.total.passed == 4
+    assert result.statistics.total.passed == 5
     assert messages(result, "Gate Preconditions Should Hold") == [
         "gate preconditions hold on hetzner-1, scaleway-1, ovh-1"
     ]

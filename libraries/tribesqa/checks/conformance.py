@@ -20,10 +20,73 @@ from tribesqa.contract import (
     SyncStatus,
     find_secret_material,
 )
+from tribesqa.reporting.diffing import PRESENCE, Mismatch
 
 # Origins a decommissioned node may still hear from: Legion writes to every machine it runs.
 LEGION_ORIGIN = "legion"
 _RECORD_PATH = re.compile(r"^nodes\[(\d+)\]")
+OWN_ROW = "own row"
+"""Row of a decommissioned node's report table: its own row in its ``cluster_nodes.list``."""
+
+
+def decommissioned_view_findings(
+    node: str,
+    node_id: str,
+    status: ClusterStatus,
+    rows: ClusterNodesList,
+    sync: SyncStatus,
+) -> list[tuple[str, Mismatch]]:
+    """What a decommissioned node gets wrong about itself: ``(problem, mismatch)`` pairs.
+
+    It reports ``self_status`` decommissioned, lists its own row decommissioned, and has
+    stopped syncing: ``sync.status`` mode ``stopped`` with no sync servers. The mismatch's row
+    is ``cluster_status``, ``own row`` or ``sync.status`` (the rows of the report's table).
+    """
+    found: list[tuple[str, Mismatch]] = []
+    if status.self_status is not MemberStatus.DECOMMISSIONED:
+        found.append(
+            (
+                f"cluster_status.self_status is {status.self_status.value}",
+                Mismatch(
+                    node,
+                    "cluster_status",
+                    "self_status",
+                    "decommissioned",
+                    status.self_status.value,
+                ),
+            )
+        )
+    own = rows.by_id().get(node_id)
+    if own is None:
+        found.append(
+            (
+                f"cluster_nodes.list has no row for itself ({node_id})",
+                Mismatch(node, OWN_ROW, PRESENCE, "present", "missing"),
+            )
+        )
+    elif own.status is not MemberStatus.DECOMMISSIONED:
+        found.append(
+            (
+                f"its own row in cluster_nodes.list is {own.status.value}",
+                Mismatch(node, OWN_ROW, "status", "decommissioned", own.status.value),
+            )
+        )
+    if sync.mode is not SyncMode.STOPPED:
+        found.append(
+            (
+                f"sync.status mode is {sync.mode.value}, not stopped",
+                Mismatch(node, "sync.status", "mode", "stopped", sync.mode.value),
+            )
+        )
+    if sync.servers:
+        servers = ", ".join(f"{s.node_id} ({s.url})" for s in sync.servers)
+        found.append(
+            (
+                f"sync.status still lists {len(sync.servers)} sync server(s): {servers}",
+                Mismatch(node, "sync.status", "servers", [], [s.node_id for s in sync.servers]),
+            )
+        )
+    return found
 
 
 def decommissioned_view_problems(
@@ -33,25 +96,8 @@ def decommissioned_view_problems(
     rows: ClusterNodesList,
     sync: SyncStatus,
 ) -> list[str]:
-    """What a decommissioned node gets wrong about itself (empty when its view is right).
-
-    It reports ``self_status`` decommissioned, lists its own row decommissioned, and has
-    stopped syncing: ``sync.status`` mode ``stopped`` with no sync servers.
-    """
-    problems = []
-    if status.self_status is not MemberStatus.DECOMMISSIONED:
-        problems.append(f"cluster_status.self_status is {status.self_status.value}")
-    own = rows.by_id().get(node_id)
-    if own is None:
-        problems.append(f"cluster_nodes.list has no row for itself ({node_id})")
-    elif own.status is not MemberStatus.DECOMMISSIONED:
-        problems.append(f"its own row in cluster_nodes.list is {own.status.value}")
-    if sync.mode is not SyncMode.STOPPED:
-        problems.append(f"sync.status mode is {sync.mode.value}, not stopped")
-    if sync.servers:
-        servers = ", ".join(f"{s.node_id} ({s.url})" for s in sync.servers)
-        problems.append(f"sync.status still lists {len(sync.servers)} sync server(s): {servers}")
-    return problems
+    """What a decommissioned node gets wrong about itself (empty when its view is right)."""
+    return [text for text, _ in decommissioned_view_findings(node, node_id, status, rows, sync)]
 
 
 def events_received_since(

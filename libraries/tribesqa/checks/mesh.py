@@ -3,7 +3,8 @@
 A view is one node's ``{"rows": cluster_nodes rows, "servers": sync.status servers}``. The node's
 derived sync servers must be the transport addresses of the *other* ``active`` rows of its own
 membership view (no decommissioned or syncing peer, none missing), each connected and not
-failing. Pure: no Robot, no network.
+failing. A partitioned node is the opposite: cut from the mesh, no connected link with anyone
+(``CutFromMeshJudge``). Pure: no Robot, no network.
 """
 
 from __future__ import annotations
@@ -102,3 +103,74 @@ class DerivedServersJudge(_Judge):
             matrix=matrix,
             mismatches=mismatches,
         )
+
+
+def _connected(server: Mapping[str, Any]) -> bool:
+    return bool(server.get("connected")) and not server.get("failing_reason")
+
+
+class CutFromMeshJudge(_Judge):
+    """A partition took effect: ``node`` reports none of its sync servers connected, and no
+    other observer reports ``node`` (``node_id``) as a connected sync server.
+
+    A view is one observer's ``{"servers": sync.status servers}``; an unreachable observer is
+    not yet proof either way."""
+
+    def __init__(self, node: str, node_id: str) -> None:
+        self.node = node
+        self.node_id = node_id
+        self.row = f"link with {node}"
+
+    def still_linked(self, observer: str, view: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """The servers of ``observer`` that still tie it to ``node`` (connected, not failing)."""
+        servers = [s for s in view.get("servers") or [] if _connected(s)]
+        if observer == self.node:
+            return servers
+        return [s for s in servers if str(s.get("node_id")) == self.node_id]
+
+    def _problem(self, observer: str, linked: list[Mapping[str, Any]]) -> str:
+        listed = ", ".join(f"{s.get('node_id')} ({s.get('url')})" for s in linked)
+        if observer == self.node:
+            return f"{observer} still reports its sync server(s) {listed} connected"
+        return f"{observer} still reports {self.node} as a connected sync server: {listed}"
+
+    def judge(self, views: Mapping[str, Any], errors: Mapping[str, str]) -> Judgement:
+        problems: list[str] = []
+        mismatches: list[Mismatch] = []
+        cells: dict[tuple[str, str], dict[str, Any] | None] = {}
+        lagging: list[str] = []
+        for observer, view in views.items():
+            if view is None:
+                problems.append(f"{observer} unreachable ({_short_error(errors.get(observer))})")
+                lagging.append(observer)
+                continue
+            linked = self.still_linked(observer, view)
+            peers = [str(s.get("node_id")) for s in linked]
+            cells[(self.row, observer)] = {
+                "expected": "cut",
+                "actual": "connected: " + ", ".join(peers) if linked else "cut",
+            }
+            if linked:
+                lagging.append(observer)
+                problems.append(self._problem(observer, linked))
+                mismatches += [Mismatch(observer, peer, "connected", False, True) for peer in peers]
+        unreachable = [n for n, v in views.items() if v is None]
+        done = not lagging
+        cut = len(views) - len(lagging)
+        return Judgement(
+            done=done,
+            problem="" if done else "; ".join(problems),
+            agreement=f"{cut} of {len(views)} nodes see {self.node} cut off",
+            lagging=lagging,
+            matrix=Matrix([self.row], list(views), cells, _FIELDS, unreachable),
+            mismatches=mismatches,
+        )
+
+
+def describe_servers(view: Any) -> str:
+    """Timeline cell: ``3 servers, 1 connected``."""
+    if not isinstance(view, Mapping):
+        return str(view)[:80]
+    servers = view.get("servers") or []
+    connected = sum(1 for s in servers if s.get("connected"))
+    return f"{len(servers)} servers, {connected} connected"

@@ -26,6 +26,7 @@ from tribesqa.waiting import (
     Clock,
     ConvergenceFailure,
     WaitResult,
+    consistently,
     poll_until,
     short_repr,
 )
@@ -184,26 +185,32 @@ class ConvergenceBase(Component):
         *,
         describe: Callable[[Any], str] = short_repr,
         once: bool = False,
+        hold: bool = False,
     ) -> WaitResult:
-        """poll_until (or one attempt when ``once``) with the report on failure."""
+        """poll_until (or one attempt when ``once``) with the report on failure.
+
+        ``hold``: ``consistently`` instead, for the window ``spec.timing`` gives ("stays X for
+        D s"): fails at the first poll the judge does not find done, with the same report.
+        """
+        pacing: dict[str, Any] = {
+            "what": spec.done,  # the goal (console progress lines); failures use spec.what
+            "interval_s": spec.timing.interval_s,
+            "clock": self.clock,
+            "describe": describe,
+            "max_workers": MAX_PROBE_WORKERS,
+            "probe_timeout_s": self._engine_probe_timeout(once=once, hold=hold),
+        }
         try:
-            result = poll_until(
-                list(nodes),
-                probe,
-                judge,
-                what=spec.done,  # the goal (console progress lines); failures use spec.what
-                timeout_s=0.0 if once else spec.timing.timeout_s,
-                interval_s=spec.timing.interval_s,
-                clock=self.clock,
-                describe=describe,
-                max_workers=MAX_PROBE_WORKERS,
-                # One look is patient (the client retries a 503 up to node_ready): a slow answer
-                # is an answer, not "unreachable"; polls are bounded so a slow node cannot stall.
-                probe_timeout_s=None if once else self._probe_timeout(),
-            )
+            if hold:
+                result = consistently(
+                    list(nodes), probe, judge, duration_s=spec.timing.timeout_s, **pacing
+                )
+            else:
+                timeout_s = 0.0 if once else spec.timing.timeout_s
+                result = poll_until(list(nodes), probe, judge, timeout_s=timeout_s, **pacing)
         except ConvergenceFailure as failure:
             judgement = judge.last
-            if judgement is None:  # cannot happen: poll_until judges before it fails
+            if judgement is None:  # cannot happen: the engine judges before it fails
                 raise TribesFailure(failure.message) from None
             message = judgement.message(spec.what, None if once else failure.result.elapsed_s)
             raise self._failure(
@@ -219,6 +226,19 @@ class ConvergenceBase(Component):
             f"({result.attempts} poll{'s' if result.attempts != 1 else ''}; {spec.timing.origin})"
         )
         return result
+
+    def _engine_probe_timeout(self, *, once: bool, hold: bool) -> float | None:
+        """How long one attempt waits for its probes.
+
+        One look is patient (the client retries a 503 up to node_ready): a slow answer is an
+        answer, not "unreachable". Polls are bounded so a slow node cannot stall the others.
+        In a hold every read counts, so a read may take a whole management call first.
+        """
+        if once:
+            return None
+        if hold:
+            return max(self._probe_timeout(), self.ctx.require_timeouts().management_call)
+        return self._probe_timeout()
 
     def _poll_client(self, node: str) -> ManagementClient:
         """A management client for polls: same signing and timeout, but no readiness retry.

@@ -1,46 +1,35 @@
 """The decommissioned node's own view: what it reports about itself, and that it has left the
-sync mesh (it neither pulls from the active nodes nor receives their new events)."""
+sync mesh (it neither pulls from the active nodes nor receives their new events).
+
+Both waits go through ``ConvergenceBase._wait`` with the judges of ``checks/decommissioned.py``:
+a failure names the node and the property, with the table, the timeline and the artifacts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
-from robot.api import logger
 from robot.api.deco import keyword
 
-from tribesqa.checks.conformance import (
-    decommissioned_view_problems,
-    describe_received,
-    events_received_since,
+from tribesqa.checks.decommissioned import (
+    NoNewWritesJudge,
+    SelfView,
+    SelfViewJudge,
+    describe_self_view,
 )
-from tribesqa.contract import ClusterNodesList, ClusterStatus, SyncStatus
+from tribesqa.contract import SyncStatus
 from tribesqa.diagnostics import TribesFailure
-from tribesqa.keywords.component import Component
-from tribesqa.waiting import (
-    ConvergenceFailure,
-    Observation,
-    Verdict,
-    consistently,
-    poll_until,
-)
+from tribesqa.keywords.convergence_base import ConvergenceBase, _WaitSpec
 
 
-@dataclass(frozen=True)
-class _SelfView:
-    status: ClusterStatus
-    rows: ClusterNodesList
-    sync: SyncStatus
-
-
-class DecommissionedKeywords(Component):
+class DecommissionedKeywords(ConvergenceBase):
     """What a decommissioned node reports about itself, and that it no longer syncs."""
 
     TAGS = ("convergence", "node")  # keyword tags in libdoc: this component's domain
 
-    def _self_view(self, node: str) -> _SelfView:
-        client = self.ctx.client(node)
-        return _SelfView(
+    def _self_view(self, node: str) -> SelfView:
+        """One poll of the node's view of itself (a booting node is "not yet", at once)."""
+        client = self._poll_client(node)
+        return SelfView(
             client.call_typed("cluster_status"),  # type: ignore[arg-type]
             client.call_typed("cluster_nodes.list"),  # type: ignore[arg-type]
             client.call_typed("sync.status"),  # type: ignore[arg-type]
@@ -56,7 +45,9 @@ class DecommissionedKeywords(Component):
 
         Waits (up to ``membership_converged``; ``timeout=`` / ``poll=`` override the table for
         this call) for the node to apply its decommission; fails naming the node and every part
-        of its view that is still wrong, and the timeout used with where it came from.
+        of its view that is still wrong, and the timeout used with where it came from. The
+        report in log.html shows its view (table), each wrong field expected vs actual, the
+        timeline of the polls and links to the failure snapshot.
 
         Example:
         | Decommissioned Node Should Report Itself Out Of The Cluster    scaleway-1
@@ -69,46 +60,14 @@ class DecommissionedKeywords(Component):
             poll,
             keyword="Decommissioned Node Should Report Itself Out Of The Cluster",
         )
-        node_id = self.ctx.node_id(node)
-
-        def judge(observations: dict[str, Observation]) -> Verdict:
-            seen = observations[node]
-            if seen.error is not None:
-                return Verdict(
-                    False, f"node {node}: could not read its view ({seen.error})", [node]
-                )
-            view: _SelfView = seen.value
-            problems = decommissioned_view_problems(
-                node, node_id, view.status, view.rows, view.sync
-            )
-            if problems:
-                return Verdict(
-                    False, f"node {node} is decommissioned but " + "; ".join(problems), [node]
-                )
-            return Verdict(True, f"node {node} reports itself decommissioned and out of sync")
-
-        def describe(view: _SelfView) -> str:
-            return (
-                f"self_status={view.status.self_status.value} sync={view.sync.mode.value} "
-                f"servers={len(view.sync.servers)}"
-            )
-
-        try:
-            poll_until(
-                [node],
-                self._self_view,
-                judge,
-                what=f"node {node} reports itself decommissioned",
-                timeout_s=timing.timeout_s,
-                interval_s=timing.interval_s,
-                describe=describe,
-            )
-        except ConvergenceFailure as failure:
-            summary = failure.result.verdict.summary
-            raise TribesFailure(
-                f"{summary} (after {failure.result.elapsed_s:.1f} s) [{timing.origin}]"
-            ) from None
-        logger.info(f"node {node} reports itself decommissioned; sync.status stopped, no servers")
+        spec = _WaitSpec(
+            f"decommissioned node {node} not out of the cluster",
+            f"decommissioned node {node} out of the cluster",
+            timing,
+            "view \\ node",
+        )
+        judge = SelfViewJudge({node: self.ctx.node_id(node)})
+        self._wait([node], self._self_view, judge, spec, describe=describe_self_view)
 
     @keyword
     def decommissioned_node_should_receive_no_new_writes(
@@ -125,7 +84,9 @@ class DecommissionedKeywords(Component):
         Legion writes to every machine it runs).
 
         ``duration`` is this keyword's ``timeout=`` (default: ``stays_stale``); ``poll=``
-        overrides ``poll_interval`` for this call.
+        overrides ``poll_interval`` for this call. Fails at the first poll that shows a new
+        event (or cannot read ``sync.status``), naming the node, the origins and the counts;
+        the report shows the version vector before and now per origin, with the artifacts.
 
         Example:
         | ${before}=    Get Sync Status    scaleway-1
@@ -141,40 +102,20 @@ class DecommissionedKeywords(Component):
             keyword="Decommissioned Node Should Receive No New Writes",
             timeout_arg="duration",
         )
-        node_id = self.ctx.node_id(node)
         if before.version_vector is None:
             raise TribesFailure(
                 f"node {node}: its sync.status carries no version_vector, so new writes cannot be told apart"
             )
-        was = dict(before.version_vector)
+        spec = _WaitSpec(
+            f"decommissioned node {node} not cut off from new writes",
+            f"decommissioned node {node} receives no new writes",
+            timing,
+            "origin \\ node",
+        )
+        judge = NoNewWritesJudge({node: self.ctx.node_id(node)}, {node: before.version_vector})
+        self._wait([node], self._version_vector, judge, spec, hold=True)
 
-        def probe(name: str) -> dict[str, int]:
-            sync = self.ctx.client(name).call_typed("sync.status")
-            return dict(sync.version_vector or {})  # type: ignore[attr-defined]
-
-        def judge(observations: dict[str, Observation]) -> Verdict:
-            seen = observations[node]
-            if seen.error is not None:
-                return Verdict(
-                    False, f"node {node}: could not read its view ({seen.error})", [node]
-                )
-            received = events_received_since(node_id, was, seen.value)
-            if received:
-                return Verdict(False, describe_received(node, received), [node])
-            return Verdict(True, f"node {node} received nothing new")
-
-        try:
-            consistently(
-                [node],
-                probe,
-                judge,
-                what=f"node {node} receives no new writes",
-                duration_s=timing.timeout_s,
-                interval_s=timing.interval_s,
-            )
-        except ConvergenceFailure as failure:
-            raise TribesFailure(
-                f"{failure.result.verdict.summary} (after {failure.result.elapsed_s:.1f} s) "
-                f"[{timing.origin}]"
-            ) from None
-        logger.info(f"node {node} received no new event from the active nodes")
+    def _version_vector(self, node: str) -> dict[str, int]:
+        """One read of the window: every read counts, so the client waits out a 503."""
+        sync = self.ctx.client(node).call_typed("sync.status")
+        return dict(sync.version_vector or {})  # type: ignore[attr-defined]

@@ -1,12 +1,11 @@
 """The per-node fleet gate: preconditions, lifecycle checks and destructive checks per roster node.
 
 As in the multinode fleet plan, the gate runs *on each node of an existing roster*; each check is
-a library keyword run through BuiltIn so log.html shows every step under the node it ran on.
+a library keyword run through BuiltIn so log.html shows every step under the node it ran on. The
+partition check (``Node Should Be Cut From The Sync Mesh``) is a mesh wait: ``mesh_keywords.py``.
 """
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from robot.api import logger
 from robot.api.deco import keyword
@@ -17,7 +16,6 @@ from tribesqa.contract import SyncMode
 from tribesqa.diagnostics import TribesFailure
 from tribesqa.guard import destructive
 from tribesqa.keywords.component import Component
-from tribesqa.waiting import ConvergenceFailure, Observation, Verdict, poll_until
 
 
 class GateKeywords(Component):
@@ -150,55 +148,3 @@ class GateKeywords(Component):
             raise TribesFailure(
                 f"node {node}: transport address changed across restart: {expected} -> {actual}"
             )
-
-    @keyword
-    def node_should_be_cut_from_the_sync_mesh(
-        self, node: str, *, timeout: timedelta | None = None, poll: timedelta | None = None
-    ) -> None:
-        """Proves a partition took effect: ``node`` reports none of its sync servers connected, and
-        no other active node reports ``node`` as a connected server (waits up to ``node_active``;
-        ``timeout=`` / ``poll=`` override the table for this call).
-
-        Example:
-        | Partition Node From Peers    ovh-1
-        | Node Should Be Cut From The Sync Mesh    ovh-1
-        | Node Should Be Cut From The Sync Mesh    ovh-1    timeout=2 min    poll=5 s
-        """
-        timing = self.ctx.wait_timing(
-            "node_active", timeout, poll, keyword="Node Should Be Cut From The Sync Mesh"
-        )
-        observers = list(dict.fromkeys([node, *self.ctx.active_names()]))
-        node_id = self.ctx.node_id(node)
-
-        def probe(observer: str) -> list[tuple[str, bool]]:
-            status = self.ctx.client(observer).call_typed("sync.status")
-            return [(s.node_id, bool(s.connected and not s.failing_reason)) for s in status.servers]  # type: ignore[attr-defined]
-
-        def still_connected(observer: str, servers: list[tuple[str, bool]]) -> list[str]:
-            if observer == node:
-                return [peer for peer, connected in servers if connected]
-            return [peer for peer, connected in servers if connected and peer == node_id]
-
-        def judge(observations: dict[str, Observation]) -> Verdict:
-            lagging = []
-            for observer, seen in observations.items():
-                if seen.error is not None or still_connected(observer, seen.value):
-                    lagging.append(observer)
-            cut = len(observations) - len(lagging)
-            return Verdict(
-                not lagging, f"{cut} of {len(observations)} nodes see {node} cut off", lagging
-            )
-
-        try:
-            poll_until(
-                observers,
-                probe,
-                judge,
-                what=f"node {node} cut from the sync mesh",
-                timeout_s=timing.timeout_s,
-                interval_s=timing.interval_s,
-            )
-        except ConvergenceFailure as failure:
-            raise TribesFailure(
-                f"{failure.message} (the partition did not take effect) [{timing.origin}]"
-            ) from None

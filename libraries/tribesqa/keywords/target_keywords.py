@@ -14,6 +14,7 @@ from tribesqa.config import RosterEntry, parse_target
 from tribesqa.contract import GraphRunState, LegionNodeStatus, NodeRecord
 from tribesqa.default_target import ensure_target_variables, target_origin
 from tribesqa.diagnostics import TribesFailure
+from tribesqa.history.shared import SharedResets
 from tribesqa.keywords.component import Component
 from tribesqa.shared_fleet import (
     EXCLUSIVE,
@@ -33,6 +34,7 @@ class TargetKeywords(Component):
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
         self._guard: SharedFleetGuard | None = None
+        self._resets: SharedResets | None = None
         self._local_store = LocalStore()
 
     # -- node:<name> tags: the nodes each test reached (read by the fleet matrix view) ---------
@@ -209,7 +211,9 @@ class TargetKeywords(Component):
         or ``exclusive`` (restarts, partitions, resyncs: alone, after every shared holder).
 
         Across pabot processes through PabotLib; under plain robot it is granted at once.
-        Release it with ``Release Shared Target`` (in a ``[Teardown]``).
+        Release it with ``Release Shared Target`` (in a ``[Teardown]``). The resets (resync,
+        restart, crash...) other processes ran since this one last held the fleet are added to
+        its run history then, so they license the rows they moved (``history/shared.py``).
 
         Example:
         | Hold Shared Target    exclusive
@@ -217,20 +221,31 @@ class TargetKeywords(Component):
         | [Teardown]    Release Shared Target
         """
         self.ctx.require_target()
+        name = f"tribes-qa.shared-fleet.{self.ctx.shared_id or 'local'}"
         if self._guard is None or self._guard.mode is None:
             self._guard = SharedFleetGuard(
                 _parallel_store(self._local_store),
-                f"tribes-qa.shared-fleet.{self.ctx.shared_id or 'local'}",
+                name,
                 poll_s=max(0.05, min(self.ctx.require_timeouts().poll_interval, 1.0)),
                 wait_s=10 * self.ctx.require_timeouts().legion_operation,
             )
+        if self._resets is None or self._resets.name != name:
+            guard = self._guard
+            self._resets = SharedResets(guard.store, name, guard.holder, self.ctx.labels.suite)
         waited = self._guard.hold(mode.value)
-        logger.info(f"holding the shared fleet ({mode}) after waiting {waited:.1f} s")
+        # Resets the other processes ran meanwhile license rows in this process's history too.
+        imported = self._resets.on_hold(self.ctx.history)
+        others = f"; {imported} reset(s) other processes ran meanwhile added to the history"
+        logger.info(
+            f"holding the shared fleet ({mode}) after waiting {waited:.1f} s"
+            + (others if imported else "")
+        )
 
     @keyword
     def release_shared_target(self) -> None:
         """Give back the hold of ``Hold Shared Target`` (no-op when nothing is held). An
-        exclusive holder first heals the faults this test injected, so nobody else ever sees them.
+        exclusive holder first heals the faults this test injected, so nobody else ever sees them,
+        and publishes the resets it ran under the hold for the other processes' histories.
 
         Example:
         | Hold Shared Target    shared
@@ -240,6 +255,8 @@ class TargetKeywords(Component):
         if self._guard is None or self._guard.mode is None:
             return
         problems = self.ctx.run_heals(test_only=True) if self._guard.mode == EXCLUSIVE else []
+        if self._resets is not None:
+            self._resets.on_release(self.ctx.history)  # before anyone else may hold it
         mode = self._guard.release()
         logger.info(f"released the shared fleet ({mode})")
         for problem in problems:

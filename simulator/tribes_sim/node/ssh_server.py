@@ -20,19 +20,18 @@ Children get a minimal clean environment: ``PATH`` (the server's), ``HOME`` = ``
 ``LANG=C.UTF-8``, ``USER``, ``LOGNAME``, ``SHELL``, ``PS1``, an empty ``HISTFILE`` (nothing is
 written into the node directory) and ``TERM`` when a pty was requested, then the node's ``env``
 (``TRIBES_ROOT``, ``TRIBES_NODE``, ...), which wins on conflicts.
+
+This module is the listener (connections, sessions, closing); who may log in is ``ssh_login``'s
+job, starting and supervising a session's child ``ssh_children``'s, killing a session's
+processes ``ssh_sessions``'.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import os
-import pty
 import signal
-import struct
-import termios
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,13 @@ from typing import Any
 import asyncssh
 
 from tribes_sim.node.nodeview import NodeView
+from tribes_sim.node.ssh_children import (
+    child_environment,
+    shell_prompt,
+    spawn_on_pipes,
+    spawn_on_pty,
+    supervise,
+)
 from tribes_sim.node.ssh_login import SshLogin
 from tribes_sim.node.ssh_sessions import (
     CLOSE_TIMEOUT_S,
@@ -47,7 +53,6 @@ from tribes_sim.node.ssh_sessions import (
     interactive_shell_argv,
     kill_session,
     output_drained,
-    take_controlling_terminal,
 )
 from tribes_sim.ssh_keys import generate_ssh_keypair, public_key_fingerprint
 
@@ -60,11 +65,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def shell_prompt(user: str, node: str) -> str:
-    """Return the interactive prompt (``PS1``) a node's shell prints: ``<user>@<node>$ ``."""
-    return f"{user}@{node}$ "
 
 
 class SimSshServer:
@@ -219,7 +219,9 @@ class SimSshServer:
             argv = list(interactive_shell_argv())
         else:
             argv = [interactive_shell_argv()[0]]  # like `ssh -T`: commands from stdin, no prompt
-        env = self._child_environment(term_type, process.get_extra_info("username") or self.user)
+        home = self.view.home if self.view is not None else self.cwd
+        user = process.get_extra_info("username") or self.user
+        env = child_environment(self._env, home, term_type, user)
         if self.view is not None:
             argv = self.view.wrap(argv)
 
@@ -230,9 +232,9 @@ class SimSshServer:
 
         try:
             if on_pty:
-                child = await self._spawn_on_pty(process, argv, env)
+                child = await spawn_on_pty(process, argv, env, self.cwd)
             else:
-                child = await self._spawn_on_pipes(process, argv, env)
+                child = await spawn_on_pipes(process, argv, env, self.cwd)
         except OSError as exc:
             process.stderr.write(f"{argv[0]}: {exc}\n".encode())
             exit_quietly(process, 127)
@@ -240,7 +242,7 @@ class SimSshServer:
 
         self._session_leaders.add(child.pid)
         try:
-            returncode = await self._supervise(process, child, job_control=on_pty)
+            returncode = await supervise(process, child, job_control=on_pty)
         finally:
             self._session_leaders.discard(child.pid)
             if child.stdin is not None:
@@ -256,116 +258,6 @@ class SimSshServer:
                 process.exit_with_signal(signal.Signals(-returncode).name.removeprefix("SIG"))
         else:
             exit_quietly(process, returncode)
-
-    async def _supervise(
-        self,
-        process: asyncssh.SSHServerProcess[bytes],
-        child: asyncio.subprocess.Process,
-        *,
-        job_control: bool,
-    ) -> int:
-        """Wait for the child to exit or the channel to close; kill what is left of the session."""
-        exited = asyncio.ensure_future(child.wait())
-        channel_closed = asyncio.ensure_future(process.channel.wait_closed())
-        try:
-            await asyncio.wait({exited, channel_closed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            channel_closed.cancel()
-            # The session dies with its channel (client gone, server closing), and whatever the
-            # command left running in the background dies with the command: no orphans. An
-            # interactive shell puts background jobs in process groups of their own, hence the
-            # whole-session sweep on a pty.
-            kill_session(child.pid, whole_session=job_control)
-        return await exited
-
-    async def _spawn_on_pipes(
-        self,
-        process: asyncssh.SSHServerProcess[bytes],
-        argv: list[str],
-        env: Mapping[str, str],
-    ) -> asyncio.subprocess.Process:
-        child = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=self.cwd,
-            env=dict(env),
-            start_new_session=True,  # own process group: killpg reaches every descendant
-        )
-        try:
-            # send_eof=False: the first of stdout/stderr to end must not close the channel for
-            # the other; EOF is sent once both are drained (see _serve).
-            await process.redirect(
-                stdin=child.stdin, stdout=child.stdout, stderr=child.stderr, send_eof=False
-            )
-        except BaseException:
-            kill_session(child.pid, whole_session=False)
-            await child.wait()
-            raise
-        return child
-
-    async def _spawn_on_pty(
-        self,
-        process: asyncssh.SSHServerProcess[bytes],
-        argv: list[str],
-        env: Mapping[str, str],
-    ) -> asyncio.subprocess.Process:
-        primary, secondary = pty.openpty()
-        try:
-            width, height, pixel_width, pixel_height = process.term_size
-            if width and height:
-                fcntl.ioctl(
-                    secondary,
-                    termios.TIOCSWINSZ,
-                    struct.pack("HHHH", height, width, pixel_width, pixel_height),
-                )
-            child = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=secondary,
-                stdout=secondary,
-                stderr=secondary,
-                cwd=self.cwd,
-                env=dict(env),
-                start_new_session=True,
-                # Make the pty the session's controlling terminal (job control, ^C, SIGHUP).
-                # The hook only issues one ioctl, so it is safe despite other threads.
-                preexec_fn=take_controlling_terminal,
-            )
-        except BaseException:
-            os.close(primary)
-            raise
-        finally:
-            # Only the child may hold the secondary side: reading the primary then fails with
-            # EIO once the shell and its jobs are gone, which ends the channel's output.
-            os.close(secondary)
-        try:
-            writer_fd = os.dup(primary)
-            # asyncssh takes ownership of both descriptors (one write and one read transport).
-            await process.redirect(stdin=writer_fd, stdout=primary, send_eof=False)
-        except BaseException:
-            kill_session(child.pid, whole_session=True)
-            await child.wait()
-            raise
-        # Window changes and signals from the client go to the shell.
-        process.set_redirect_pid(child.pid)
-        return child
-
-    def _child_environment(self, term_type: str | None, user: str) -> dict[str, str]:
-        env = {
-            "PATH": os.environ.get("PATH", os.defpath),
-            "HOME": str(self.view.home if self.view is not None else self.cwd),
-            "LANG": "C.UTF-8",
-            "USER": user,
-            "LOGNAME": user,
-            "SHELL": interactive_shell_argv()[0],
-            "PS1": shell_prompt(user, self._env.get("TRIBES_NODE", "sim")),
-            "HISTFILE": "",  # an empty HISTFILE keeps bash from writing history into cwd
-        }
-        if term_type:
-            env["TERM"] = term_type
-        env.update(self._env)
-        return env
 
 
 async def start_ssh_server(
