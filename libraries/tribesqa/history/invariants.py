@@ -96,8 +96,8 @@ def _rows(record: Record) -> Mapping[str, Mapping[str, Any]]:
 def _stamp(text: Any) -> datetime | None:
     if not isinstance(text, str):
         return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:  # RFC 3339 allows a lowercase "z", which fromisoformat refuses (as contract.node_time)
+        return datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         return None
 
