@@ -515,3 +515,12 @@ def test_each_observer_must_have_dropped_the_address_itself() -> None:
     _servers(h, "c", "http://b:1")
     violations = decommissioned_server_stays_out(h.records)
     assert [(v.observer, v.first["seq"], v.second["seq"]) for v in violations] == [("c", 4, 5)]
+
+
+@pytest.mark.req("HIST-2")
+def test_a_stamp_without_an_offset_is_no_stamp_not_a_crash() -> None:
+    h = History()
+    h.rows("a", b=("active", "2026-01-01T00:00:02Z"))
+    h.rows("a", b=("active", "2026-01-01T00:00:01"))  # no offset: RFC 3339 requires one
+    h.rows("a", b=("active", "2026-01-01T00:00:02Z"))
+    assert activation_never_decreases(h.records) == []

@@ -97,9 +97,11 @@ def _stamp(text: Any) -> datetime | None:
     if not isinstance(text, str):
         return None
     try:  # RFC 3339 allows a lowercase "z", which fromisoformat refuses (as contract.node_time)
-        return datetime.fromisoformat(text.replace("z", "Z"))
+        stamp = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         return None
+    # RFC 3339 requires an offset; one without could not be compared with one that has it.
+    return stamp if stamp.tzinfo is not None else None
 
 
 def _observer(record: Record, ids: Mapping[str, str]) -> str:
@@ -122,7 +124,7 @@ def membership_moves_forward(records: Sequence[Record]) -> list[Violation]:
     for record in observations(records, "cluster_nodes.list"):
         observer = _observer(record, ids)
         for node_id, row in _rows(record).items():
-            status = row.get("status") if isinstance(row, Mapping) else None
+            status = row.get("status")
             if status not in _RANK:
                 continue
             before = last.get((observer, node_id))
@@ -155,7 +157,7 @@ def activation_never_decreases(records: Sequence[Record]) -> list[Violation]:
     for record in observations(records, "cluster_nodes.list"):
         observer = _observer(record, ids)
         for node_id, row in _rows(record).items():
-            stamp = _stamp(row.get("activated_at")) if isinstance(row, Mapping) else None
+            stamp = _stamp(row.get("activated_at"))
             if stamp is None:
                 continue
             before = last.get((observer, node_id))
@@ -245,7 +247,7 @@ def decommissioned_server_stays_out(records: Sequence[Record]) -> list[Violation
             continue
         if record.get("what") == "cluster_nodes.list":
             for node_id, row in _rows(record).items():
-                address = row.get("transport_address") if isinstance(row, Mapping) else None
+                address = row.get("transport_address")
                 if not address:
                     continue
                 if row.get("status") == "decommissioned":
