@@ -166,3 +166,34 @@ def test_faults_heals_and_plugin_writes_are_operations(tmp_path: Path) -> None:
         ("ok", "a", "plugin.write:plugin.cases"),
         ("observation", "a", "plugin.cases"),
     ]
+
+
+def test_a_crashed_node_brought_back_is_recorded_as_its_restart(tmp_path: Path) -> None:
+    # `Crash Node`'s heal and `Restart Node` on a crashed node call `recover`: without its
+    # record the crash would stay in effect for the rest of the suite's history.
+    recorder = _recorder(tmp_path)
+
+    class Nemesis:
+        restarted: list[str] = []
+
+        def crash(self, node: str) -> None:
+            return None
+
+        def restart(self, node: str) -> None:
+            self.restarted.append(node)
+
+        def recover(self, node: str) -> None:
+            self.restart(node)
+
+    inner = Nemesis()
+    nemesis = RecordingNemesis(inner, recorder)
+    nemesis.crash("a")
+    nemesis.recover("a")
+    whats = [(r["type"], r["node"], r["what"]) for r in recorder.records()]
+    assert whats == [
+        ("invoke", "a", "fault.crash"),
+        ("ok", "a", "fault.crash"),
+        ("invoke", "a", "fault.restart"),
+        ("ok", "a", "fault.restart"),
+    ]
+    assert inner.restarted == ["a"]

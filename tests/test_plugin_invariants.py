@@ -26,6 +26,11 @@ def job(h: History, node: str, state: str, selected: str, running: str, job_id: 
     )
 
 
+def start(h: History, node: str, job_id: str = "j1", what: str = "rollout.start") -> None:
+    h.add("invoke", node, what, {"plan_id": "p"})
+    h.add("ok", node, what, {"job_id": job_id})
+
+
 def generation(h: History, node: str, selected: str, running: str) -> None:
     h.add("observation", node, "generation.status", {"selected": selected, "running": running})
 
@@ -53,48 +58,6 @@ def increment(h: History, node: str, row: dict[str, Any], by: int) -> None:
 
 
 # -- generations --------------------------------------------------------------------------------
-
-
-@pytest.mark.req("HIST-5")
-def test_a_generation_that_moves_after_a_success_report_is_named_with_both_reports() -> None:
-    h = History()
-    h.add("invoke", "a", "rollout.start", {"plan_id": "p"})
-    job(h, "a", "running", G2, G1)
-    job(h, "a", "succeeded", G1, G1)  # the job says it is done at G1 ...
-    generation(h, "a", G2, G2)  # ... and the node runs G2 with no job in between
-    generation(h, "a", G2, G2)
-    [violation] = generation_holds_after_success(h.records)
-    assert (violation.node, violation.first["seq"], violation.second["seq"]) == ("a", 3, 4)
-    assert "no rollout or rollback in between" in violation.reason
-
-
-@pytest.mark.req("HIST-5")
-def test_a_success_report_with_selected_and_running_apart_is_named() -> None:
-    h = History()
-    job(h, "a", "running", G2, G1)
-    job(h, "a", "succeeded", G2, G1)
-    [violation] = generation_holds_after_success(h.records)
-    assert (violation.first["seq"], violation.second["seq"]) == (1, 2)
-    assert "selected /gnu/store/bbb-system but running /gnu/store/aaa-system" in violation.reason
-
-
-@pytest.mark.req("HIST-5")
-def test_the_next_rollout_or_rollback_releases_the_generation_and_a_restart_does_not() -> None:
-    h = History()
-    job(h, "a", "succeeded", G2, G2)
-    generation(h, "a", G2, G2)
-    h.add("invoke", "a", "generation.rollback", {"generation": 1})
-    job(h, "a", "running", G1, G2, job_id="j2")  # mid-rollback: apart, and not at G2
-    job(h, "a", "succeeded", G1, G1, job_id="j2")
-    job(h, "a", "succeeded", G2, G2, job_id="j1")  # the old job's report is not about now
-    assert generation_holds_after_success(h.records) == []
-    h.add("invoke", "a", "fault.restart", {"args": ["a"]})
-    generation(h, "a", G2, G1)  # a restart that replays the old plan moves it: a violation
-    [violation] = generation_holds_after_success(h.records)
-    assert violation.first["seq"] == 5 and violation.second["seq"] == 8
-
-
-# -- lost writes ----------------------------------------------------------------------------------
 
 
 @pytest.mark.req("HIST-6")
@@ -178,7 +141,6 @@ def test_a_negative_increment_leaves_the_counter_unjudged() -> None:
     ("later", "words"),
     [
         (case("c1", 2, T3), "counter of c1 went back from 3 to 2"),
-        (case("c1", 3, T1), "updated_at of c1 went back"),
         (None, "c1 disappeared"),
     ],
 )
@@ -231,67 +193,6 @@ def test_an_invariant_that_cannot_read_a_record_is_named_not_a_traceback() -> No
 
 
 # -- every rule on its own (the mutation run's survivors showed which were only implied) ----------
-
-
-@pytest.mark.req("HIST-5")
-def test_the_exact_wording_of_a_generation_that_moved_and_of_a_split_success() -> None:
-    h = History()
-    job(h, "a", "succeeded", G2, G2)
-    generation(h, "a", G2, G1)
-    job(h, "b", "succeeded", G2, G1, job_id="j9")
-    moved, split = generation_holds_after_success(h.records)
-    assert moved.reason == (
-        f"after rollout job j1 reported succeeded on a at {G2}, a reported selected {G2}, "
-        f"running {G1} with no rollout or rollback in between"
-    )
-    assert (moved.invariant, moved.node, moved.observer) == (
-        "generation holds after success",
-        "a",
-        None,
-    )
-    assert (
-        split.reason
-        == f"rollout job j9 reported succeeded on b with selected {G2} but running {G1}"
-    )
-    assert (split.node, split.first, split.second["seq"]) == ("b", None, 3)
-
-
-@pytest.mark.req("HIST-5")
-def test_the_same_jobs_later_report_is_judged_and_one_violation_is_named_per_success() -> None:
-    h = History()
-    job(h, "a", "succeeded", G2, G2)
-    job(h, "a", "succeeded", G1, G1)  # the same job, now at another generation
-    generation(h, "a", G1, G1)  # repeats it: not a second violation
-    [violation] = generation_holds_after_success(h.records)
-    assert (violation.first["seq"], violation.second["seq"]) == (1, 2)
-
-
-@pytest.mark.req("HIST-5")
-def test_a_split_success_after_a_new_job_names_the_report_before_it() -> None:
-    h = History()
-    job(h, "a", "succeeded", G1, G1)
-    generation(h, "a", G1, G1)
-    h.add("invoke", "a", "rollout.start", {"plan_id": "p"})
-    job(h, "a", "succeeded", G2, G1, job_id="j2")
-    [violation] = generation_holds_after_success(h.records)
-    assert (violation.first["seq"], violation.second["seq"]) == (2, 4)
-
-
-@pytest.mark.req("HIST-5")
-@pytest.mark.parametrize("reset", ["legion.destroy", "legion.replace", "legion.reactivate"])
-def test_legion_resets_release_the_generation_and_unreadable_reports_are_skipped(
-    reset: str,
-) -> None:
-    h = History()
-    job(h, "a", "succeeded", G2, G2)
-    h.add("observation", "a", "generation.status", {"error": "connection refused"})
-    h.add("info", "a", "generation.status", {"selected": G1, "running": G2})
-    h.add("observation", None, "generation.status", {"selected": G1, "running": G2})
-    generation(h, "b", G1, G1)  # another node
-    assert generation_holds_after_success(h.records) == []
-    h.add("invoke", "a", reset, {"args": ["a"]})
-    generation(h, "a", G1, G1)
-    assert generation_holds_after_success(h.records) == []
 
 
 @pytest.mark.req("HIST-6")
@@ -485,9 +386,7 @@ def test_one_violation_per_row_and_life_and_events_keep_their_created_at() -> No
 
 
 @pytest.mark.req("HIST-7")
-def test_a_negative_increment_frees_the_counter_not_the_stamp_and_failed_reads_say_nothing() -> (
-    None
-):
+def test_a_negative_increment_frees_the_counter_and_failed_reads_say_nothing() -> None:
     h = History()
     increment(h, "a", case("c1", 1), -2)
     read(h, "a", case("c1", 3, T2))
@@ -495,10 +394,19 @@ def test_a_negative_increment_frees_the_counter_not_the_stamp_and_failed_reads_s
     h.add("observation", "a", "plugin.state", {"status": 200, "body": "busy"})
     read(h, "a", case("c1", 1, T3))
     assert plugin_values_never_go_back(h.records) == []
-    read(h, "a", case("c1", 1, T1))
+    read(h, "a")
     assert [v.reason for v in plugin_values_never_go_back(h.records)] == [
-        f"updated_at of c1 went back from {T3} to {T1}"
+        "c1 disappeared after it had been read"
     ]
+
+
+@pytest.mark.req("HIST-7")
+def test_an_updated_at_that_moves_back_is_last_writer_wins_not_a_regression() -> None:
+    # Two writers' clocks a second apart: the later increment carries the earlier stamp.
+    h = History()
+    read(h, "a", case("c1", 3, T2))
+    read(h, "a", case("c1", 4, T1))
+    assert plugin_values_never_go_back(h.records) == []
 
 
 @pytest.mark.req("HIST-7")
@@ -514,15 +422,6 @@ def test_a_resync_licenses_only_its_own_node_and_test() -> None:
     read(h, "a", case("c1", 3, T2))
     read(h, "a", case("c1", 1, T2))
     assert [v.node for v in plugin_values_never_go_back(h.records)] == ["a"]
-
-
-@pytest.mark.req("HIST-5")
-def test_a_report_without_both_generations_says_nothing() -> None:
-    h = History()
-    job(h, "a", "succeeded", G2, G2)
-    h.add("observation", "a", "generation.status", {"selected": G1, "running": None})
-    h.add("observation", "a", "generation.status", {"selected": None, "running": G1})
-    assert generation_holds_after_success(h.records) == []
 
 
 @pytest.mark.req("HIST-6")
@@ -582,13 +481,16 @@ def test_equal_reads_other_runs_rows_and_odd_items_are_no_going_back() -> None:
 
 
 @pytest.mark.req("HIST-7")
-def test_an_events_created_at_that_moves_back_is_named() -> None:
+@pytest.mark.parametrize("later", [T1, T3])
+def test_an_events_created_at_that_changes_is_named(later: str) -> None:
     h = History()
-    for stamp in (T2, T1):
+    for stamp in (T2, later):
         event = {"id": "e1", "run_id": RUN, "created_at": stamp}
         h.add("observation", "a", "plugin.state", {"status": 200, "body": {"events": [event]}})
     [violation] = plugin_values_never_go_back(h.records)
-    assert violation.reason == f"created_at of e1 went back from {T2} to {T1}"
+    assert violation.reason == (
+        f"created_at of e1 changed from {T2} to {later} (events are insert-once)"
+    )
 
 
 @pytest.mark.req("HIST-7")
@@ -599,23 +501,6 @@ def test_a_resync_is_matched_to_the_reader_through_legions_node_ids() -> None:
     h.add("invoke", "a", "sync.resync", {"full": True})
     read(h, "a", case("c1", 1, T2))
     assert plugin_values_never_go_back(h.records) == []
-
-
-@pytest.mark.req("HIST-5")
-def test_records_without_a_node_and_old_jobs_reports_do_not_stop_the_judging() -> None:
-    h = History()
-    job(h, "a", "succeeded", G2, G2, job_id="j2")
-    h.add("invoke", None, "heal.all", {"args": []})
-    job(h, "a", "succeeded", G1, G1, job_id="j1")  # an older job's report
-    generation(h, "a", G1, G1)
-    [violation] = generation_holds_after_success(h.records)
-    assert violation.invariant == "generation holds after success"
-    assert (violation.first["seq"], violation.second["seq"]) == (1, 4)
-    h = History()
-    job(h, "b", "succeeded", G2, G1)
-    assert generation_holds_after_success(h.records)[0].invariant == (
-        "generation holds after success"
-    )
 
 
 @pytest.mark.req("HIST-6")
@@ -658,3 +543,131 @@ def test_a_rollback_starts_a_new_life_and_a_zero_increment_keeps_the_counter_rul
     assert [v.reason for v in plugin_values_never_go_back(h.records)] == [
         "counter of c1 went back from 3 to 2"
     ]
+
+
+# -- generations after a success ------------------------------------------------------------------
+
+
+@pytest.mark.req("HIST-5")
+def test_a_generation_that_moves_after_a_success_report_is_named_with_both_reports() -> None:
+    h = History()
+    start(h, "a")
+    job(h, "a", "running", G2, G1)
+    job(h, "a", "succeeded", G1, G1)  # the job says it is done at G1 ...
+    generation(h, "a", G2, G2)  # ... and the node runs G2 with no job in between
+    generation(h, "a", G2, G2)  # repeats it: one violation per success
+    [violation] = generation_holds_after_success(h.records)
+    assert (violation.invariant, violation.node, violation.observer) == (
+        "generation holds after success",
+        "a",
+        None,
+    )
+    assert (violation.first["seq"], violation.second["seq"]) == (4, 5)
+    assert violation.reason == (
+        f"after rollout job j1 reported succeeded on a at {G1}, a reported selected {G2}, "
+        f"running {G2} with no rollout or rollback in between"
+    )
+
+
+@pytest.mark.req("HIST-5")
+def test_a_success_report_with_selected_and_running_apart_names_the_report_before_it() -> None:
+    h = History()
+    start(h, "a")
+    job(h, "a", "running", G2, G1)
+    job(h, "a", "succeeded", G2, G1)
+    start(h, "b", "j9")
+    job(h, "b", "succeeded", G2, G1, job_id="j9")  # no report before it
+    first, second = generation_holds_after_success(h.records)
+    assert (first.first["seq"], first.second["seq"]) == (3, 4)
+    assert first.invariant == "generation holds after success"
+    assert (
+        first.reason
+        == f"rollout job j1 reported succeeded on a with selected {G2} but running {G1}"
+    )
+    assert (second.node, second.first, second.second["seq"]) == ("b", None, 7)
+
+
+@pytest.mark.req("HIST-5")
+def test_only_the_success_of_the_job_started_last_sets_the_generation() -> None:
+    h = History()
+    job(h, "a", "succeeded", G2, G1)  # no job started in this history: says nothing
+    start(h, "a", "j2")
+    job(h, "a", "succeeded", G1, G2, job_id="j1")  # an older job's report: says nothing
+    job(h, "a", "running", G2, G1, job_id="j2")
+    h.add(
+        "observation", "a", "rollout.status", {"state": "succeeded", "selected": G2, "running": G2}
+    )
+    generation(h, "a", G2, G1)  # mid-job: nothing held yet
+    assert generation_holds_after_success(h.records) == []
+    job(h, "a", "succeeded", G2, G2, job_id="j2")
+    job(h, "a", "succeeded", G1, G1, job_id="j1")  # the old job's report stays unjudged
+    h.add("invoke", None, "heal.all", {"args": []})
+    generation(h, "a", G2, G1)
+    [violation] = generation_holds_after_success(h.records)
+    assert (violation.first["seq"], violation.second["seq"]) == (8, 11)
+
+
+@pytest.mark.req("HIST-5")
+def test_the_same_jobs_later_report_is_judged() -> None:
+    h = History()
+    start(h, "a")
+    job(h, "a", "succeeded", G2, G2)
+    job(h, "a", "succeeded", G1, G1)  # the same job, now at another generation
+    [violation] = generation_holds_after_success(h.records)
+    assert (violation.first["seq"], violation.second["seq"]) == (3, 4)
+
+
+@pytest.mark.req("HIST-5")
+@pytest.mark.parametrize(
+    "reset",
+    [
+        "rollout.start",
+        "generation.rollback",
+        "legion.destroy",
+        "legion.replace",
+        "legion.reactivate",
+    ],
+)
+def test_a_new_job_or_a_legion_reset_releases_the_generation_a_restart_does_not(reset: str) -> None:
+    h = History()
+    start(h, "a")
+    job(h, "a", "succeeded", G2, G2)
+    h.add("invoke", "a", "fault.restart", {"args": ["a"]})
+    generation(h, "a", G2, G1)  # a restart that replays an old plan moves it: a violation
+    assert len(generation_holds_after_success(h.records)) == 1
+    h = History()
+    start(h, "a")
+    job(h, "a", "succeeded", G2, G2)
+    h.add("invoke", "a", reset, {"args": ["a"]})
+    generation(h, "a", G1, G2)
+    assert generation_holds_after_success(h.records) == []
+
+
+@pytest.mark.req("HIST-5")
+def test_unreadable_reports_and_other_nodes_say_nothing() -> None:
+    h = History()
+    start(h, "a")
+    job(h, "a", "succeeded", G2, G2)
+    h.add("observation", "a", "generation.status", {"error": "connection refused"})
+    h.add("info", "a", "generation.status", {"selected": G1, "running": G2})
+    h.add("observation", None, "generation.status", {"selected": G1, "running": G2})
+    h.add("observation", "a", "generation.status", {"selected": G1, "running": None})
+    h.add("observation", "a", "generation.status", {"selected": None, "running": G1})
+    generation(h, "b", G1, G2)
+    assert generation_holds_after_success(h.records) == []
+
+
+@pytest.mark.req("HIST-6")
+def test_a_node_read_as_syncing_is_still_replaying_and_not_judged() -> None:
+    h = History()
+    h.add("info", None, "node_ids", {"b": "node-b"})
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    h.rows("a", **{"node-b": ("syncing", None)})
+    read(h, "b")
+    assert acknowledged_writes_survive(h.records) == []
+    h.rows("a", **{"node-b": ("active", T1)})
+    read(h, "b")
+    assert [v.node for v in acknowledged_writes_survive(h.records)] == ["b"]
+    h.rows("a", **{"node-b": ("decommissioned", T1)})
+    read(h, "b")
+    assert acknowledged_writes_survive(h.records) == []

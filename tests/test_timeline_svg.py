@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tribesqa.reporting.timeline_page import (
+    HistoryTail,
     history_path,
     load_history,
     mono_at,
@@ -306,3 +307,27 @@ def test_a_test_without_a_lane_gets_a_picture_that_says_why(tmp_path: Path) -> N
     assert timeline_of_test(tmp_path, "Suite", TEST) is None
     svg = timeline_of_test(tmp_path, "Suite", TEST, started=T0, draw_empty=True)
     assert ET.fromstring(svg).get("data-title") == TEST and 'class="empty"' in svg
+
+
+def test_the_history_tail_reads_only_what_was_appended_and_starts_over_on_a_new_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "history.jsonl"
+    tail = HistoryTail()
+    assert tail.records_of(path, "S.T1") == []  # no file yet
+    path.write_text(json.dumps({"seq": 1, "test": "S.T1"}) + "\n" + '{"seq": 2, "te')
+    assert [r["seq"] for r in tail.records_of(path, "S.T1")] == [1]
+    offset = tail.offset
+    with path.open("a") as out:  # the half-written line is completed, one more is added
+        out.write('st": "S.T2"}\n' + json.dumps({"seq": 3, "test": "S.T1"}) + "\nnot json\n")
+    assert [r["seq"] for r in tail.records_of(path, "S.T1")] == [1, 3]
+    assert [r["seq"] for r in tail.records_of(path, "S.T2")] == [2]
+    assert tail.offset > offset
+    path.write_text(json.dumps({"seq": 1, "test": "S.T9"}) + "\n")  # rewritten: shorter
+    assert tail.records_of(path, "S.T1") == []
+    assert [r["seq"] for r in tail.records_of(path, "S.T9")] == [1]
+    path.write_text(json.dumps({"seq": 1, "test": "S.T8"}) + "\n" + "x" * 200 + "\n")  # anew
+    assert [r["seq"] for r in tail.records_of(path, "S.T8")] == [1]
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"seq": 7, "test": "S.T9"}) + "\n")
+    assert [r["seq"] for r in tail.records_of(other, "S.T9")] == [7]

@@ -300,7 +300,7 @@ def test_a_fault_between_checkpoints_is_caught_by_the_history_alone(
         f"red: {sorted(red)}"
     )
     [message] = red.values()
-    records = re.search(r"records: (.+)", message)
+    records = re.search(r"records: (artifacts/.+/history-violations/at-\d+/.+)", message)
     assert records, message
     for link in records.group(1).split(", "):
         assert (run.outputdir / link).is_file(), link

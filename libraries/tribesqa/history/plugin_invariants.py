@@ -5,8 +5,8 @@ functions, a suite's records in (``seq`` order), violations out, each naming two
   stay at that generation until its next rollout or rollback.
 - Every acknowledged plugin write is seen by every active node whose last read (of the write's
   run, in the same life of its plugin tables) came after the last heal: no lost write.
-- Per observer, no plugin row goes back to an older version: no case counter or ``updated_at``
-  moves back, no row once seen disappears.
+- Per observer, no plugin row goes back to an older version: no case counter moves back, no
+  event's ``created_at`` changes, no row once seen disappears.
 
 A node's plugin tables start a new life at each rollout or rollback (the migrations create or
 drop them) and when Legion destroys, replaces or reactivates it; reads are compared within one
@@ -19,7 +19,7 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tribesqa.history.invariants import Licenses, Record, Violation, _stamp, node_ids
+from tribesqa.history.invariants import Licenses, Record, Violation, node_ids
 
 JOB_STARTS = frozenset({"rollout.start", "generation.rollback"})
 # Operations after which a node's generations and plugin tables legitimately start over.
@@ -44,11 +44,12 @@ def _generations(record: Record) -> tuple[str, str] | None:
 
 
 def generation_holds_after_success(records: Sequence[Record]) -> list[Violation]:
-    """After a job's success report, every report of the node's generations (``generation.status``,
-    that job's ``rollout.status``) shows selected == running == the generation it succeeded at,
-    until the node's next rollout or rollback."""
+    """After the success report of the job a node's latest rollout or rollback started, every
+    report of its generations (``generation.status``, that job's ``rollout.status``) shows
+    selected == running == the generation it succeeded at, until its next rollout or rollback."""
     held: dict[str, Record] = {}  # node -> the success report its generations must hold to
     last: dict[str, Record] = {}  # node -> its latest generation report
+    started: dict[str, Any] = {}  # node -> the job id its latest rollout or rollback got
     found: list[Violation] = []
     for record in records:
         node, what = record.get("node"), record.get("what")
@@ -57,6 +58,10 @@ def generation_holds_after_success(records: Sequence[Record]) -> list[Violation]
         node = str(node)
         if record.get("type") == "invoke" and (what in JOB_STARTS or what in NODE_RESETS):
             held.pop(node, None)
+            started.pop(node, None)
+            continue
+        if record.get("type") == "ok" and what in JOB_STARTS:
+            started[node] = (record.get("value") or {}).get("job_id")
             continue
         seen = _generations(record)
         if record.get("type") != "observation" or seen is None:
@@ -66,7 +71,14 @@ def generation_holds_after_success(records: Sequence[Record]) -> list[Violation]
         value = record["value"]
         success = held.get(node)
         if success is None:
-            if what == "rollout.status" and value.get("state") == "succeeded":
+            # Only the success of the job started last sets the generation: an older job's
+            # report (or a resync job's) says nothing about what the node runs now.
+            job_id = value.get("job_id")
+            if (
+                what == "rollout.status"
+                and value.get("state") == "succeeded"
+                and (job_id is not None and job_id == started.get(node))
+            ):
                 held[node] = record
                 if seen[0] != seen[1]:
                     found.append(_split(node, last.get(node), record, seen))
@@ -139,17 +151,30 @@ def _covers(read: Record, run: Any) -> bool:
 
 
 class _Lives:
-    """Per node, which life of its plugin tables a seq falls in, whether a fault was in effect and
-    whether Legion had decommissioned it: walked once, in order, alongside the records."""
+    """Per node, which life of its plugin tables a seq falls in, whether a fault was in effect,
+    whether Legion had decommissioned it and its membership status as last read: walked once,
+    in order, alongside the records."""
 
-    def __init__(self) -> None:
+    def __init__(self, ids: Mapping[str, str] | None = None) -> None:
+        self.ids = dict(ids or {})
+        self.status: dict[str, str] = {}  # membership node id -> its status as last read
         self.life: dict[str, int] = {}  # node -> which life (absent: the first)
         self._lives = itertools.count(1)
         self.decommissioned: set[str] = set()
         self.faults: set[tuple[str, str]] = set()
 
+    def active(self, node: str) -> bool:
+        """Neither decommissioned by Legion nor read as syncing or decommissioned lately (a
+        syncing node is still replaying: its reads may lack writes)."""
+        status = self.status.get(self.ids.get(node, node))
+        return node not in self.decommissioned and status not in ("syncing", "decommissioned")
+
     def step(self, record: Record) -> None:
         what, node = record.get("what"), str(record.get("node"))
+        if record.get("type") == "observation" and what == "cluster_nodes.list":
+            for node_id, row in (record.get("value") or {}).items():
+                if isinstance(row, Mapping) and isinstance(row.get("status"), str):
+                    self.status[str(node_id)] = row["status"]
         if record.get("type") == "ok" and what == "legion.decommission":
             self.decommissioned.add(node)  # a refused decommission leaves the node active
         elif record.get("type") == "ok" and what == "legion.reactivate":
@@ -202,7 +227,7 @@ def acknowledged_writes_survive(records: Sequence[Record]) -> list[Violation]:
     acknowledgement fell in), when no fault was in effect and Legion had not decommissioned it,
     holds every row a node acknowledged creating before it, and each case's counter is at least
     the sum of the increments acknowledged before it (when none of them was negative)."""
-    lives = _Lives()
+    lives = _Lives(node_ids(records))
     writes = _acknowledged(records)
     creates = {ack["seq"]: (ack, row_id, run) for ack, row_id, run, by in writes if by is None}
     lives_then: dict[int, dict[str, int]] = {}  # ack seq -> each node's table life at the ack
@@ -215,7 +240,7 @@ def acknowledged_writes_survive(records: Sequence[Record]) -> list[Violation]:
         if rows is None:
             continue
         node = str(record.get("node"))
-        judged = not lives.faults and node not in lives.decommissioned
+        judged = not lives.faults and lives.active(node)
         for _, _, run in creates.values():
             if _covers(record, run):
                 last_read[(node, lives.life.get(node, 0), run)] = (record, judged)
@@ -270,8 +295,8 @@ def _lost(node: str, row_id: str, ack: Record, read: Record, what: str) -> Viola
 
 def plugin_values_never_go_back(records: Sequence[Record]) -> list[Violation]:
     """Per observer and life of its tables: a row once seen stays in every later read of its run,
-    and a case's counter and ``updated_at`` never move back (a full resync licenses it; a case
-    with a negative increment keeps only the ``updated_at`` rule)."""
+    a case's counter never moves back (unless it had a negative increment) and an event's
+    ``created_at`` never changes; a full resync licenses going back."""
     ids = node_ids(records)
     resyncs = Licenses(records, frozenset({"sync.resync"}))
     negative = {rid for _, rid, _, by in _acknowledged(records) if by is not None and by < 0}
@@ -306,12 +331,17 @@ def plugin_values_never_go_back(records: Sequence[Record]) -> list[Violation]:
 def _went_back(
     row_id: str, old: Mapping[str, Any], new: Mapping[str, Any] | None, counts: bool
 ) -> str:
+    """Why ``new`` is an older version of ``old`` ("" if it is not). A case's counter is a sum
+    of increments: it only grows (unless one was negative). Its ``updated_at`` is
+    last-writer-wins by the writers' clocks (contract section 3), so it may move back on a
+    healthy fleet: not judged. An event is insert-once: its ``created_at`` never changes."""
     if new is None:
         return f"{row_id} disappeared after it had been read"
-    stamp = "updated_at" if "updated_at" in old else "created_at"
-    was, now = _stamp(old.get(stamp)), _stamp(new.get(stamp))
-    if was is not None and now is not None and now < was:
-        return f"{stamp} of {row_id} went back from {old.get(stamp)} to {new.get(stamp)}"
+    if "created_at" in old and new.get("created_at") != old.get("created_at"):
+        return (
+            f"created_at of {row_id} changed from {old.get('created_at')} to "
+            f"{new.get('created_at')} (events are insert-once)"
+        )
     before, after = old.get("counter"), new.get("counter")
     if counts and isinstance(before, int) and isinstance(after, int) and after < before:
         return f"counter of {row_id} went back from {before} to {after}"

@@ -28,6 +28,7 @@ NEMESIS_OPERATIONS = {
     "heal_all": "heal.all",
     "crash": "fault.crash",
     "restart": "fault.restart",
+    "recover": "fault.restart",  # a crashed node brought back: the crash ends
     "outage": "fault.outage",
 }
 _PLUGIN_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})

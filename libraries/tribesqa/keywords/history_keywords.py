@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,27 @@ class HistoryKeywords(Component):
     def history_link(self) -> str:
         return self._relative(self.history_path())
 
-    def _record_artifacts(self, violations: Sequence[Violation], limit: int = 5) -> list[list[str]]:
-        """Each shown violation's two records as their own files (scrubbed) next to the
-        history: ``history-violations/<n>-first-seq<seq>.json``; the links, relative to the
-        output directory, one list per violation."""
-        folder = self.history_path().parent / "history-violations"
+    def _scrubbed(self, violations: Sequence[Violation]) -> list[Violation]:
+        """The violations with their records scrubbed like every artifact: the failure message
+        and log.html show what the history file holds, never more."""
+        scrub = self.ctx.history.scrub
+        return [
+            replace(
+                v,
+                first=None if v.first is None else scrub(dict(v.first)),
+                second=scrub(dict(v.second)),
+            )
+            for v in violations
+        ]
+
+    def _record_artifacts(
+        self, violations: Sequence[Violation], checked: int, limit: int = 5
+    ) -> list[list[str]]:
+        """Each shown violation's two records as their own files next to the history:
+        ``history-violations/at-<records checked>/<n>-first-seq<seq>.json`` (a later check in
+        the same suite gets its own folder); the links, relative to the output directory, one
+        list per violation."""
+        folder = self.history_path().parent / "history-violations" / f"at-{checked}"
         links: list[list[str]] = []
         for number, violation in enumerate(violations[:limit], 1):
             pair: list[str] = []
@@ -60,8 +77,7 @@ class HistoryKeywords(Component):
                     continue
                 path = folder / f"{number}-{side}-seq{record.get('seq')}.json"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                clean = self.ctx.history.scrub(dict(record))
-                path.write_text(json.dumps(clean, indent=2, sort_keys=True, default=str))
+                path.write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
                 pair.append(self._relative(path))
             links.append(pair)
         return links
@@ -89,7 +105,7 @@ class HistoryKeywords(Component):
             return
         if violations:
             link = str(ended.path) if ended.path else None
-            logger.warn(failure_message(violations, link, limit=2))
+            logger.warn(failure_message(self._scrubbed(violations), link, limit=2))
 
     @keyword
     def history_should_satisfy_invariants(self) -> None:
@@ -128,7 +144,8 @@ class HistoryKeywords(Component):
         # The verdict goes into the history too: the test's picture shows it (it calls no node).
         history.info(None, CHECK_WHAT, verdict(len(records), violations))
         if violations:
-            record_links = self._record_artifacts(violations)
+            violations = self._scrubbed(violations)
+            record_links = self._record_artifacts(violations, len(records))
             anchors = [link, *(path for pair in record_links for path in pair)]
             logger.info(
                 " ".join(f'<a href="{html.escape(a)}">{html.escape(a)}</a>' for a in anchors),

@@ -60,6 +60,45 @@ def records_of(records: list[dict[str, Any]], test: str | None) -> list[dict[str
     return [record for record in records if record.get("test") == test]
 
 
+class HistoryTail:
+    """One history file read as it grows: each call parses only the whole lines appended since
+    the last and keeps the records by test. The listener draws a picture at every test's end;
+    reading the suite's whole file each time would cost the square of its length (a gate run
+    with many iterations). Another file, or the same path written anew (its first line, which
+    holds the first record's times, differs), is read from its start."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.head = b""
+        self.offset = 0
+        self.by_test: dict[str | None, list[dict[str, Any]]] = {}
+
+    def records_of(self, path: Path, test: str | None) -> list[dict[str, Any]]:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return []
+        with path.open("rb") as stream:
+            head = stream.readline()
+            if path != self.path or size < self.offset or head != self.head:
+                self.path, self.head, self.offset, self.by_test = path, head, 0, {}
+            stream.seek(self.offset)
+            chunk = stream.read(size - self.offset)
+        whole = chunk.rfind(b"\n") + 1  # a line still being written waits for the next call
+        self.offset += whole
+        for line in chunk[:whole].splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # as load_history: a picture of the rest is worth more than none
+            if isinstance(record, dict):
+                self.by_test.setdefault(record.get("test"), []).append(record)
+        return list(self.by_test.get(test, ()))
+
+
+_TAIL = HistoryTail()
+
+
 def timeline_of_test(
     output_dir: Path,
     suite: str,
@@ -72,7 +111,7 @@ def timeline_of_test(
 ) -> str | None:
     """The SVG of ``test`` (its full name) from its suite's history; ``None`` when it has none,
     unless ``draw_empty``: then a picture saying it recorded nothing (and where it failed)."""
-    records = records_of(load_history(history_path(output_dir, suite)), test)
+    records = _TAIL.records_of(history_path(output_dir, suite), test)
     if not records and not draw_empty:
         return None
     return render_timeline(
