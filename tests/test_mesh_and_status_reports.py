@@ -76,6 +76,18 @@ def test_a_trailing_slash_on_either_side_is_the_same_sync_server(address: str, u
 
 
 @pytest.mark.req("REF-23")
+def test_only_the_trailing_slash_is_trimmed_from_an_address() -> None:
+    """An address ending in a capital X keeps it (no other character is trimmed)."""
+    relay = "http://RELAY-X"
+    membership = [
+        {"node_id": "hetzner-1", "status": "active", "transport_address": HETZ},
+        {"node_id": "ovh-1", "status": "active", "transport_address": relay + "/"},
+    ]
+    assert expected_servers("hetzner-1", membership) == {"ovh-1": relay}
+    assert server_problems("hetzner-1", mesh(membership, server(relay + "/"))) == []
+
+
+@pytest.mark.req("REF-23")
 def test_a_peer_or_server_without_an_address_is_reported_with_an_empty_one() -> None:
     """No address is invented: an active peer without one is missing "()", a server without a url
     is a source that is no active member."""
@@ -91,6 +103,14 @@ def test_a_peer_or_server_without_an_address_is_reported_with_an_empty_one() -> 
     assert [text for text, _ in server_problems("hetzner-1", mesh(alone, server(None)))] == [
         "syncs from , which is no other active member"
     ]
+    nameless = DerivedServersJudge(IDS).judge(
+        {"hetzner-1": mesh(alone, server(None), server(OVH))}, {}
+    )
+    assert nameless.matrix is not None
+    assert nameless.matrix.cell("sync servers", "hetzner-1") == {
+        "expected": "(none)",
+        "actual": f", {OVH}",
+    }
 
 
 @pytest.mark.req("REF-23")
@@ -396,6 +416,9 @@ def test_secret_paths_are_reported_whatever_the_snapshot_shape() -> None:
     assert snapshot_secret_problems([{"private_key": "x"}]) == ["[0].private_key"]
     odd = {"nodes": [[{"private_key": "x"}]], "clusterMembership": [], "graphRuns": []}
     assert snapshot_secret_problems(odd) == ["nodes[0][0].private_key"]
+    # A key that only looks like a record path past the records names no record (and is no error).
+    beyond = {"nodes": [{"name": "hetzner-1"}], "nodes[1]": {"private_key": "x"}}
+    assert snapshot_secret_problems(beyond) == ["nodes[1].private_key"]
 
 
 def test_every_missing_membership_record_is_reported() -> None:
