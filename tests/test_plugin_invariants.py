@@ -671,3 +671,48 @@ def test_a_node_read_as_syncing_is_still_replaying_and_not_judged() -> None:
     h.rows("a", **{"node-b": ("decommissioned", T1)})
     read(h, "b")
     assert acknowledged_writes_survive(h.records) == []
+
+
+@pytest.mark.req("HIST-5")
+def test_reports_that_hold_the_generation_are_fine_and_a_split_names_the_report_before_it() -> None:
+    h = History()
+    start(h, "a")
+    job(h, "a", "succeeded", G2, G2)
+    generation(h, "a", G2, G2)
+    assert generation_holds_after_success(h.records) == []
+    start(h, "a", "j2")
+    job(h, "a", "succeeded", G1, G2, job_id="j2")
+    [violation] = generation_holds_after_success(h.records)
+    assert (violation.first["seq"], violation.second["seq"]) == (4, 7)
+
+
+@pytest.mark.req("HIST-5")
+def test_a_refused_start_still_releases_the_generation() -> None:
+    h = History()
+    start(h, "a")
+    job(h, "a", "succeeded", G2, G2)
+    h.add("invoke", "a", "rollout.start", {"plan_id": "p2"})
+    h.add("fail", "a", "rollout.start", {"error": "rollout-in-progress"})
+    job(h, "a", "succeeded", G2, G2)  # the old job's report sets nothing any more
+    generation(h, "a", G1, G1)
+    assert generation_holds_after_success(h.records) == []
+
+
+@pytest.mark.req("HIST-6")
+def test_a_node_known_by_its_own_name_read_as_syncing_is_not_judged_and_odd_rows_are_skipped() -> (
+    None
+):
+    h = History()
+    write(h, "a", "plugin.cases", case("c1"), {"run_id": RUN})
+    h.add("observation", "a", "cluster_nodes.list", {"b": {"status": "syncing"}, "x": "garbage"})
+    read(h, "b")
+    assert acknowledged_writes_survive(h.records) == []
+
+
+@pytest.mark.req("HIST-7")
+def test_an_event_read_again_unchanged_is_fine() -> None:
+    h = History()
+    event = {"id": "e1", "run_id": RUN, "created_at": T2}
+    for _ in range(2):
+        h.add("observation", "a", "plugin.state", {"status": 200, "body": {"events": [event]}})
+    assert plugin_values_never_go_back(h.records) == []
